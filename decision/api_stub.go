@@ -1,0 +1,42 @@
+package decision
+
+// TEMPORARY: signatures of the engine, so other packages compile while the
+// engine is written. The engine's author replaces this file.
+
+import (
+	"errors"
+	"time"
+)
+
+var errNotYet = errors.New("decision engine not built yet")
+
+// ParseRules reads a rules file (YAML, or JSON when it starts with '{').
+// Errors are *RulesError naming file, line and field.
+func ParseRules(file string, data []byte) ([]Rule, error) { return nil, errNotYet }
+
+// MarshalRules writes rules as a YAML rules file that ParseRules reads back
+// to the same rules.
+func MarshalRules(rules []Rule) []byte { return nil }
+
+// Index is an immutable, searchable rule set.
+type Index struct{}
+
+// Build checks rules and builds an Index. Errors (*RulesError) reject the
+// set; warnings are returned with the index.
+func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
+	return nil, nil, errNotYet
+}
+
+// Decide answers one request; the error is a *RequestError.
+func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
+	return Decision{}, errNotYet
+}
+
+// Len is the number of rules.
+func (ix *Index) Len() int { return 0 }
+
+// Rule returns the rule with the given id.
+func (ix *Index) Rule(id string) (Rule, bool) { return Rule{}, false }
+
+// Rules returns up to limit rules with ids greater than after, in id order.
+func (ix *Index) Rules(after string, limit int) []Rule { return nil }

@@ -1,0 +1,207 @@
+// Package decision decides HTTP redirects: given a request and a rule set it
+// answers the status code, Location, the method a client will use on the
+// follow-up request and cache advice, following RFC 9110, RFC 9111 and the
+// Fetch standard.
+//
+// It is a plain library: no network, no logging, no goroutines, no globals;
+// the clock is passed in. Rules live in an immutable Index built on
+// hashicorp/go-memdb, so a new Index can be built while readers keep using
+// the current one.
+package decision
+
+import (
+	"fmt"
+	"time"
+)
+
+// Intent is what a redirect means, independent of the status code that
+// expresses it for a given method and protocol (DESIGN.md section 3).
+type Intent uint8
+
+const (
+	// IntentUnspecified leaves the choice to the rule, then to the default
+	// (temporary, the reversible choice).
+	IntentUnspecified Intent = iota
+	// IntentPermanent: the resource has moved for good; clients may cache it.
+	IntentPermanent
+	// IntentTemporary: the resource is elsewhere for now.
+	IntentTemporary
+	// IntentSeeOther: the answer is another resource, fetched with GET.
+	IntentSeeOther
+)
+
+var intentNames = [...]string{"", "permanent", "temporary", "see_other"}
+
+// String returns the rules-file word for the intent ("" when unspecified).
+func (i Intent) String() string {
+	if int(i) < len(intentNames) {
+		return intentNames[i]
+	}
+	return fmt.Sprintf("Intent(%d)", uint8(i))
+}
+
+// ParseIntent reads a rules-file word: permanent, temporary or see_other.
+func ParseIntent(s string) (Intent, error) {
+	for i, name := range intentNames {
+		if name != "" && name == s {
+			return Intent(i), nil
+		}
+	}
+	return IntentUnspecified, fmt.Errorf("unknown intent %q; accepted: permanent, temporary, see_other", s)
+}
+
+// MatchKind says how a rule's path is compared with the request path.
+type MatchKind uint8
+
+const (
+	// MatchExact compares the whole normalised path.
+	MatchExact MatchKind = iota
+	// MatchPrefix matches whole leading segments; the rest is appended to To.
+	MatchPrefix
+	// MatchPattern matches ":name" segments and a trailing "*" (":splat").
+	MatchPattern
+	// MatchRegex matches an RE2 expression anchored on the whole path.
+	MatchRegex
+)
+
+var matchNames = [...]string{"exact", "prefix", "pattern", "regex"}
+
+// String returns the rules-file word for the match kind.
+func (k MatchKind) String() string {
+	if int(k) < len(matchNames) {
+		return matchNames[k]
+	}
+	return fmt.Sprintf("MatchKind(%d)", uint8(k))
+}
+
+// ParseMatchKind reads a rules-file word: exact, prefix, pattern or regex.
+func ParseMatchKind(s string) (MatchKind, error) {
+	for i, name := range matchNames {
+		if name == s {
+			return MatchKind(i), nil
+		}
+	}
+	return MatchExact, fmt.Errorf("unknown match %q; accepted: exact, prefix, pattern, regex", s)
+}
+
+// QueryPolicy says what happens to the request's query string.
+type QueryPolicy uint8
+
+const (
+	// QueryKeep merges the request query into the target's query (the
+	// target wins on equal keys).
+	QueryKeep QueryPolicy = iota
+	// QueryDrop discards the request query.
+	QueryDrop
+)
+
+// TrailingSlash says whether "/a" and "/a/" are the same path for a rule.
+type TrailingSlash uint8
+
+const (
+	// TrailingSlashIgnore matches "/a" and "/a/" alike.
+	TrailingSlashIgnore TrailingSlash = iota
+	// TrailingSlashStrict matches only the path as written.
+	TrailingSlashStrict
+)
+
+// Rule is one redirect rule, as written in a rules file (DESIGN.md section 4).
+// Zero values are the documented defaults.
+type Rule struct {
+	ID    string
+	Host  string // exact host, "*.suffix", or "" for any host
+	Path  string
+	Match MatchKind
+	To    string // absolute URL or absolute path
+	// Intent is the rule's default intent; a request's intent overrides it.
+	Intent Intent
+	// Status pins the status code (301, 302, 303, 307 or 308); 0 = from intent.
+	Status          int
+	Methods         []string // upper-case; empty = any method
+	Query           QueryPolicy
+	QueryStrip      []string // glob patterns of query parameter names
+	CaseInsensitive bool
+	TrailingSlash   TrailingSlash
+	// Headers restricts the rule to requests whose headers match: lower-case
+	// name to glob pattern ("" = header absent or empty). A decision made
+	// by such a rule carries Vary and private caching.
+	Headers map[string]string
+	// CacheMaxAge overrides the server's max-age; 0 = not set.
+	CacheMaxAge time.Duration
+	// Since is when the rule was created; it drives the permanent-cache ramp.
+	Since time.Time
+
+	// Line is the rule's line in its rules file (0 when not from a file).
+	Line int
+}
+
+// Request is what a caller knows about an HTTP request.
+type Request struct {
+	Method string
+	Scheme string // "http" or "https"; "" when unknown
+	Host   string // authority, may carry a port
+	// Target is the request target as sent: path with optional "?query",
+	// or absolute-form "https://host/p?q".
+	Target   string
+	Intent   Intent
+	Protocol string // "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"; "" = 1.1 or later
+	Headers  map[string]string // lower-case names
+	Explain  bool
+}
+
+// Decision is the answer for one request.
+type Decision struct {
+	// Redirect is false when no rule matched: pass the request on.
+	Redirect          bool
+	Status            int
+	Location          string
+	FollowUpMethod    string
+	FollowUpKeepsBody bool
+	Cache             CacheAdvice
+	// Headers are exactly the response headers to send.
+	Headers []Header
+	RuleID  string
+	// Explanation is filled when the request asked for it.
+	Explanation *Explanation
+}
+
+// CacheAdvice is how long a client or shared cache may keep the redirect.
+type CacheAdvice struct {
+	Cacheable    bool
+	MaxAge       time.Duration
+	CacheControl string
+}
+
+// Header is one response header.
+type Header struct {
+	Name, Value string
+}
+
+// Explanation tells how a decision was reached.
+type Explanation struct {
+	Host       string // normalised host used for matching
+	Path       string // normalised path used for matching
+	Candidates []Candidate
+}
+
+// Candidate is one rule the index considered, in the order considered.
+type Candidate struct {
+	RuleID  string
+	Scope   string // "example.com", "*.example.com" or "*" (any host)
+	Match   MatchKind
+	Applied bool
+	Reason  string
+}
+
+// Options tune how an Index decides.
+type Options struct {
+	// PermanentMaxAge is the max-age of 301/308 answers whose rule sets
+	// none; zero means DefaultPermanentMaxAge. Never unbounded: browsers
+	// keep an undated 301 forever.
+	PermanentMaxAge time.Duration
+	// FlattenChains makes A→B→C answer A→C directly.
+	FlattenChains bool
+}
+
+// DefaultPermanentMaxAge is one day.
+const DefaultPermanentMaxAge = 24 * time.Hour
