@@ -144,7 +144,7 @@ type Request struct {
 	// or absolute-form "https://host/p?q".
 	Target   string
 	Intent   Intent
-	Protocol string // "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"; "" = 1.1 or later
+	Protocol string            // "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"; "" = 1.1 or later
 	Headers  map[string]string // lower-case names
 	Explain  bool
 }
