@@ -1,0 +1,203 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is everything the daemon can be told at start. Every field has a
+// flag and a REDIRECTD_* environment variable (see ParseConfig).
+type Config struct {
+	// GRPCAddr is the public gRPC listener: Decide, Envoy Check, health,
+	// reflection.
+	GRPCAddr string
+	// HTTPAddr is the HTTP listener: /healthz, /readyz, /metrics,
+	// forward-auth.
+	HTTPAddr string
+	// AdminAddr is the admin gRPC listener (RuleService); "" disables it.
+	AdminAddr string
+	// AdminInsecurePublic allows a non-loopback AdminAddr without a token
+	// or mTLS, for networks that are private by other means.
+	AdminInsecurePublic bool
+
+	// Rules is the rules file; "" serves the built-in example.
+	Rules string
+	// PermanentMaxAge is the max-age of 301/308 answers whose rule sets none.
+	PermanentMaxAge time.Duration
+	// FlattenChains makes A→B→C answer A→C directly.
+	FlattenChains bool
+
+	// ShutdownTimeout bounds the graceful stop; in-flight calls still
+	// running after it are cut.
+	ShutdownTimeout time.Duration
+
+	// LogFormat is "json" or "text"; LogLevel is debug, info, warn or error.
+	LogFormat string
+	LogLevel  slog.Level
+
+	// TLS for the public gRPC listener (both files, or neither). With
+	// TLSClientCA set, clients must present a certificate it signed (mTLS).
+	TLSCert, TLSKey, TLSClientCA string
+	// AdminTokenFile holds the bearer token admin calls must carry.
+	AdminTokenFile string
+	// TLS for the admin listener; AdminClientCA requires client
+	// certificates (mTLS).
+	AdminTLSCert, AdminTLSKey, AdminClientCA string
+}
+
+// DefaultConfig is the configuration with no flags and no environment.
+func DefaultConfig() Config {
+	return Config{
+		GRPCAddr:        ":50051",
+		HTTPAddr:        ":8080",
+		AdminAddr:       "127.0.0.1:50052",
+		PermanentMaxAge: 24 * time.Hour,
+		ShutdownTimeout: 15 * time.Second,
+		LogFormat:       "json",
+		LogLevel:        slog.LevelInfo,
+	}
+}
+
+// EnvPrefix starts every environment variable that stands for a flag:
+// --grpc-addr is REDIRECTD_GRPC_ADDR.
+const EnvPrefix = "REDIRECTD_"
+
+// EnvName is the environment variable standing for the flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// flagSet binds every flag to c. The order here is the order of --help
+// and of README's configuration table.
+func (c *Config) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "public gRPC listen address (Decide, Envoy Check, health, reflection)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (/healthz, /readyz, /metrics, forward-auth)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `admin gRPC listen address (RuleService); "" disables it`)
+	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS")
+	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON); empty serves the built-in example")
+	fs.DurationVar(&c.PermanentMaxAge, "permanent-max-age", c.PermanentMaxAge, "max-age of 301/308 answers whose rule sets no cache_max_age")
+	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop may take before open calls are cut")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for the public gRPC listener (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle; public gRPC clients must present a certificate it signed (mTLS)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "file holding the bearer token admin calls must carry")
+	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", c.AdminTLSCert, "PEM certificate for the admin listener (with --admin-tls-key)")
+	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", c.AdminTLSKey, "PEM private key for --admin-tls-cert")
+	fs.StringVar(&c.AdminClientCA, "admin-client-ca", c.AdminClientCA, "PEM CA bundle; admin clients must present a certificate it signed (mTLS)")
+	return fs
+}
+
+// ParseConfig reads flags from args and, for every flag not given, its
+// REDIRECTD_* environment variable through getenv. A flag that is given
+// wins over the environment. help receives usage text on -h.
+func ParseConfig(name string, args []string, getenv func(string) string, help io.Writer) (Config, error) {
+	cfg := DefaultConfig()
+	fs := cfg.flagSet(name)
+	fs.SetOutput(help)
+	fs.Usage = func() {
+		fmt.Fprintf(help, "Usage of %s (every flag also reads %sNAME, e.g. %s):\n", name, EnvPrefix, EnvName("grpc-addr"))
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), name)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		v := getenv(env)
+		if given[f.Name] || v == "" {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("environment %s=%q: %v (flag --%s: %s)", env, v, err, f.Name, f.Usage))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports settings that cannot work together, naming the flags.
+func (c Config) Validate() error {
+	var errs []error
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("--grpc-addr is empty; give a listen address such as :50051"))
+	}
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("--http-addr is empty; give a listen address such as :8080"))
+	}
+	if c.PermanentMaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("--permanent-max-age %v: must be positive (browsers keep an undated 301 forever)", c.PermanentMaxAge))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: must not be negative", c.ShutdownTimeout))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format %q: accepted: json, text", c.LogFormat))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together: give both or neither"))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--tls-client-ca needs --tls-cert and --tls-key: mTLS runs over TLS"))
+	}
+	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
+		errs = append(errs, errors.New("--admin-tls-cert and --admin-tls-key go together: give both or neither"))
+	}
+	if c.AdminClientCA != "" && c.AdminTLSCert == "" {
+		errs = append(errs, errors.New("--admin-client-ca needs --admin-tls-cert and --admin-tls-key: mTLS runs over TLS"))
+	}
+	if c.AdminAddr != "" && !c.AdminInsecurePublic && !c.adminAuthenticated() {
+		if loopback, err := isLoopbackAddr(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--admin-addr %q: %v", c.AdminAddr, err))
+		} else if !loopback {
+			errs = append(errs, fmt.Errorf("--admin-addr %q is not a loopback address: anyone who reaches it could change the rules; "+
+				"set --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// adminAuthenticated reports whether admin callers must prove who they are.
+func (c Config) adminAuthenticated() bool {
+	return c.AdminTokenFile != "" || c.AdminClientCA != ""
+}
+
+// isLoopbackAddr reports whether a listen address binds loopback only. An
+// empty host ("":50052) binds every interface, so it is not loopback.
+func isLoopbackAddr(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// NewLogger returns the daemon's logger as configured, writing to w.
+func NewLogger(c Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
