@@ -1,0 +1,217 @@
+package decision
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// okRule is a valid rule each case changes one thing of.
+func okRule(change func(r *Rule)) Rule {
+	r := Rule{ID: "r1", Path: "/old", To: "/new", Line: 7}
+	if change != nil {
+		change(&r)
+	}
+	return r
+}
+
+func TestCheckRule(t *testing.T) {
+	tests := []struct {
+		name string
+		rule Rule
+		want []string // Problem.String() of each problem, in order
+	}{
+		{"valid exact", okRule(nil), nil},
+		{"valid everything", okRule(func(r *Rule) {
+			r.Host, r.Match, r.Path, r.To = "*.example.org", MatchPattern, "/blog/:year/:slug/*", "https://example.com/:year/:slug/:splat?from=blog#top"
+			r.Intent, r.Status, r.Methods = IntentPermanent, 308, []string{"GET", "HEAD", "PROPFIND"}
+			r.Query, r.QueryStrip, r.CaseInsensitive, r.TrailingSlash = QueryDrop, []string{"utm_*", "fbclid"}, true, TrailingSlashStrict
+			r.Headers = map[string]string{"accept-language": "de*", "x-empty": ""}
+			r.CacheMaxAge, r.Since = time.Hour, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		}), nil},
+		{"valid regex", okRule(func(r *Rule) {
+			r.Match, r.Path, r.To = MatchRegex, `^/p/(?P<id>[0-9]+)/(.*)$`, "https://example.com:8443/items/${id}/$2?x=$$1"
+		}), nil},
+		{"valid url with IPv6 host", okRule(func(r *Rule) { r.To = "http://[2001:db8::1]:8080/x" }), nil},
+
+		{"missing id", okRule(func(r *Rule) { r.ID = "" }),
+			[]string{`7: id: missing; every rule needs a unique id, such as docs-moved`}},
+		{"id with space", okRule(func(r *Rule) { r.ID = "a b" }),
+			[]string{`7: rule "a b": id: "a b" contains a space; accepted: letters, digits and punctuation without spaces, such as docs-moved`}},
+		{"id with control character", okRule(func(r *Rule) { r.ID = "a\x00" }),
+			[]string{`7: rule "a\x00": id: contains the control character U+0000`}},
+
+		{"missing path", okRule(func(r *Rule) { r.Path = "" }),
+			[]string{`7: rule "r1": path: missing; accepted: an absolute path such as /docs (or a regex for match: regex)`}},
+		{"relative path", okRule(func(r *Rule) { r.Path = "old" }),
+			[]string{`7: rule "r1": path: "old" does not start with '/'; accepted: an absolute path such as /docs`}},
+		{"path with query", okRule(func(r *Rule) { r.Path = "/old?x=1" }),
+			[]string{`7: rule "r1": path: "/old?x=1" contains '?' or '#'; rules match the path only, without query or fragment`}},
+		{"path with dot segments", okRule(func(r *Rule) { r.Path = "/a/../b//c/" }),
+			[]string{`7: rule "r1": path: "/a/../b//c/" has dot segments or '//'; request paths are normalised before matching, so it could never match; write "/b/c/"`}},
+		{"path too long", okRule(func(r *Rule) { r.Path = "/" + strings.Repeat("a", 8192) }),
+			[]string{`7: rule "r1": path: is 8193 bytes long; accepted: at most 8192 (longer request paths are refused)`}},
+		{"prefix with trailing slash warns", okRule(func(r *Rule) { r.Match, r.Path = MatchPrefix, "/docs/" }),
+			[]string{`7: warning: rule "r1": path: prefix "/docs/" ends with '/'; prefixes match whole segments and trailing_slash is ignore, so it means "/docs" (matching it and everything under it); write that, or set trailing_slash: strict to leave out "/docs" itself`}},
+		{"prefix with trailing slash, strict", okRule(func(r *Rule) {
+			r.Match, r.Path, r.TrailingSlash = MatchPrefix, "/docs/", TrailingSlashStrict
+		}), nil},
+		{"prefix root", okRule(func(r *Rule) { r.Match, r.Path = MatchPrefix, "/" }), nil},
+
+		{"pattern star not last", okRule(func(r *Rule) { r.Match, r.Path = MatchPattern, "/a/*/b" }),
+			[]string{`7: rule "r1": path: pattern "/a/*/b" has '*' before the last segment; '*' is accepted only as the whole last segment (captured as :splat)`}},
+		{"pattern star inside segment", okRule(func(r *Rule) { r.Match, r.Path = MatchPattern, "/a/b*" }),
+			[]string{`7: rule "r1": path: pattern "/a/b*" has '*' inside the segment "b*"; '*' is accepted only as the whole last segment (captured as :splat)`}},
+		{"pattern bad name", okRule(func(r *Rule) { r.Match, r.Path = MatchPattern, "/a/:1x" }),
+			[]string{`7: rule "r1": path: pattern "/a/:1x" has the parameter ":1x"; accepted: ':' then a letter or '_' then letters, digits or '_', as the whole segment, such as /blog/:year/:slug`}},
+		{"pattern duplicate name", okRule(func(r *Rule) { r.Match, r.Path = MatchPattern, "/:a/:a" }),
+			[]string{`7: rule "r1": path: pattern "/:a/:a" uses the parameter :a twice; each name may appear once`}},
+		{"pattern splat as name", okRule(func(r *Rule) { r.Match, r.Path = MatchPattern, "/:splat" }),
+			[]string{`7: rule "r1": path: pattern "/:splat" uses :splat as a parameter; that name is kept for what a trailing '*' captures`}},
+		{"pattern unknown capture in to", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchPattern, "/blog/:slug", "/posts/:name" }),
+			[]string{`7: rule "r1": to: :name refers to a capture the path does not define; accepted: :slug`}},
+		{"pattern splat without star", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchPattern, "/blog", "/posts/:splat" }),
+			[]string{`7: rule "r1": to: :splat refers to a capture the path does not define; the path defines none`}},
+
+		{"bad regex", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "/a/(b" }),
+			[]string{"7: rule \"r1\": path: is not a valid RE2 regular expression: missing closing ): `/a/(b`"}},
+		{"regex lookahead", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "/a(?=b)" }),
+			[]string{"7: rule \"r1\": path: is not a valid RE2 regular expression: invalid or unsupported Perl syntax: `(?=`"}},
+		{"regex that cannot match", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "old/(.*)" }),
+			[]string{`7: rule "r1": path: regex "old/(.*)" starts with "old/", so it can never match a path, which starts with '/'`}},
+		{"regex unknown group number", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchRegex, "/a/(.*)", "/b/$2" }),
+			[]string{`7: rule "r1": to: $2 refers to a capture the path does not define; accepted: ${1}`}},
+		{"regex unknown group name", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchRegex, "/a/(?P<x>.*)", "/b/${y}" }),
+			[]string{`7: rule "r1": to: ${y} refers to a capture the path does not define; accepted: ${1}, ${x}`}},
+		{"regex $1x is a name, as in regexp.Expand", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchRegex, "/a/(.*)", "/b/$1x" }),
+			[]string{`7: rule "r1": to: $1x refers to a capture the path does not define; accepted: ${1}`}},
+		{"capture in host, regex", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchRegex, "/(.*)", "https://$1.example.com/" }),
+			[]string{`7: rule "r1": to: the capture $1 is in the scheme or host of "https://$1.example.com/"; captures may appear only in the path, query or fragment (open-redirect guard)`}},
+		{"capture in scheme, regex", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchRegex, "/(?P<s>https?)/(.*)", "${s}://example.com/$2" }),
+			[]string{`7: rule "r1": to: the capture ${s} is in the scheme or host of "${s}://example.com/$2"; captures may appear only in the path, query or fragment (open-redirect guard)`}},
+		{"capture in host, pattern", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchPattern, "/go/:site/*", "https://:site/:splat" }),
+			[]string{`7: rule "r1": to: the capture :site is in the scheme or host of "https://:site/:splat"; captures may appear only in the path, query or fragment (open-redirect guard)`}},
+
+		{"missing to", okRule(func(r *Rule) { r.To = "" }),
+			[]string{`7: rule "r1": to: missing; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to with CRLF", okRule(func(r *Rule) { r.To = "/new\r\nSet-Cookie: a=b" }),
+			[]string{`7: rule "r1": to: contains CR or LF, which would split the Location header (response splitting); accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to with tab", okRule(func(r *Rule) { r.To = "/new\tx" }),
+			[]string{`7: rule "r1": to: contains the control character U+0009; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to with space", okRule(func(r *Rule) { r.To = "/a b" }),
+			[]string{`7: rule "r1": to: "/a b" contains a space; write it percent-encoded as %20`}},
+		{"to starting with //", okRule(func(r *Rule) { r.To = "//evil.example/" }),
+			[]string{`7: rule "r1": to: "//evil.example/" starts with "//", which browsers read as another host (open redirect); accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to with backslash", okRule(func(r *Rule) { r.To = `/\evil.example` }),
+			[]string{`7: rule "r1": to: "/\\evil.example" contains a backslash, which browsers read as '/' (so /\host is an open redirect); write '/' or %5C`}},
+		{"to non-ASCII", okRule(func(r *Rule) { r.To = "/café" }),
+			[]string{`7: rule "r1": to: "/café" contains the non-ASCII character 'é'; a Location is ASCII (RFC 9110 section 10.2.2), so write it percent-encoded as %C3%A9`}},
+		{"to relative", okRule(func(r *Rule) { r.To = "new" }),
+			[]string{`7: rule "r1": to: "new" is neither an absolute path nor an absolute URL; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to javascript", okRule(func(r *Rule) { r.To = "javascript://x/%0aalert(1)" }),
+			[]string{`7: rule "r1": to: "javascript://x/%0aalert(1)" has the scheme "javascript"; only http and https are redirect targets; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to upper-case scheme", okRule(func(r *Rule) { r.To = "HTTPS://example.com/" }),
+			[]string{`7: rule "r1": to: "HTTPS://example.com/" has the scheme "HTTPS"; write it lower-case; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to without host", okRule(func(r *Rule) { r.To = "https:///x" }),
+			[]string{`7: rule "r1": to: "https:///x" has no host; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to with userinfo", okRule(func(r *Rule) { r.To = "https://example.com@evil.example/" }),
+			[]string{`7: rule "r1": to: "https://example.com@evil.example/" has user information (user@host), which hides the real host from a reader; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+		{"to with bad port", okRule(func(r *Rule) { r.To = "https://example.com:99999/" }),
+			[]string{`7: rule "r1": to: "https://example.com:99999/" has the invalid port "99999" (ports are 1 to 65535); accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`}},
+
+		{"bad status", okRule(func(r *Rule) { r.Status = 404 }),
+			[]string{`7: rule "r1": status: 404 is not a redirect status; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`}},
+		{"lower-case method", okRule(func(r *Rule) { r.Methods = []string{"get"} }),
+			[]string{`7: rule "r1": methods: "get" is not upper-case; method names are case-sensitive (RFC 9110 section 9.1), write "GET"`}},
+		{"invalid method", okRule(func(r *Rule) { r.Methods = []string{"GE T"} }),
+			[]string{`7: rule "r1": methods: "GE T" is not a method name; accepted: HTTP method tokens such as GET, HEAD, POST (RFC 9110 section 9)`}},
+		{"duplicate method", okRule(func(r *Rule) { r.Methods = []string{"GET", "GET"} }),
+			[]string{`7: rule "r1": methods: "GET" is listed twice`}},
+
+		{"host with port", okRule(func(r *Rule) { r.Host = "example.com:8080" }),
+			[]string{`7: rule "r1": host: "example.com:8080" has a port; the port is dropped from request hosts before matching, so write the host name only`}},
+		{"host with scheme", okRule(func(r *Rule) { r.Host = "https://example.com" }),
+			[]string{`7: rule "r1": host: "https://example.com" has a scheme; write the host name only; accepted: a lower-case host name such as www.example.com, a wildcard such as *.example.com, or no host for any host`}},
+		{"host with path", okRule(func(r *Rule) { r.Host = "example.com/docs" }),
+			[]string{`7: rule "r1": host: "example.com/docs" has a path; write the host name only; accepted: a lower-case host name such as www.example.com, a wildcard such as *.example.com, or no host for any host`}},
+		{"host upper-case", okRule(func(r *Rule) { r.Host = "Example.com" }),
+			[]string{`7: rule "r1": host: "Example.com" has upper-case letters; host names are compared in lower case, so write "example.com"`}},
+		{"host trailing dot", okRule(func(r *Rule) { r.Host = "example.com." }),
+			[]string{`7: rule "r1": host: "example.com." ends with a dot; the trailing dot is dropped from request hosts before matching, so write "example.com"`}},
+		{"host star alone", okRule(func(r *Rule) { r.Host = "*" }),
+			[]string{`7: rule "r1": host: "*" is not a host; omit host to match any host`}},
+		{"host star inside", okRule(func(r *Rule) { r.Host = "www.*.example.com" }),
+			[]string{`7: rule "r1": host: "www.*.example.com": '*' is accepted only as the whole first label, as in *.example.com; accepted: a lower-case host name such as www.example.com, a wildcard such as *.example.com, or no host for any host`}},
+		{"host empty label", okRule(func(r *Rule) { r.Host = "a..b" }),
+			[]string{`7: rule "r1": host: "a..b" has an empty label; accepted: a lower-case host name such as www.example.com, a wildcard such as *.example.com, or no host for any host`}},
+		{"host non-ASCII", okRule(func(r *Rule) { r.Host = "bücher.example" }),
+			[]string{`7: rule "r1": host: "bücher.example" has non-ASCII characters; write the punycode (xn--) form; accepted: a lower-case host name such as www.example.com, a wildcard such as *.example.com, or no host for any host`}},
+
+		{"bad query_strip glob", okRule(func(r *Rule) { r.QueryStrip = []string{"utm_[", ""} }),
+			[]string{
+				`7: rule "r1": query_strip: "utm_[" is not a valid glob (* ? [a-z] \x); accepted: parameter names or globs such as utm_*`,
+				`7: rule "r1": query_strip: empty entry; accepted: parameter names or globs such as utm_* or fbclid`,
+			}},
+		{"bad headers", okRule(func(r *Rule) {
+			r.Headers = map[string]string{"Accept-Language": "de", "x y": "a", "cookie": "[z"}
+		}), []string{
+			`7: rule "r1": headers: "Accept-Language" is not lower-case; request header names are compared lower-case, write "accept-language"`,
+			`7: rule "r1": headers: cookie: "[z" is not a valid glob (* ? [a-z] \x); accepted: a glob such as de* (empty = header absent or empty)`,
+			`7: rule "r1": headers: "x y" is not a header name; accepted: lower-case header names such as accept-language`,
+		}},
+		{"negative cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = -time.Second }),
+			[]string{`7: rule "r1": cache_max_age: -1 is negative; accepted: a number of seconds >= 0`}},
+		{"sub-second cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = 1500 * time.Millisecond }),
+			[]string{`7: rule "r1": cache_max_age: 1.5s is not a whole number of seconds; Cache-Control max-age counts seconds (RFC 9111 section 1.2.2)`}},
+		{"enums out of range", okRule(func(r *Rule) { r.Match, r.Intent, r.Query, r.TrailingSlash = 9, 9, 9, 9 }),
+			[]string{
+				`7: rule "r1": match: MatchKind(9) is not a match kind; accepted: exact, prefix, pattern, regex`,
+				`7: rule "r1": intent: Intent(9) is not an intent; accepted: permanent, temporary, see_other`,
+				`7: rule "r1": query: QueryPolicy(9) is not a query policy; accepted: keep, drop`,
+				`7: rule "r1": trailing_slash: TrailingSlash(9) is not a trailing-slash policy; accepted: ignore, strict`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.rule
+			got := problemStrings(checkRule(&r))
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("checkRule problems:\n got: %q\nwant: %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckIDs(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules []Rule
+		want  []string
+	}{
+		{"unique", []Rule{{ID: "a", Line: 2}, {ID: "b", Line: 5}}, nil},
+		{"duplicate names the first line", []Rule{{ID: "a", Line: 2}, {ID: "b", Line: 5}, {ID: "a", Line: 9}, {ID: "a", Line: 12}},
+			[]string{
+				`9: rule "a": id: duplicate id, first used at line 2; every rule needs its own id`,
+				`12: rule "a": id: duplicate id, first used at line 2; every rule needs its own id`,
+			}},
+		{"duplicate without lines names the index", []Rule{{ID: "x"}, {ID: "x"}},
+			[]string{`rule "x": id: duplicate id, first used at rules[0]; every rule needs its own id`}},
+		{"missing ids are checkRule's", []Rule{{}, {}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := problemStrings(checkIDs(tt.rules))
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("checkIDs problems:\n got: %q\nwant: %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func problemStrings(ps []Problem) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
+}
