@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/redirectd/redirectd/decision"
+)
+
+func runLint(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("lint", "[--strict] [--flatten-chains] FILE...", stderr)
+	strict := fs.Bool("strict", false, "exit 1 on warnings too, not only on errors")
+	flatten := fs.Bool("flatten-chains", false, "check as a daemon started with --flatten-chains does")
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return usagef("want at least one rules FILE")
+	}
+	failed := false
+	for _, file := range files {
+		r := lintFile(file, decision.Options{FlattenChains: *flatten})
+		for _, p := range r.problems {
+			fmt.Fprintln(stdout, p.String())
+		}
+		fmt.Fprintf(stdout, "%s: %s, %s, %s\n", file, plural(r.rules, "rule"), plural(r.errors, "error"), plural(r.warnings, "warning"))
+		failed = failed || r.errors > 0 || (*strict && r.warnings > 0)
+	}
+	if failed {
+		return errFailed
+	}
+	return nil
+}
+
+// lintReport is what lint found in one file.
+type lintReport struct {
+	problems                []decision.Problem // in line order
+	rules, errors, warnings int
+	seen                    map[decision.Problem]bool
+}
+
+// lintFile parses and builds file as the daemon would and collects every
+// problem: parse errors, or build errors and warnings.
+func lintFile(file string, opts decision.Options) lintReport {
+	var r lintReport
+	data, err := os.ReadFile(file)
+	if err != nil {
+		r.add(decision.Problem{File: file, Message: err.Error()})
+		return r
+	}
+	rules, err := decision.ParseRules(file, data)
+	if err != nil {
+		r.addErr(file, err)
+		return r
+	}
+	r.rules = len(rules)
+	_, warnings, err := decision.Build(rules, opts)
+	for _, w := range warnings {
+		r.add(w)
+	}
+	if err != nil {
+		r.addErr(file, err)
+	}
+	sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Line < r.problems[j].Line })
+	return r
+}
+
+func (r *lintReport) addErr(file string, err error) {
+	var rerr *decision.RulesError
+	if !errors.As(err, &rerr) {
+		r.add(decision.Problem{File: file, Message: err.Error()})
+		return
+	}
+	for _, p := range rerr.Problems {
+		r.add(p)
+	}
+}
+
+// add counts p once: Build may report a warning both in its warnings and
+// in the RulesError that rejects the set.
+func (r *lintReport) add(p decision.Problem) {
+	if r.seen[p] {
+		return
+	}
+	if r.seen == nil {
+		r.seen = make(map[decision.Problem]bool)
+	}
+	r.seen[p] = true
+	if p.Severity == decision.SeverityWarning {
+		r.warnings++
+	} else {
+		r.errors++
+	}
+	r.problems = append(r.problems, p)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -1,0 +1,292 @@
+// Command redirectctl asks redirectd for decisions, checks rules files and
+// runs rule test cases; `redirectctl help` lists its commands.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redirectd/redirectd/client"
+	"github.com/redirectd/redirectd/decision"
+)
+
+// command is one redirectctl subcommand. run gets the arguments after the
+// command's name; it reports failures by returning an error (printed to
+// stderr, exit 1), usageError (exit 2) or errFailed (exit 1, already
+// reported on stdout).
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands is the table of subcommands, in the order `help` lists them.
+// Adding a command is one line here and a file with its run function.
+var commands = []command{
+	{"decide", "ask for the decision on one request, from a server or a rules file", runDecide},
+	{"lint", "check rules files: every error and warning with file:line", runLint},
+	{"test", "run a file of request → expected answer cases against rules (a CI gate)", runTest},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errFailed says the command has already reported what failed (a lint
+// error, a failed test case) and only the exit status remains to set.
+var errFailed = errors.New("failed")
+
+// usageError is a mistake in the command line; it exits 2, as flag does.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// run is main without the process: it returns the exit status, so tests
+// call it with buffers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printHelp(stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && name == "help" {
+			// "help decide" prints decide's own usage.
+			return run(ctx, []string{args[1], "-h"}, stdout, stderr)
+		}
+		printHelp(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		var usage usageError
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errFailed):
+			return 1
+		case errors.As(err, &usage):
+			fmt.Fprintf(stderr, "redirectctl %s: %s\nrun 'redirectctl help %s' for usage\n", name, usage.msg, name)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "redirectctl %s: %v\n", name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "redirectctl: unknown command %q\n", name)
+	printHelp(stderr)
+	return 2
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "redirectctl talks to redirectd and checks rules files.")
+	fmt.Fprintln(w, "\nusage: redirectctl COMMAND [flags] [args]\n\ncommands:")
+	width := 0
+	for _, c := range commands {
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nrun 'redirectctl help COMMAND' for a command's flags")
+}
+
+// newFlagSet returns a FlagSet for a command whose -h prints
+// "usage: redirectctl NAME ARGS" and the flags.
+func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: redirectctl %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments ("test cases.yaml --rules rules.yaml"), which the
+// flag package alone stops at; "--" ends the flags.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// connection is how a command reaches a redirectd listener: the address
+// and its transport security. Plaintext is chosen for a loopback address
+// (the daemon's default listener), TLS with the system roots otherwise;
+// --insecure and --ca/--cert/--key override that.
+type connection struct {
+	addr       string
+	insecure   bool
+	ca         string
+	cert, key  string
+	serverName string
+	timeout    time.Duration
+	fs         *flag.FlagSet
+}
+
+// register adds the connection flags to fs; defaultAddr is "" when the
+// command has another backend (--rules) and needs --server to use one.
+func (c *connection) register(fs *flag.FlagSet, defaultAddr string) {
+	c.fs = fs
+	fs.StringVar(&c.addr, "server", defaultAddr, "redirectd gRPC `address` (host:port)")
+	fs.BoolVar(&c.insecure, "insecure", false, "plaintext, no TLS (default: true for a loopback address such as localhost:50051)")
+	fs.StringVar(&c.ca, "ca", "", "PEM `file` of CA certificates to verify the server with (implies TLS)")
+	fs.StringVar(&c.cert, "cert", "", "PEM client certificate `file` for mTLS (with --key)")
+	fs.StringVar(&c.key, "key", "", "PEM client key `file` for mTLS (with --cert)")
+	fs.StringVar(&c.serverName, "server-name", "", "TLS server `name` to verify, when it differs from the address")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of each call")
+}
+
+// set reports whether the flag called name was given on the command line.
+func (c *connection) set(name string) bool {
+	found := false
+	c.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
+
+// clientOptions turns the flags into client options.
+func (c *connection) clientOptions() ([]client.Option, error) {
+	opts := []client.Option{client.WithTimeout(c.timeout)}
+	wantsTLS := c.ca != "" || c.cert != "" || c.key != "" || c.serverName != ""
+	plaintext := c.insecure
+	if !c.set("insecure") {
+		plaintext = isLoopback(c.addr) && !wantsTLS
+	}
+	if plaintext {
+		if wantsTLS {
+			return nil, usagef("--insecure cannot be combined with --ca, --cert, --key or --server-name")
+		}
+		return append(opts, client.WithInsecure()), nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.serverName}
+	if c.ca != "" {
+		pem, err := os.ReadFile(c.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificate found", c.ca)
+		}
+	}
+	if (c.cert == "") != (c.key == "") {
+		return nil, usagef("--cert and --key go together")
+	}
+	if c.cert != "" {
+		pair, err := tls.LoadX509KeyPair(c.cert, c.key)
+		if err != nil {
+			return nil, fmt.Errorf("--cert/--key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return append(opts, client.WithTLS(cfg)), nil
+}
+
+// dial returns a Client for the flags.
+func (c *connection) dial() (*client.Client, error) {
+	opts, err := c.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(c.addr, opts...)
+}
+
+// isLoopback reports whether addr ("host:port") names this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// offlineRules are the flags of a command that can answer from a rules file
+// with the same engine the daemon uses, and the daemon's options for it.
+type offlineRules struct {
+	file            string
+	permanentMaxAge time.Duration
+	flattenChains   bool
+	now             string
+}
+
+func (o *offlineRules) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.file, "rules", "", "answer offline from this rules `file` instead of a server")
+	fs.DurationVar(&o.permanentMaxAge, "permanent-max-age", decision.DefaultPermanentMaxAge, "with --rules: max-age of 301/308 answers whose rule sets none (as the daemon's flag)")
+	fs.BoolVar(&o.flattenChains, "flatten-chains", false, "with --rules: answer A→C for a chain A→B→C (as the daemon's flag)")
+	fs.StringVar(&o.now, "now", "", "with --rules: the clock, RFC 3339 (default: the current time); makes the cache ramp of rules with since repeatable")
+}
+
+// load parses and builds the rules file; warnings are returned, errors
+// (every problem, with file:line) reject it.
+func (o *offlineRules) load() (*client.Offline, []decision.Problem, error) {
+	clock := time.Now
+	if o.now != "" {
+		t, err := time.Parse(time.RFC3339, o.now)
+		if err != nil {
+			return nil, nil, usagef("--now %q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", o.now)
+		}
+		clock = func() time.Time { return t }
+	}
+	ix, warnings, err := buildRules(o.file, decision.Options{
+		PermanentMaxAge: o.permanentMaxAge,
+		FlattenChains:   o.flattenChains,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return client.NewOffline(ix, clock), warnings, nil
+}
+
+// buildRules reads, parses and builds a rules file.
+func buildRules(file string, opts decision.Options) (*decision.Index, []decision.Problem, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	rules, err := decision.ParseRules(file, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return decision.Build(rules, opts)
+}
