@@ -1,0 +1,49 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable writes r as the table `redirectctl bench` prints at the end.
+func WriteTable(w io.Writer, r *Result) error {
+	mode := "closed loop"
+	if r.Rate > 0 {
+		mode = fmt.Sprintf("fixed rate %.0f/s", r.Rate)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s, %s, %d callers, %d connections, %v measured after %v warm-up\t\n",
+		r.RPC, mode, r.Concurrency, r.Conns, r.Duration, r.Warmup)
+	fmt.Fprintf(tw, "calls\t%d\t(redirects %d, passes %d)\t\n", r.Calls, r.Redirects, r.Passes)
+	fmt.Fprintf(tw, "throughput\t%.0f\tcalls/s\t\n", r.Throughput)
+	fmt.Fprintf(tw, "errors\t%d\t%s\t\n", r.Failed(), errorList(r.Errors))
+	if r.Rate > 0 {
+		fmt.Fprintf(tw, "behind schedule\t%d\tcalls sent >1ms late (not enough callers, or the client box is saturated)\t\n", r.Behind)
+		if r.Unsent > 0 {
+			fmt.Fprintf(tw, "unsent\t%d\tscheduled calls never sent (run stopped)\t\n", r.Unsent)
+		}
+	}
+	fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+	fmt.Fprintln(tw, "latency (ms)\tp50\tp90\tp99\tp99.9\tmax\tmean\t")
+	for _, row := range []struct {
+		name string
+		s    Summary
+	}{{"from schedule", r.Latency}, {"service", r.Service}} {
+		s := row.s
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", row.name,
+			msf(s.P50), msf(s.P90), msf(s.P99), msf(s.P999), msf(s.Max), msf(s.Mean))
+	}
+	return tw.Flush()
+}
+
+func errorList(errs map[string]uint64) string {
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(errs)) {
+		parts = append(parts, fmt.Sprintf("%s %d", code, errs[code]))
+	}
+	return strings.Join(parts, ", ")
+}
