@@ -63,3 +63,9 @@ func (e *Engine) Ready() bool { return e.current.Load() != nil }
 
 // Swap publishes s; readers still holding the previous Snapshot finish on it.
 func (e *Engine) Swap(s *Snapshot) { e.current.Store(s) }
+
+// SetObserver installs fn, told of every decision (metrics, hit counts,
+// the sampled decision log). Call it before the Engine serves.
+func (e *Engine) SetObserver(fn func(req *decision.Request, d *decision.Decision, err error, took time.Duration)) {
+	e.observe = fn
+}

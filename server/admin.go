@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/redirectd/redirectd/decision"
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
+)
+
+// Page sizes of ListRules (AIP-158: a size above the maximum is lowered to
+// it, not refused).
+const (
+	defaultListPageSize = 100
+	maxListPageSize     = 1000
+)
+
+// RuleService is the admin API over a RuleStore. Every change goes through
+// RuleStore.Update, so it is durable before it is acknowledged.
+type RuleService struct {
+	redirectv1.UnimplementedRuleServiceServer
+	store *RuleStore
+	log   *slog.Logger
+}
+
+var _ redirectv1.RuleServiceServer = (*RuleService)(nil)
+
+// NewRuleService returns the admin API for store.
+func NewRuleService(store *RuleStore) *RuleService {
+	return &RuleService{store: store, log: store.Log}
+}
+
+// current is the serving snapshot, or UNAVAILABLE before the first load.
+func (s *RuleService) current() (*Snapshot, error) {
+	snap := s.store.Engine.Current()
+	if snap == nil {
+		return nil, s.status(ErrNotReady)
+	}
+	return snap, nil
+}
+
+// GetRule returns one rule by id.
+func (s *RuleService) GetRule(_ context.Context, req *redirectv1.GetRuleRequest) (*redirectv1.GetRuleResponse, error) {
+	snap, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "id: required")
+	}
+	r, ok := snap.Index.Rule(req.GetId())
+	if !ok {
+		return nil, s.status(notFound(req.GetId()))
+	}
+	return &redirectv1.GetRuleResponse{Rule: RuleToProto(r), Version: versionToProto(snap.Version)}, nil
+}
+
+// ListRules returns a page of rules in id order. The page token is the
+// last id of the previous page (base64), so paging stays correct while
+// rules are added or removed between pages.
+func (s *RuleService) ListRules(_ context.Context, req *redirectv1.ListRulesRequest) (*redirectv1.ListRulesResponse, error) {
+	snap, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size: %d is negative; accepted: 0 (means %d) to %d", size, defaultListPageSize, maxListPageSize)
+	case size == 0:
+		size = defaultListPageSize
+	case size > maxListPageSize:
+		size = maxListPageSize
+	}
+	after := ""
+	if tok := req.GetPageToken(); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil || len(b) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "page_token: not a token from a previous ListRules answer")
+		}
+		after = string(b)
+	}
+	// One more than asked tells whether another page follows.
+	rules := snap.Index.Rules(after, size+1)
+	resp := &redirectv1.ListRulesResponse{Version: versionToProto(snap.Version), TotalSize: int32(snap.Index.Len())}
+	if len(rules) > size {
+		rules = rules[:size]
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(rules[size-1].ID))
+	}
+	resp.Rules = RulesToProto(rules)
+	return resp, nil
+}
+
+// PutRule creates or replaces one rule. A new rule without since gets the
+// current time.
+func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest) (*redirectv1.PutRuleResponse, error) {
+	if req.GetRule() == nil {
+		return nil, status.Error(codes.InvalidArgument, "rule: required")
+	}
+	r, err := RuleFromProto(req.GetRule())
+	if err != nil {
+		return nil, s.status(err)
+	}
+	snap, err := s.store.Update(req.GetExpectedVersion(), func(cur []decision.Rule) ([]decision.Rule, error) {
+		next := make([]decision.Rule, 0, len(cur)+1)
+		replaced := false
+		for _, old := range cur {
+			if old.ID == r.ID {
+				sinceFor(&r, map[string]decision.Rule{old.ID: old}, s.store.Now())
+				next = append(next, r)
+				replaced = true
+				continue
+			}
+			next = append(next, old)
+		}
+		if !replaced {
+			sinceFor(&r, nil, s.store.Now())
+			next = append(next, r)
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, s.status(err)
+	}
+	return &redirectv1.PutRuleResponse{
+		Rule:     RuleToProto(r),
+		Version:  versionToProto(snap.Version),
+		Warnings: problemsToProto(snap.Warnings),
+	}, nil
+}
+
+// DeleteRule removes one rule.
+func (s *RuleService) DeleteRule(_ context.Context, req *redirectv1.DeleteRuleRequest) (*redirectv1.DeleteRuleResponse, error) {
+	id := req.GetId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "id: required")
+	}
+	snap, err := s.store.Update(req.GetExpectedVersion(), func(cur []decision.Rule) ([]decision.Rule, error) {
+		next := make([]decision.Rule, 0, len(cur))
+		for _, old := range cur {
+			if old.ID != id {
+				next = append(next, old)
+			}
+		}
+		if len(next) == len(cur) {
+			return nil, notFound(id)
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, s.status(err)
+	}
+	return &redirectv1.DeleteRuleResponse{Version: versionToProto(snap.Version)}, nil
+}
+
+// ApplyRules replaces the whole rule set atomically.
+func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRequest) (*redirectv1.ApplyRulesResponse, error) {
+	rules, err := RulesFromProto(req.GetRules())
+	if err != nil {
+		return nil, s.status(err)
+	}
+	snap, err := s.store.Update(req.GetExpectedVersion(), func(cur []decision.Rule) ([]decision.Rule, error) {
+		existing := make(map[string]decision.Rule, len(cur))
+		for _, r := range cur {
+			existing[r.ID] = r
+		}
+		now := s.store.Now()
+		for i := range rules {
+			sinceFor(&rules[i], existing, now)
+		}
+		return rules, nil
+	})
+	if err != nil {
+		return nil, s.status(err)
+	}
+	return &redirectv1.ApplyRulesResponse{Version: versionToProto(snap.Version), Warnings: problemsToProto(snap.Warnings)}, nil
+}
+
+// ValidateRules lints rules, or a rules file, exactly as a load or an
+// apply would, and never applies them.
+func (s *RuleService) ValidateRules(_ context.Context, req *redirectv1.ValidateRulesRequest) (*redirectv1.ValidateRulesResponse, error) {
+	var rules []decision.Rule
+	var err error
+	if len(req.GetFile()) > 0 {
+		name := req.GetFileName()
+		if name == "" {
+			name = "rules.yaml"
+		}
+		rules, err = decision.ParseRules(name, req.GetFile())
+	} else {
+		rules, err = RulesFromProto(req.GetRules())
+	}
+	if err == nil {
+		_, warnings, buildErr := decision.Build(rules, s.store.Options)
+		if buildErr != nil {
+			err = buildErr
+		} else {
+			return &redirectv1.ValidateRulesResponse{Valid: true, Problems: problemsToProto(warnings)}, nil
+		}
+	}
+	var rerr *decision.RulesError
+	if !errors.As(err, &rerr) {
+		return nil, s.status(err)
+	}
+	return &redirectv1.ValidateRulesResponse{Valid: false, Problems: problemsToProto(rerr.Problems)}, nil
+}
+
+// GetRuleStats returns hit counts and last hit times in id order.
+func (s *RuleService) GetRuleStats(_ context.Context, req *redirectv1.GetRuleStatsRequest) (*redirectv1.GetRuleStatsResponse, error) {
+	snap, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	if s.store.Hits == nil {
+		return nil, status.Error(codes.FailedPrecondition, "hit statistics are not collected by this server")
+	}
+	hits, err := s.store.Hits.Get(req.GetIds())
+	if err != nil {
+		return nil, s.status(err)
+	}
+	resp := &redirectv1.GetRuleStatsResponse{Version: versionToProto(snap.Version), Stats: make([]*redirectv1.RuleStats, len(hits))}
+	for i, h := range hits {
+		st := &redirectv1.RuleStats{RuleId: h.RuleID, Hits: h.Hits}
+		if !h.LastHit.IsZero() {
+			st.LastHit = timestamppb.New(h.LastHit)
+		}
+		resp.Stats[i] = st
+	}
+	return resp, nil
+}
+
+func notFound(id string) error {
+	return fmt.Errorf("rule %q: %w", id, ErrRuleNotFound)
+}
+
+// status maps a rule-set error to its gRPC status: the one place where the
+// admin API decides codes. Problems go into the message, one per line, so
+// a person sees file:line and field; unexpected errors are logged and
+// answered without their internal text.
+func (s *RuleService) status(err error) error {
+	var rerr *decision.RulesError
+	switch {
+	case errors.As(err, &rerr):
+		return status.Error(codes.InvalidArgument, "rule set rejected:\n"+rerr.Error())
+	case errors.Is(err, ErrRuleNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrVersionMismatch):
+		return status.Error(codes.Aborted, err.Error()+"; read the rules again and retry")
+	case errors.Is(err, ErrNotPersistable):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrNotReady):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	s.log.Error("admin request failed", "error", err)
+	return status.Error(codes.Internal, "internal error; the server log has the details")
+}

@@ -1,0 +1,180 @@
+package server
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/redirectd/redirectd/decision"
+)
+
+// redirectStatuses are the status codes a decision can carry; the decision
+// counters for them are resolved once so the hot path does no label lookup.
+var redirectStatuses = [...]int{301, 302, 303, 307, 308}
+
+// Metrics is redirectd's Prometheus instrumentation, on its own registry so
+// that tests and embedders never collide on the global default one.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	decisions        *prometheus.CounterVec
+	redirectByStatus [len(redirectStatuses)]prometheus.Counter
+	passes           prometheus.Counter
+	errors           prometheus.Counter
+	duration         prometheus.Histogram
+
+	rulesLoaded  *prometheus.GaugeVec
+	reloads      *prometheus.CounterVec
+	version      prometheus.Gauge
+	lastReload   prometheus.Gauge
+	ruleWarnings prometheus.Gauge
+	unparsable   *prometheus.CounterVec
+}
+
+// NewMetrics registers every redirectd metric, plus the Go runtime and
+// process collectors, on a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{registry: prometheus.NewRegistry()}
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "redirectd_decisions_total",
+		Help: `Decisions answered, by result (redirect, pass, error) and status code ("none" unless a redirect).`,
+	}, []string{"result", "status"})
+	for i, s := range redirectStatuses {
+		m.redirectByStatus[i] = m.decisions.WithLabelValues("redirect", strconv.Itoa(s))
+	}
+	m.passes = m.decisions.WithLabelValues("pass", "none")
+	m.errors = m.decisions.WithLabelValues("error", "none")
+	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "redirectd_decision_duration_seconds",
+		Help: "Time the engine took to decide one request (in-process, without transport).",
+		// A decision takes microseconds; the buckets resolve that range and
+		// still show a pathological regex or a GC pause.
+		Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1},
+	})
+	m.rulesLoaded = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "redirectd_rules_loaded",
+		Help: "Rules in the serving rule set, by match kind.",
+	}, []string{"kind"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "redirectd_reloads_total",
+		Help: `Attempts to apply a rule set (file reload or admin write), by result (ok, error).`,
+	}, []string{"result"})
+	m.version = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "redirectd_rules_version",
+		Help: "Version number of the serving rule set; it grows with every applied set.",
+	})
+	m.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "redirectd_last_reload_timestamp_seconds",
+		Help: "Unix time at which the serving rule set was applied.",
+	})
+	m.ruleWarnings = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "redirectd_rules_warnings",
+		Help: "Warnings (chains, shadowed rules) in the serving rule set.",
+	})
+	m.unparsable = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "redirectd_unparsable_requests_total",
+		Help: "Edge-proxy requests that could not be read and were passed on unchanged, by adapter (envoy, forward_auth).",
+	}, []string{"adapter"})
+	// Pre-create the label sets a dashboard expects to see at zero.
+	for _, r := range []string{"ok", "error"} {
+		m.reloads.WithLabelValues(r)
+	}
+	for _, k := range []decision.MatchKind{decision.MatchExact, decision.MatchPrefix, decision.MatchPattern, decision.MatchRegex} {
+		m.rulesLoaded.WithLabelValues(k.String())
+	}
+	m.registry.MustRegister(m.decisions, m.duration, m.rulesLoaded, m.reloads,
+		m.version, m.lastReload, m.ruleWarnings, m.unparsable,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Registry is the registry the metrics live on, for embedders that add
+// their own collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+// observeDecision counts one decision; it is on the hot path, so it only
+// touches pre-resolved counters.
+func (m *Metrics) observeDecision(d *decision.Decision, err error, took time.Duration) {
+	m.duration.Observe(took.Seconds())
+	switch {
+	case err != nil:
+		m.errors.Inc()
+	case !d.Redirect:
+		m.passes.Inc()
+	default:
+		for i, s := range redirectStatuses {
+			if s == d.Status {
+				m.redirectByStatus[i].Inc()
+				return
+			}
+		}
+		// Build rejects other statuses; count one anyway rather than lose it.
+		m.decisions.WithLabelValues("redirect", strconv.Itoa(d.Status)).Inc()
+	}
+}
+
+// observeApplied records a successfully applied rule set.
+func (m *Metrics) observeApplied(s *Snapshot) {
+	m.reloads.WithLabelValues("ok").Inc()
+	m.version.Set(float64(s.Version.Number))
+	m.lastReload.Set(float64(s.LoadedAt.UnixNano()) / 1e9)
+	m.ruleWarnings.Set(float64(len(s.Warnings)))
+	for _, k := range []decision.MatchKind{decision.MatchExact, decision.MatchPrefix, decision.MatchPattern, decision.MatchRegex} {
+		m.rulesLoaded.WithLabelValues(k.String()).Set(float64(s.Index.Count(k)))
+	}
+}
+
+// observeRejected records a rule set that was not applied.
+func (m *Metrics) observeRejected() { m.reloads.WithLabelValues("error").Inc() }
+
+// PassedUnparsable counts an edge-proxy request that could not be read and
+// was passed on (DESIGN.md section 6: never blocked, always counted).
+// adapter is "envoy" or "forward_auth".
+func (m *Metrics) PassedUnparsable(adapter string) {
+	m.unparsable.WithLabelValues(adapter).Inc()
+}
+
+// DecisionObserver is told of every decision by the Engine
+// (Engine.SetObserver): it counts it, credits the rule that made it and
+// logs a sample. Each part is optional.
+type DecisionObserver struct {
+	Metrics *Metrics
+	Hits    *Hits
+	Log     *slog.Logger
+	// LogSample is the fraction of decisions logged (0 = none, 1 = all):
+	// enough to see traffic without a log line per request.
+	LogSample float64
+}
+
+// Observe is the Engine's observe hook.
+func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, err error, took time.Duration) {
+	if o.Metrics != nil {
+		o.Metrics.observeDecision(d, err, took)
+	}
+	if o.Hits != nil && err == nil && d.Redirect {
+		o.Hits.hit(d.RuleID)
+	}
+	if o.LogSample > 0 && o.Log != nil && rand.Float64() < o.LogSample {
+		attrs := []any{"method", req.Method, "host", req.Host, "target", req.Target,
+			"redirect", d.Redirect, "took", took}
+		if d.Redirect {
+			attrs = append(attrs, "rule", d.RuleID, "status", d.Status, "location", d.Location)
+		}
+		if err != nil {
+			attrs = append(attrs, "error", err.Error())
+		}
+		o.Log.Info("decision", attrs...)
+	}
+}

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redirectd/redirectd/decision"
+)
+
+func TestMetricsExposition(t *testing.T) {
+	clock := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	st := loadedStore(t, func() time.Time { return clock })
+
+	for _, req := range []decision.Request{
+		{Method: "GET", Target: "/old"},                                     // temporary: 307
+		{Method: "GET", Target: "/old", Intent: decision.IntentPermanent},   // 301
+		{Method: "POST", Target: "/old", Intent: decision.IntentPermanent},  // 308
+		{Method: "GET", Target: "/docs/a", Intent: decision.IntentSeeOther}, // 303
+		{Method: "GET", Target: "/nothing"},                                 // pass
+		{Method: "GET", Target: "no-slash"},                                 // error
+	} {
+		st.Engine.Decide(&req)
+	}
+	// A failed reload keeps version 1 serving and is counted.
+	if err := os.WriteFile(st.Path, []byte("rules: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Reload(); err == nil {
+		t.Fatal("Reload of a corrupt file: want an error")
+	}
+
+	rec := httptest.NewRecorder()
+	st.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	exposition := string(body)
+	for _, line := range []string{
+		`redirectd_decisions_total{result="redirect",status="307"} 1`,
+		`redirectd_decisions_total{result="redirect",status="301"} 1`,
+		`redirectd_decisions_total{result="redirect",status="308"} 1`,
+		`redirectd_decisions_total{result="redirect",status="303"} 1`,
+		`redirectd_decisions_total{result="redirect",status="302"} 0`,
+		`redirectd_decisions_total{result="pass",status="none"} 1`,
+		`redirectd_decisions_total{result="error",status="none"} 1`,
+		`redirectd_decision_duration_seconds_count 6`,
+		`redirectd_decision_duration_seconds_bucket{le="1e-06"}`,
+		`redirectd_decision_duration_seconds_bucket{le="+Inf"} 6`,
+		`redirectd_rules_loaded{kind="exact"} 2`,
+		`redirectd_rules_loaded{kind="prefix"} 1`,
+		`redirectd_rules_loaded{kind="pattern"} 0`,
+		`redirectd_rules_loaded{kind="regex"} 0`,
+		`redirectd_reloads_total{result="ok"} 1`,
+		`redirectd_reloads_total{result="error"} 1`,
+		`redirectd_rules_version 1`,
+		fmt.Sprintf(`redirectd_last_reload_timestamp_seconds %g`, float64(clock.Unix())),
+		`redirectd_rules_warnings 0`,
+		`# TYPE redirectd_decision_duration_seconds histogram`,
+		`go_goroutines`,
+	} {
+		if !hasLine(exposition, line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("exposition:\n%s", exposition)
+	}
+
+	st.Metrics.PassedUnparsable("envoy")
+	rec = httptest.NewRecorder()
+	st.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !hasLine(rec.Body.String(), `redirectd_unparsable_requests_total{adapter="envoy"} 1`) {
+		t.Error("/metrics lacks the unparsable request counter")
+	}
+}
+
+// hasLine reports whether the exposition has the line want, or a line
+// that continues want with a space (its value) or labels.
+func hasLine(exposition, want string) bool {
+	for _, l := range strings.Split(exposition, "\n") {
+		if rest, ok := strings.CutPrefix(l, want); ok && (rest == "" || rest[0] == ' ' || rest[0] == '{') {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,192 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/redirectd/redirectd/decision"
+)
+
+// RuleStore owns the serving rule set: it is the one place where a rule set
+// is parsed, built aside, versioned, published to the Engine, persisted
+// (store.go) and reloaded when its file changes (watch.go). File reloads
+// and admin writes are serialised on one mutex, so they never interleave.
+//
+// Set the fields, then call Load (or LoadBytes for embedded rules) before
+// serving; the fields must not change afterwards.
+type RuleStore struct {
+	Engine *Engine
+	// Path is the rules file; "" when serving built-in rules, which admin
+	// writes cannot persist.
+	Path    string
+	Options decision.Options
+	Log     *slog.Logger
+	Metrics *Metrics // optional
+	Hits    *Hits    // optional
+	Now     func() time.Time
+
+	mu sync.Mutex
+	// seenSum is the SHA-256 of the rules file content last read or
+	// written, good or bad: the watcher skips an event that left the
+	// content as it was, including the echo of our own admin write.
+	seenSum [sha256.Size]byte
+}
+
+// Load reads, builds and publishes the rules file. At startup an error
+// means there is nothing to serve: the caller should exit with it.
+func (s *RuleStore) Load() error {
+	_, err := s.Reload()
+	return err
+}
+
+// LoadBytes builds and publishes rules read from data (the built-in
+// example); source names them in logs and problems.
+func (s *RuleStore) LoadBytes(source string, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rules, err := decision.ParseRules(source, data)
+	if err != nil {
+		s.reject(source, err)
+		return err
+	}
+	_, err = s.apply(rules, source)
+	return err
+}
+
+// Reload re-reads the rules file through its path (following symlinks, as
+// a Kubernetes ConfigMap mount needs) and applies it unless its content is
+// unchanged. On any error the serving rule set stays as it was.
+func (s *RuleStore) Reload() (applied bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, err := os.ReadFile(s.Path)
+	if err != nil {
+		err = fmt.Errorf("read rules %s: %w", s.Path, err)
+		s.reject(s.Path, err)
+		return false, err
+	}
+	sum := sha256.Sum256(data)
+	if sum == s.seenSum && s.Engine.Ready() {
+		return false, nil
+	}
+	s.seenSum = sum
+	rules, err := decision.ParseRules(s.Path, data)
+	if err != nil {
+		s.reject(s.Path, err)
+		return false, err
+	}
+	if _, err := s.apply(rules, s.Path); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// apply builds rules aside and publishes them. The caller holds s.mu.
+func (s *RuleStore) apply(rules []decision.Rule, source string) (*Snapshot, error) {
+	snap, _, err := s.prepare(rules, source)
+	if err != nil {
+		s.reject(source, err)
+		return nil, err
+	}
+	s.publish(snap)
+	return snap, nil
+}
+
+// prepare builds the Snapshot that would serve rules, without publishing
+// it, and returns the canonical rules file bytes the version hash is
+// computed from. Errors are *decision.RulesError with every problem
+// located in source.
+func (s *RuleStore) prepare(rules []decision.Rule, source string) (*Snapshot, []byte, error) {
+	start := s.Now()
+	ix, warnings, err := decision.Build(rules, s.Options)
+	if err != nil {
+		return nil, nil, locate(err, source)
+	}
+	canonical := decision.MarshalRules(rules)
+	sum := sha256.Sum256(canonical)
+	var number uint64 = 1
+	if cur := s.Engine.Current(); cur != nil {
+		number = cur.Version.Number + 1
+	}
+	snap := &Snapshot{
+		Index:    ix,
+		Rules:    rules,
+		Warnings: locateProblems(warnings, source),
+		Version:  Version{Number: number, Hash: hex.EncodeToString(sum[:])},
+		Source:   source,
+		LoadedAt: start,
+	}
+	return snap, canonical, nil
+}
+
+// publish makes snap the serving rule set. The caller holds s.mu.
+func (s *RuleStore) publish(snap *Snapshot) {
+	if s.Hits != nil {
+		// Counters first, so a decision made on the new set finds its rule.
+		s.Hits.track(snap.Rules)
+	}
+	s.Engine.Swap(snap)
+	if s.Metrics != nil {
+		s.Metrics.observeApplied(snap)
+	}
+	s.Log.Info("rules applied",
+		"version", snap.Version.Number, "hash", snap.Version.Hash[:12],
+		"source", snap.Source, "rules", len(snap.Rules),
+		"exact", snap.Index.Count(decision.MatchExact),
+		"prefix", snap.Index.Count(decision.MatchPrefix),
+		"pattern", snap.Index.Count(decision.MatchPattern),
+		"regex", snap.Index.Count(decision.MatchRegex),
+		"warnings", len(snap.Warnings),
+		"took", s.Now().Sub(snap.LoadedAt))
+	for _, w := range snap.Warnings {
+		s.Log.Warn("rules warning", "problem", w.String())
+	}
+}
+
+// reject logs why a rule set was not applied, one line per problem, and
+// counts it.
+func (s *RuleStore) reject(source string, err error) {
+	if s.Metrics != nil {
+		s.Metrics.observeRejected()
+	}
+	keeping := "none"
+	if cur := s.Engine.Current(); cur != nil {
+		keeping = fmt.Sprint(cur.Version.Number)
+	}
+	var rerr *decision.RulesError
+	if !errors.As(err, &rerr) {
+		s.Log.Error("rules not applied", "source", source, "error", err, "serving_version", keeping)
+		return
+	}
+	s.Log.Error("rules not applied", "source", source, "problems", len(rerr.Problems), "serving_version", keeping)
+	for _, p := range rerr.Problems {
+		s.Log.Error("rules problem", "problem", p.String())
+	}
+}
+
+// locate names source in problems that Build could not place in a file
+// (it sees rules, not files).
+func locate(err error, source string) error {
+	var rerr *decision.RulesError
+	if errors.As(err, &rerr) {
+		return &decision.RulesError{Problems: locateProblems(rerr.Problems, source)}
+	}
+	return err
+}
+
+func locateProblems(ps []decision.Problem, source string) []decision.Problem {
+	out := make([]decision.Problem, len(ps))
+	for i, p := range ps {
+		if p.File == "" && p.Line > 0 {
+			p.File = source
+		}
+		out[i] = p
+	}
+	return out
+}

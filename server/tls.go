@@ -1,0 +1,124 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// TLSFiles names the PEM files of a listener's TLS setup.
+type TLSFiles struct {
+	Cert, Key string
+	// ClientCA, when set, requires clients to present a certificate signed
+	// by one of these CAs (mTLS).
+	ClientCA string
+}
+
+// Enabled reports whether TLS is configured.
+func (f TLSFiles) Enabled() bool { return f.Cert != "" || f.Key != "" }
+
+// ServerConfig loads the files into a server TLS config (TLS 1.2 or
+// later). The certificate is re-read when its file changes, so a rotated
+// certificate (cert-manager, a Secret update) is served to new connections
+// without a restart.
+func (f TLSFiles) ServerConfig() (*tls.Config, error) {
+	if f.Cert == "" || f.Key == "" {
+		return nil, fmt.Errorf("TLS needs both a certificate and a key file (got cert %q, key %q)", f.Cert, f.Key)
+	}
+	kp := &keyPair{certFile: f.Cert, keyFile: f.Key}
+	if _, err := kp.get(); err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return kp.get() },
+	}
+	if f.ClientCA != "" {
+		pem, err := os.ReadFile(f.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s: no PEM certificate found", f.ClientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// keyPair serves a certificate and reloads it when the certificate file's
+// modification time changes; a broken new pair keeps the previous one.
+type keyPair struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	modTime time.Time
+}
+
+func (k *keyPair) get() (*tls.Certificate, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	info, err := os.Stat(k.certFile)
+	if err == nil && k.cert != nil && info.ModTime().Equal(k.modTime) {
+		return k.cert, nil
+	}
+	cert, lerr := tls.LoadX509KeyPair(k.certFile, k.keyFile)
+	if lerr != nil {
+		if k.cert != nil {
+			return k.cert, nil
+		}
+		return nil, fmt.Errorf("load TLS key pair %s, %s: %w", k.certFile, k.keyFile, lerr)
+	}
+	k.cert = &cert
+	if err == nil {
+		k.modTime = info.ModTime()
+	}
+	return k.cert, nil
+}
+
+// publicSecurity is the public gRPC listener's TLS/mTLS option, if any.
+func publicSecurity(cfg Config) ([]grpc.ServerOption, error) {
+	files := TLSFiles{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}
+	if !files.Enabled() {
+		return nil, nil
+	}
+	tc, err := files.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("public listener TLS (--tls-cert, --tls-key, --tls-client-ca): %w", err)
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
+}
+
+// adminSecurity is the admin listener's TLS/mTLS and bearer-token options.
+func adminSecurity(cfg Config) ([]grpc.ServerOption, error) {
+	var opts []grpc.ServerOption
+	files := TLSFiles{Cert: cfg.AdminTLSCert, Key: cfg.AdminTLSKey, ClientCA: cfg.AdminClientCA}
+	if files.Enabled() {
+		tc, err := files.ServerConfig()
+		if err != nil {
+			return nil, fmt.Errorf("admin listener TLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca): %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	token := cfg.AdminToken
+	if cfg.AdminTokenFile != "" {
+		t, err := ReadTokenFile(cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		token = t
+	}
+	if token != "" {
+		opts = append(opts, RequireBearerToken(token)...)
+	}
+	return opts, nil
+}
