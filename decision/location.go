@@ -1,0 +1,282 @@
+package decision
+
+import (
+	"net/url"
+	"path"
+	"strings"
+)
+
+// template is a rule's To split at Build into literal text and capture
+// references, so Decide only copies bytes.
+type template struct {
+	parts []tplPart
+	// pathEnd is the length of To's scheme, authority and path: where a
+	// prefix rule's remaining path is inserted (before To's '?' or '#').
+	pathEnd int
+	// literal: To holds no capture reference (exact and prefix rules).
+	literal bool
+}
+
+type tplPart struct {
+	text    string // literal text when group < 0
+	group   int    // capture number: pattern param index or regex group
+	inQuery bool   // the reference sits in To's query or fragment
+}
+
+// captures holds byte offsets into the request path; index 0 is unused for
+// patterns and the whole match for regexes.
+type captures struct {
+	n    int
+	span [maxCaptures][2]int
+}
+
+// maxCaptures bounds pattern parameters and regex groups a To may use, so
+// captures live on the stack during Decide.
+const maxCaptures = 16
+
+// newLiteralTemplate is the template of an exact or prefix rule.
+func newLiteralTemplate(to string) template {
+	return template{pathEnd: pathEnd(to), literal: true}
+}
+
+// newTemplate splits to at the capture references ref finds. ref(to, i)
+// returns the part a reference starting at to[i] stands for and its
+// length, or ok false when none starts there.
+func newTemplate(to string, ref func(s string, i int) (part tplPart, n int, ok bool)) template {
+	t := template{pathEnd: pathEnd(to)}
+	inQuery := false
+	start := 0
+	for i := 0; i < len(to); i++ {
+		if to[i] == '?' || to[i] == '#' {
+			inQuery = true
+		}
+		part, n, ok := ref(to, i)
+		if !ok {
+			continue
+		}
+		if start < i {
+			t.parts = append(t.parts, tplPart{text: to[start:i], group: -1})
+		}
+		part.inQuery = inQuery
+		t.parts = append(t.parts, part)
+		i += n - 1
+		start = i + 1
+	}
+	if start < len(to) {
+		t.parts = append(t.parts, tplPart{text: to[start:], group: -1})
+	}
+	return t
+}
+
+// pathEnd is where to's path ends: at its '?' or '#', else its length.
+func pathEnd(to string) int {
+	if i := strings.IndexAny(to, "?#"); i >= 0 {
+		return i
+	}
+	return len(to)
+}
+
+// location builds the Location for a matched rule. rest is the request path
+// left after a prefix rule's prefix ("" otherwise); caps are pattern or
+// regex captures over path.
+func (rt *route) location(req *request, rest string, path string, caps *captures) string {
+	t := &rt.to
+	reqQuery := req.query
+	if rt.rule.Query == QueryDrop {
+		reqQuery = ""
+	}
+	if t.literal && reqQuery == "" {
+		// The common case: To (already cleaned at Build) plus, for a
+		// prefix rule, the rest of the path; one allocation at most.
+		if rest == "" {
+			return rt.cleanTo
+		}
+		if t.pathEnd == len(rt.cleanTo) {
+			return joinPath(rt.cleanTo, rest)
+		}
+	}
+
+	var b strings.Builder
+	b.Grow(len(rt.cleanTo) + len(rest) + len(reqQuery) + 16)
+	if t.literal {
+		b.WriteString(rt.cleanTo[:t.pathEnd])
+		writeRest(&b, rest)
+		b.WriteString(rt.cleanTo[t.pathEnd:])
+	} else {
+		for _, p := range t.parts {
+			if p.group < 0 {
+				b.WriteString(p.text)
+				continue
+			}
+			if p.group < caps.n {
+				if s := caps.span[p.group]; s[0] >= 0 {
+					writeCapture(&b, path[s[0]:s[1]], p.inQuery)
+				}
+			}
+		}
+	}
+	loc := b.String()
+	if reqQuery == "" && !strings.HasPrefix(loc, "//") && (t.literal || strings.IndexByte(loc, '?') < 0) {
+		return loc
+	}
+	return mergeQuery(loc, reqQuery, rt.queryStrip())
+}
+
+// joinPath appends rest to to without creating "//" at the seam.
+func joinPath(to, rest string) string {
+	if strings.HasSuffix(to, "/") && rest[0] == '/' {
+		return to + rest[1:]
+	}
+	return to + rest
+}
+
+func writeRest(b *strings.Builder, rest string) {
+	if rest == "" {
+		return
+	}
+	s := b.String()
+	if strings.HasSuffix(s, "/") && rest[0] == '/' {
+		rest = rest[1:]
+	}
+	b.WriteString(rest)
+}
+
+// writeCapture writes a captured value percent-encoded so that it cannot
+// end To's path or query early or add a parameter: '?', '#', control and
+// non-ASCII bytes are always encoded; in the query also '&', '=', '+'.
+// Existing "%XX" escapes (the path is normalised) are kept. A '/' that
+// would make "//" is dropped, so a capture can never turn a path into a
+// network-path reference (RFC 3986 section 4.2), the open-redirect trick.
+func writeCapture(b *strings.Builder, v string, inQuery bool) {
+	last := byte(0)
+	if s := b.String(); s != "" {
+		last = s[len(s)-1]
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '%' && i+2 < len(v) && isHex(v[i+1]) && isHex(v[i+2]):
+			b.WriteString(v[i : i+3])
+			i += 2
+			last = 'X'
+			continue
+		case c == '/':
+			if last == '/' || (last == 0 && i+1 < len(v) && v[i+1] == '/') {
+				continue
+			}
+			b.WriteByte(c)
+		case inQuery && (c == '&' || c == '=' || c == '+'):
+			writePercent(b, c)
+		case isPathChar(c):
+			b.WriteByte(c)
+		default:
+			writePercent(b, c)
+		}
+		last = c
+	}
+}
+
+// mergeQuery applies the query policy to a built Location: the request's
+// query parameters (minus those matching a query_strip glob) are added
+// after the target's own, except where the target already has the key —
+// the target wins. Parameters keep their bytes, so an encoded '&' or '='
+// stays encoded; repeated keys keep their order; an empty query leaves no
+// '?'. It also guarantees the Location does not start with "//".
+func mergeQuery(loc, reqQuery string, strip []string) string {
+	base, frag := loc, ""
+	if i := strings.IndexByte(loc, '#'); i >= 0 {
+		base, frag = loc[:i], loc[i:]
+	}
+	toQuery := ""
+	if i := strings.IndexByte(base, '?'); i >= 0 {
+		base, toQuery = base[:i], base[i+1:]
+	}
+	for strings.HasPrefix(base, "//") {
+		base = base[1:]
+	}
+	var b strings.Builder
+	b.Grow(len(loc) + len(reqQuery) + 1)
+	b.WriteString(base)
+	n := 0
+	add := func(param string) {
+		if n == 0 {
+			b.WriteByte('?')
+		} else {
+			b.WriteByte('&')
+		}
+		b.WriteString(param)
+		n++
+	}
+	for p := range strings.SplitSeq(toQuery, "&") {
+		if p != "" {
+			add(p)
+		}
+	}
+	for p := range strings.SplitSeq(reqQuery, "&") {
+		if p == "" {
+			continue
+		}
+		key := paramKey(p)
+		if stripped(key, strip) || hasKey(toQuery, key) {
+			continue
+		}
+		add(p)
+	}
+	b.WriteString(frag)
+	return b.String()
+}
+
+// paramKey is the name part of "name=value".
+func paramKey(p string) string {
+	if i := strings.IndexByte(p, '='); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// hasKey reports whether query has a parameter named key, comparing
+// decoded names so "a%5Fb" and "a_b" are one key.
+func hasKey(query, key string) bool {
+	if query == "" {
+		return false
+	}
+	k := decodeName(key)
+	for p := range strings.SplitSeq(query, "&") {
+		if p != "" && decodeName(paramKey(p)) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeName decodes a form-encoded parameter name (WHATWG URL
+// application/x-www-form-urlencoded), leaving it as is when invalid.
+func decodeName(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
+}
+
+func stripped(key string, globs []string) bool {
+	if len(globs) == 0 {
+		return false
+	}
+	k := decodeName(key)
+	for _, g := range globs {
+		if globMatch(g, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch matches with path.Match syntax (* ? [a-z] \x), the syntax
+// checkRule validates; '*' does not cross '/'.
+func globMatch(glob, s string) bool {
+	ok, _ := path.Match(glob, s)
+	return ok
+}

@@ -1,0 +1,350 @@
+package decision
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxChainHops bounds FlattenChains; cycles are rejected at Build, so this
+// only limits the work per decision.
+const maxChainHops = 8
+
+// match is the rule that decided a request.
+type match struct {
+	rt   *route
+	rest string // prefix rules: the path after the prefix
+	path string // the path captures index into
+	caps captures
+	// varies lists the rules whose header conditions were evaluated
+	// before (and including) the winner: the answer depends on those
+	// headers, whether they matched or not (RFC 9110 section 12.5.5).
+	varies []*route
+}
+
+// Decide answers one request; the error is a *RequestError. now drives the
+// permanent-cache ramp of rules with Since.
+func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
+	r, rerr := parseRequest(req)
+	if rerr != nil {
+		return Decision{}, rerr
+	}
+	var ex *Explanation
+	if req.Explain {
+		ex = &Explanation{Host: r.host, Path: r.path}
+	}
+	var m match
+	if !ix.match(&r, req.Headers, ex, &m) {
+		return Decision{Explanation: ex}, nil
+	}
+	rt := m.rt
+	status := rt.rule.Status
+	if status == 0 {
+		intent := req.Intent
+		if intent == IntentUnspecified {
+			intent = rt.rule.Intent
+		}
+		status = statusFor(intent, r.method, r.http10)
+	}
+	method, keepsBody := followUp(status, r.method)
+	loc := rt.location(&r, m.rest, m.path, &m.caps)
+	if ix.opts.FlattenChains {
+		loc = ix.flatten(&r, req, loc, method)
+	}
+	vary := varyOf(m.varies)
+	cache := rt.cacheAdvice(status, now, vary != "")
+	d := Decision{
+		Redirect:          true,
+		Status:            status,
+		Location:          loc,
+		FollowUpMethod:    method,
+		FollowUpKeepsBody: keepsBody,
+		Cache:             cache,
+		RuleID:            rt.rule.ID,
+		Explanation:       ex,
+	}
+	if vary == "" {
+		d.Headers = []Header{{"Location", loc}, {"Cache-Control", cache.CacheControl}}
+	} else {
+		d.Headers = []Header{{"Location", loc}, {"Cache-Control", cache.CacheControl}, {"Vary", vary}}
+	}
+	return d, nil
+}
+
+// varyOf joins the header names of the rules a decision depended on.
+func varyOf(rs []*route) string {
+	switch len(rs) {
+	case 0:
+		return ""
+	case 1:
+		return rs[0].ext.vary
+	}
+	var names []string
+	for _, rt := range rs {
+		for n := range strings.SplitSeq(rt.ext.vary, ", ") {
+			if !contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// flatten follows a chain of redirects inside this index (A→B→C answers
+// C's Location for A). Each hop is decided as the client would request it:
+// same host for a path, the URL's host for an absolute http(s) URL. Once
+// the chain has left the request's host, a path target is made absolute
+// on the host it is relative to.
+func (ix *Index) flatten(first *request, req *Request, loc, method string) string {
+	host, scheme, origin := req.Host, first.scheme, ""
+	for range maxChainHops {
+		next := Request{Method: method, Scheme: scheme, Host: host, Target: loc, Protocol: req.Protocol}
+		if !strings.HasPrefix(loc, "/") {
+			u, err := url.Parse(loc)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+				return loc
+			}
+			next.Host, next.Scheme = u.Host, u.Scheme
+			origin = u.Scheme + "://" + u.Host
+		}
+		r, err := parseRequest(&next)
+		if err != nil {
+			return loc
+		}
+		var m match
+		if !ix.match(&r, req.Headers, nil, &m) {
+			return loc
+		}
+		nl := m.rt.location(&r, m.rest, m.path, &m.caps)
+		if strings.HasPrefix(nl, "/") && origin != "" {
+			nl = origin + nl
+		}
+		if nl == loc {
+			return loc
+		}
+		loc, host, scheme = nl, next.Host, r.scheme
+	}
+	return loc
+}
+
+// match finds the rule for r: host scopes from most to least specific
+// (exact host, "*.suffix" longest suffix first, any host), only scopes
+// that have rules. A wildcard "*.example.com" matches subdomains at any
+// depth, not example.com itself (as nginx and Cloudflare do).
+func (ix *Index) match(r *request, hdr map[string]string, ex *Explanation, m *match) bool {
+	k := ix.keys.Get().(*lookupKey)
+	defer ix.keys.Put(k)
+	if r.host != "" {
+		if _, ok := ix.hosts[r.host]; ok {
+			if ix.matchScope(k, "", r.host, r, hdr, ex, m) {
+				return true
+			}
+		}
+		if len(ix.wildcards) > 0 {
+			for i := 0; i < len(r.host); i++ {
+				if r.host[i] != '.' {
+					continue
+				}
+				if _, ok := ix.wildcards[r.host[i+1:]]; ok {
+					if ix.matchScope(k, "*.", r.host[i+1:], r, hdr, ex, m) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return ix.anyHost && ix.matchScope(k, "", "*", r, hdr, ex, m)
+}
+
+// matchScope looks the path up in one host scope. Inside a scope, an exact
+// rule wins, then pattern and regex rules in file order, then the longest
+// prefix; a rule whose methods, headers or case do not fit is skipped and
+// the next candidate tried.
+func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request, hdr map[string]string, ex *Explanation, m *match) bool {
+	trim := trimSlash(r.path)
+	k.buf = append(k.buf[:0], scopePrefix...)
+	k.buf = append(k.buf, scope...)
+	k.buf = append(k.buf, 0)
+	for i := 0; i < len(trim); i++ {
+		c := trim[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		k.buf = append(k.buf, c)
+	}
+	if trim != "/" {
+		k.buf = append(k.buf, '/')
+	}
+	raw, err := ix.read.LongestPrefix(routesTable, routePrefixIndex, k.args[:]...)
+	if err != nil || raw == nil {
+		return false
+	}
+	s := raw.(*slot)
+	full := len(s.key) == len(k.buf)
+	varied := len(m.varies)
+
+	if full {
+		for _, rt := range s.exact {
+			ok, why := ix.admit(rt, r, hdr, m)
+			if ok && (!rt.fold && rt.path != trim || rt.strict && rt.trailing != r.trailing) {
+				ok, why = false, "path differs in case or trailing slash"
+			}
+			explain(ex, s, rt, ok, why)
+			if ok {
+				m.rt, m.rest, m.path = rt, "", r.path
+				return true
+			}
+		}
+	}
+
+	// Pattern and regex rules: every slot on the way up may hold some;
+	// the earliest in file order that matches wins.
+	var best *route
+	var caps captures
+	bestCand := -1
+	for c := s; c != nil; c = c.parent {
+		for _, rt := range c.dynamic {
+			if best != nil && rt.order > best.order {
+				break
+			}
+			ok, why := ix.admit(rt, r, hdr, m)
+			p := trim
+			if rt.strict {
+				p = r.path
+			}
+			if ok && !rt.matchDynamic(p, &caps) {
+				ok, why = false, "path does not match"
+			}
+			explain(ex, c, rt, false, why)
+			if ok {
+				best, m.caps, m.path = rt, caps, p
+				if ex != nil {
+					bestCand = len(ex.Candidates) - 1
+				}
+			}
+		}
+	}
+	if best != nil {
+		if ex != nil {
+			ex.Candidates[bestCand].Applied = true
+			ex.Candidates[bestCand].Reason = "matched"
+		}
+		m.rt, m.rest = best, ""
+		return true
+	}
+
+	for c := s; c != nil; c = c.parent {
+		for _, rt := range c.prefix {
+			ok, why := ix.admit(rt, r, hdr, m)
+			if ok && !rt.fold && !strings.HasPrefix(r.path, rt.path) {
+				ok, why = false, "path differs in case"
+			}
+			rest := ""
+			if ok {
+				rest = r.path[len(rt.path):]
+				if rt.strict && rt.trailing && rest == "" {
+					ok, why = false, "trailing_slash strict: the prefix ends in '/'"
+				}
+			}
+			explain(ex, c, rt, ok, why)
+			if ok {
+				m.rt, m.rest, m.path = rt, rest, r.path
+				return true
+			}
+		}
+	}
+	m.varies = m.varies[:varied] // a scope that did not answer decided nothing
+	return false
+}
+
+// admit applies the request-independent-of-path filters: methods, the
+// scheme guard of a self-target, headers. Header conditions evaluated are
+// recorded: the answer varies on them.
+func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (bool, string) {
+	e := rt.ext
+	if e == nil {
+		return true, "matched"
+	}
+	if len(e.methods) > 0 && !contains(e.methods, r.method) {
+		return false, "method " + r.method + " not in methods"
+	}
+	if e.selfScheme != "" && r.scheme == e.selfScheme {
+		return false, "request is already the target (" + r.scheme + ")"
+	}
+	if len(e.headers) > 0 {
+		m.varies = append(m.varies, rt)
+		for _, h := range e.headers {
+			v := hdr[h.name]
+			if h.glob == "" && v != "" || h.glob != "" && !globMatch(h.glob, v) {
+				return false, "header " + h.name + " does not match"
+			}
+		}
+	}
+	return true, "matched"
+}
+
+// matchDynamic matches a pattern or regex rule against p, filling caps.
+func (rt *route) matchDynamic(p string, caps *captures) bool {
+	if re := rt.ext.re; re != nil {
+		loc := re.FindStringSubmatchIndex(p)
+		if loc == nil {
+			return false
+		}
+		caps.n = len(loc) / 2
+		for i := 0; i < caps.n; i++ {
+			caps.span[i] = [2]int{loc[2*i], loc[2*i+1]}
+		}
+		return true
+	}
+	return rt.matchPattern(p, caps)
+}
+
+// matchPattern matches ":name" segments (non-empty, one segment) and a
+// trailing "*" (any rest, possibly empty).
+func (rt *route) matchPattern(p string, caps *captures) bool {
+	segs := rt.ext.pattern
+	if len(segs) == 0 {
+		return p == "/"
+	}
+	caps.n = 0
+	i := 0
+	for _, sg := range segs {
+		if sg.splat {
+			start := min(i+1, len(p))
+			caps.span[sg.group] = [2]int{start, len(p)}
+			caps.n = max(caps.n, sg.group+1)
+			return true
+		}
+		if i >= len(p) || p[i] != '/' {
+			return false
+		}
+		end := strings.IndexByte(p[i+1:], '/')
+		if end < 0 {
+			end = len(p)
+		} else {
+			end += i + 1
+		}
+		seg := p[i+1 : end]
+		switch {
+		case sg.param:
+			if seg == "" {
+				return false
+			}
+			caps.span[sg.group] = [2]int{i + 1, end}
+			caps.n = max(caps.n, sg.group+1)
+		case rt.fold && !strings.EqualFold(seg, sg.lit), !rt.fold && seg != sg.lit:
+			return false
+		}
+		i = end
+	}
+	return i == len(p)
+}
+
+func explain(ex *Explanation, s *slot, rt *route, applied bool, why string) {
+	if ex == nil {
+		return
+	}
+	ex.Candidates = append(ex.Candidates, Candidate{
+		RuleID: rt.rule.ID, Scope: s.scope, Match: rt.kind, Applied: applied, Reason: why,
+	})
+}
