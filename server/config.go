@@ -44,8 +44,9 @@ type Config struct {
 	// TLS for the public gRPC listener (both files, or neither). With
 	// TLSClientCA set, clients must present a certificate it signed (mTLS).
 	TLSCert, TLSKey, TLSClientCA string
-	// AdminTokenFile holds the bearer token admin calls must carry.
-	AdminTokenFile string
+	// AdminToken is the bearer token admin calls must carry; AdminTokenFile
+	// reads it from a file instead (a mounted secret).
+	AdminToken, AdminTokenFile string
 	// TLS for the admin listener; AdminClientCA requires client
 	// certificates (mTLS).
 	AdminTLSCert, AdminTLSKey, AdminClientCA string
@@ -90,6 +91,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for the public gRPC listener (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-cert")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM CA bundle; public gRPC clients must present a certificate it signed (mTLS)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token admin calls must carry (prefer the environment variable or --admin-token-file: flags show in ps)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "file holding the bearer token admin calls must carry")
 	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", c.AdminTLSCert, "PEM certificate for the admin listener (with --admin-tls-key)")
 	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", c.AdminTLSKey, "PEM private key for --admin-tls-cert")
@@ -157,6 +159,9 @@ func (c Config) Validate() error {
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, errors.New("--tls-client-ca needs --tls-cert and --tls-key: mTLS runs over TLS"))
 	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		errs = append(errs, errors.New("--admin-token and --admin-token-file: give one, not both"))
+	}
 	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
 		errs = append(errs, errors.New("--admin-tls-cert and --admin-tls-key go together: give both or neither"))
 	}
@@ -168,7 +173,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--admin-addr %q: %v", c.AdminAddr, err))
 		} else if !loopback {
 			errs = append(errs, fmt.Errorf("--admin-addr %q is not a loopback address: anyone who reaches it could change the rules; "+
-				"set --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr))
+				"set --admin-token, --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr))
 		}
 	}
 	return errors.Join(errs...)
@@ -176,7 +181,7 @@ func (c Config) Validate() error {
 
 // adminAuthenticated reports whether admin callers must prove who they are.
 func (c Config) adminAuthenticated() bool {
-	return c.AdminTokenFile != "" || c.AdminClientCA != ""
+	return c.AdminToken != "" || c.AdminTokenFile != "" || c.AdminClientCA != ""
 }
 
 // isLoopbackAddr reports whether a listen address binds loopback only. An
