@@ -30,7 +30,7 @@ func TestBuildGraph(t *testing.T) {
 			errs:  []string{`rule "p": to: redirects to itself`},
 		},
 		{
-			name: "strict trailing slash is not a self redirect",
+			name:  "strict trailing slash is not a self redirect",
 			rules: []Rule{{ID: "slash", Path: "/a", To: "/a/", TrailingSlash: TrailingSlashStrict}},
 		},
 		{
