@@ -26,6 +26,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
@@ -40,6 +41,10 @@ const (
 	// RPCCheck is envoy.service.auth.v3.Authorization/Check, shaped as Envoy's
 	// ext_authz filter sends it.
 	RPCCheck RPC = "check"
+	// RPCHealth is grpc.health.v1.Health/Check for the whole server: a
+	// unary call that does no work, so its throughput on the same server
+	// is the gRPC floor the other two are compared with.
+	RPCHealth RPC = "health"
 )
 
 // lateAfter is how late a send may start before it counts as behind
@@ -157,8 +162,13 @@ func newCaller(rpc RPC, reqs []Request) (caller, error) {
 			// ext_authz: a redirect is a denial carrying the 3xx (DESIGN.md §6).
 			return resp.GetStatus().GetCode() == int32(codes.PermissionDenied), err
 		}, nil
+	case RPCHealth:
+		msg := &healthpb.HealthCheckRequest{}
+		return func(ctx context.Context, conn grpc.ClientConnInterface, _ int) (bool, error) {
+			return false, conn.Invoke(ctx, healthpb.Health_Check_FullMethodName, msg, new(healthpb.HealthCheckResponse))
+		}, nil
 	}
-	return nil, fmt.Errorf("rpc %q: want %q or %q", rpc, RPCDecide, RPCCheck)
+	return nil, fmt.Errorf("rpc %q: want %q, %q or %q", rpc, RPCDecide, RPCCheck, RPCHealth)
 }
 
 // envoyCheckRequest fills the fields Envoy's ext_authz filter fills for an

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -81,6 +83,7 @@ func serve(t *testing.T, f *fakeServer, n int) []grpc.ClientConnInterface {
 	srv := grpc.NewServer()
 	redirectv1.RegisterDecisionServiceServer(srv, f)
 	authv3.RegisterAuthorizationServer(srv, f)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	conns := make([]grpc.ClientConnInterface, n)
@@ -261,7 +264,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"no duration", conns, func(c *Config) { c.Duration = 0 }, "duration 0s"},
 		{"negative rate", conns, func(c *Config) { c.Rate = -1 }, "rate -1"},
 		{"no requests", conns, func(c *Config) { c.Requests = nil }, "no requests"},
-		{"unknown rpc", conns, func(c *Config) { c.RPC = "list" }, `rpc "list": want "decide" or "check"`},
+		{"unknown rpc", conns, func(c *Config) { c.RPC = "list" }, `rpc "list": want "decide", "check" or "health"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,5 +340,20 @@ func TestSlotsBetweenMatchesSchedule(t *testing.T) {
 		if got := slotsBetween(float64(time.Second)/tc.rate, tc.from, tc.to); got != tc.want {
 			t.Errorf("slotsBetween(rate %v, %v, %v) = %d, want %d", tc.rate, tc.from, tc.to, got, tc.want)
 		}
+	}
+}
+
+// TestHealthFloor: the no-op floor call succeeds and counts as a pass.
+func TestHealthFloor(t *testing.T) {
+	f := &fakeServer{handle: func(string) (bool, error) { return false, nil }}
+	conns := serve(t, f, 1)
+	res, err := Run(context.Background(), conns, Config{
+		RPC: RPCHealth, Rate: 200, Concurrency: 2, Duration: 250 * time.Millisecond, Requests: requests("/unused"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Calls != 50 || res.Passes != 50 || res.Failed() != 0 || f.calls.Load() != 0 {
+		t.Errorf("calls %d passes %d errors %v, handler calls %d: want 50, 50, none, 0", res.Calls, res.Passes, res.Errors, f.calls.Load())
 	}
 }
