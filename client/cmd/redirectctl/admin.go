@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/redirectd/redirectd/decision"
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
+	"github.com/redirectd/redirectd/server"
+)
+
+// The admin commands (get, list, put, delete, apply, validate, stats) talk
+// to redirectd's RuleService on the admin listener. Rules go in and come
+// out as rules files, so `redirectctl list -o yaml > rules.yaml` and
+// `redirectctl apply rules.yaml` round-trip.
+
+// defaultAdmin is the daemon's default admin listener.
+const defaultAdmin = "127.0.0.1:50052"
+
+// adminTokenEnv carries the bearer token when --token is not given, so it
+// does not show in ps or shell history.
+const adminTokenEnv = "REDIRECTD_ADMIN_TOKEN"
+
+// adminConn is the admin commands' connection: the shared connection
+// flags (TLS, mTLS, timeout) with --admin as the address, plus the token.
+type adminConn struct {
+	conn  connection
+	token string
+}
+
+func (a *adminConn) register(fs *flag.FlagSet) {
+	a.conn.register(fs, defaultAdmin)
+	fs.StringVar(&a.conn.addr, "admin", defaultAdmin, "redirectd admin gRPC `address` (host:port); same as --server")
+	fs.StringVar(&a.token, "token", "", "bearer `token` of the admin API (default: $"+adminTokenEnv+")")
+}
+
+// dial connects to RuleService and returns a context carrying the token
+// and the call deadline.
+func (a *adminConn) dial(ctx context.Context) (redirectv1.RuleServiceClient, context.Context, func(), error) {
+	creds, err := a.conn.grpcCredentials()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cc, err := grpc.NewClient(a.conn.addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("admin address %q: %w", a.conn.addr, err)
+	}
+	token := a.token
+	if token == "" {
+		token = os.Getenv(adminTokenEnv)
+	}
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.conn.timeout)
+	return redirectv1.NewRuleServiceClient(cc), ctx, func() { cancel(); cc.Close() }, nil
+}
+
+// describe turns a failed admin call into words for a person.
+func (a *adminConn) describe(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fmt.Errorf("redirectd admin API at %s is unavailable (is redirectd running with --admin-addr? plaintext or TLS as it expects?): %s", a.conn.addr, st.Message())
+	case codes.Unauthenticated:
+		return fmt.Errorf("%s (set --token or %s)", st.Message(), adminTokenEnv)
+	}
+	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+}
+
+// adminCommand parses an admin command's flags and wants exactly nargs
+// positional arguments (any number when nargs < 0).
+func adminCommand(name, usage string, nargs int, args []string, stderr io.Writer, extra func(fs *flag.FlagSet)) (*adminConn, []string, error) {
+	fs := newFlagSet(name, "[--admin ADDR] [--token T] [flags] "+usage, stderr)
+	a := &adminConn{}
+	a.register(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if nargs >= 0 && len(pos) != nargs {
+		return nil, nil, usagef("want %s; got %d arguments", usage, len(pos))
+	}
+	return a, pos, nil
+}
+
+func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a, pos, err := adminCommand("get", "ID", 1, args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	rs, ctx, done, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := rs.GetRule(ctx, &redirectv1.GetRuleRequest{Id: pos[0]})
+	if err != nil {
+		return a.describe(err)
+	}
+	return printRules(stdout, []*redirectv1.Rule{resp.GetRule()})
+}
+
+func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var pageSize int
+	var output string
+	a, _, err := adminCommand("list", "", 0, args, stderr, func(fs *flag.FlagSet) {
+		fs.IntVar(&pageSize, "page-size", 1000, "rules fetched per call (at most 1000); every page is fetched")
+		fs.StringVar(&output, "o", "table", "output: table, or yaml (a rules file that apply reads back)")
+	})
+	if err != nil {
+		return err
+	}
+	if output != "table" && output != "yaml" {
+		return usagef("-o %q: accepted: table, yaml", output)
+	}
+	rs, ctx, done, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var rules []*redirectv1.Rule
+	var version *redirectv1.Version
+	token := ""
+	for {
+		resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
+		if err != nil {
+			return a.describe(err)
+		}
+		// Pages read from different versions would mix two rule sets.
+		if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
+			return fmt.Errorf("the rules changed while listing (version %d, then %d); run list again", version.GetNumber(), resp.GetVersion().GetNumber())
+		}
+		version = resp.GetVersion()
+		rules = append(rules, resp.GetRules()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if output == "yaml" {
+		fmt.Fprintf(stdout, "# redirectd rules version %d (%s)\n", version.GetNumber(), version.GetHash())
+		return printRules(stdout, rules)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHOST\tPATH\tMATCH\tTO\tSTATUS")
+	for _, r := range rules {
+		host := r.GetHost()
+		if host == "" {
+			host = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.GetId(), host, r.GetPath(), r.GetMatch(), r.GetTo(), ruleStatus(r))
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "%d rules, version %d\n", len(rules), version.GetNumber())
+	return nil
+}
+
+// ruleStatus is the pinned status, or the intent that chooses one.
+func ruleStatus(r *redirectv1.Rule) string {
+	if r.GetStatus() != 0 {
+		return fmt.Sprint(r.GetStatus())
+	}
+	if r.GetIntent() != "" {
+		return r.GetIntent()
+	}
+	return "temporary"
+}
+
+func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var expected uint64
+	a, pos, err := adminCommand("put", "FILE|-", 1, args, stderr, func(fs *flag.FlagSet) {
+		fs.Uint64Var(&expected, "expected-version", 0, "refuse unless the serving version is this number (0: any)")
+	})
+	if err != nil {
+		return err
+	}
+	rules, err := readRulesArg(pos[0])
+	if err != nil {
+		return err
+	}
+	rs, ctx, done, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	for _, r := range rules {
+		resp, err := rs.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: r, ExpectedVersion: expected})
+		if err != nil {
+			return fmt.Errorf("put %s: %w", r.GetId(), a.describe(err))
+		}
+		printWarnings(stderr, resp.GetWarnings())
+		fmt.Fprintf(stdout, "put %s: version %d\n", r.GetId(), resp.GetVersion().GetNumber())
+		// Each put makes a version; a second rule with the first's
+		// expected version would always be refused.
+		expected = 0
+	}
+	return nil
+}
+
+func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var expected uint64
+	a, pos, err := adminCommand("delete", "ID", 1, args, stderr, func(fs *flag.FlagSet) {
+		fs.Uint64Var(&expected, "expected-version", 0, "refuse unless the serving version is this number (0: any)")
+	})
+	if err != nil {
+		return err
+	}
+	rs, ctx, done, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := rs.DeleteRule(ctx, &redirectv1.DeleteRuleRequest{Id: pos[0], ExpectedVersion: expected})
+	if err != nil {
+		return a.describe(err)
+	}
+	fmt.Fprintf(stdout, "deleted %s: version %d\n", pos[0], resp.GetVersion().GetNumber())
+	return nil
+}
+
+func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var expected uint64
+	a, pos, err := adminCommand("apply", "FILE|-", 1, args, stderr, func(fs *flag.FlagSet) {
+		fs.Uint64Var(&expected, "expected-version", 0, "refuse unless the serving version is this number (0: any); from `list` or a previous apply")
+	})
+	if err != nil {
+		return err
+	}
+	rules, err := readRulesArg(pos[0])
+	if err != nil {
+		return err
+	}
+	rs, ctx, done, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := rs.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: rules, ExpectedVersion: expected})
+	if err != nil {
+		return a.describe(err)
+	}
+	printWarnings(stderr, resp.GetWarnings())
+	fmt.Fprintf(stdout, "applied %d rules: version %d (%s)\n", len(rules), resp.GetVersion().GetNumber(), resp.GetVersion().GetHash())
+	return nil
+}
+
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a, pos, err := adminCommand("validate", "FILE|-", 1, args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	name, data, err := readArg(pos[0])
+	if err != nil {
+		return err
+	}
+	rs, ctx, done, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := rs.ValidateRules(ctx, &redirectv1.ValidateRulesRequest{File: data, FileName: name})
+	if err != nil {
+		return a.describe(err)
+	}
+	for _, p := range resp.GetProblems() {
+		fmt.Fprintln(stdout, problemFromProto(p).String())
+	}
+	if !resp.GetValid() {
+		fmt.Fprintf(stdout, "%s: rejected by the server\n", name)
+		return errFailed
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", name)
+	return nil
+}
+
+func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var unused bool
+	a, ids, err := adminCommand("stats", "[ID...]", -1, args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&unused, "unused", false, "only rules that never matched since the daemon started (candidates for removal)")
+	})
+	if err != nil {
+		return err
+	}
+	rs, ctx, done, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := rs.GetRuleStats(ctx, &redirectv1.GetRuleStatsRequest{Ids: ids})
+	if err != nil {
+		return a.describe(err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tHITS\tLAST HIT")
+	shown := 0
+	for _, s := range resp.GetStats() {
+		if unused && s.GetHits() > 0 {
+			continue
+		}
+		last := "never"
+		if s.GetLastHit() != nil {
+			last = s.GetLastHit().AsTime().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", s.GetRuleId(), s.GetHits(), last)
+		shown++
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "%d of %d rules, version %d; counts since the daemon started\n", shown, len(resp.GetStats()), resp.GetVersion().GetNumber())
+	return nil
+}
+
+// readArg reads a file, or stdin for "-".
+func readArg(arg string) (name string, data []byte, err error) {
+	if arg == "-" {
+		data, err = io.ReadAll(os.Stdin)
+		return "stdin", data, err
+	}
+	data, err = os.ReadFile(arg)
+	return arg, data, err
+}
+
+// readRulesArg reads a rules file (or stdin) and converts it for the API;
+// problems are reported here with file:line, before anything is sent.
+func readRulesArg(arg string) ([]*redirectv1.Rule, error) {
+	name, data, err := readArg(arg)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := decision.ParseRules(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return server.RulesToProto(rules), nil
+}
+
+// printRules writes rules as a rules file.
+func printRules(w io.Writer, pbs []*redirectv1.Rule) error {
+	rules, err := server.RulesFromProto(pbs)
+	if err != nil {
+		return fmt.Errorf("server answered a rule this redirectctl cannot read (a newer server?): %w", err)
+	}
+	_, err = w.Write(decision.MarshalRules(rules))
+	return err
+}
+
+func printWarnings(w io.Writer, ps []*redirectv1.Problem) {
+	for _, p := range ps {
+		fmt.Fprintln(w, problemFromProto(p).String())
+	}
+}
+
+func problemFromProto(p *redirectv1.Problem) decision.Problem {
+	sev := decision.SeverityError
+	if p.GetSeverity() == decision.SeverityWarning.String() {
+		sev = decision.SeverityWarning
+	}
+	return decision.Problem{Severity: sev, File: p.GetFile(), Line: int(p.GetLine()), RuleID: p.GetRuleId(), Field: p.GetField(), Message: p.GetMessage()}
+}
