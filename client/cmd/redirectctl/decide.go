@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
@@ -153,15 +156,27 @@ func runDecide(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return b.describe(err)
 	}
 	if *asJSON {
-		out, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", out)
-		return err
+		return printJSON(stdout, resp)
 	}
 	printDecision(stdout, req.GetMethod(), resp)
 	return nil
+}
+
+// printJSON writes m as indented protobuf JSON. protojson varies its
+// whitespace on purpose; re-indenting makes the output stable for people
+// and scripts that diff it.
+func printJSON(w io.Writer, m proto.Message) error {
+	out, err := protojson.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, out, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err = buf.WriteTo(w)
+	return err
 }
 
 // printDecision writes the short human form:
@@ -198,14 +213,17 @@ func printDecision(w io.Writer, method string, resp *redirectv1.DecideResponse) 
 	}
 }
 
-// followUp says what a browser does next (Fetch, HTTP-redirect fetch).
+// followUp says what a browser does next (Fetch, HTTP-redirect fetch): the
+// method, and for a method that has a body whether it is sent again.
 func followUp(method string, resp *redirectv1.DecideResponse) string {
 	next := resp.GetFollowUpMethod()
 	switch {
-	case resp.GetFollowUpKeepsBody():
-		return next + ", body re-sent"
 	case !strings.EqualFold(method, next):
 		return next + ", body dropped"
+	case next == http.MethodGet || next == http.MethodHead:
+		return next
+	case resp.GetFollowUpKeepsBody():
+		return next + ", body re-sent"
 	}
-	return next
+	return next + ", body dropped"
 }

@@ -28,7 +28,11 @@ func runLint(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, p := range r.problems {
 			fmt.Fprintln(stdout, p.String())
 		}
-		fmt.Fprintf(stdout, "%s: %s, %s, %s\n", file, plural(r.rules, "rule"), plural(r.errors, "error"), plural(r.warnings, "warning"))
+		verdict := "ok"
+		if r.errors > 0 {
+			verdict = "rejected"
+		}
+		fmt.Fprintf(stdout, "%s: %s: %s, %s, %s\n", file, verdict, plural(r.rules, "rule"), plural(r.errors, "error"), plural(r.warnings, "warning"))
 		failed = failed || r.errors > 0 || (*strict && r.warnings > 0)
 	}
 	if failed {
@@ -65,6 +69,12 @@ func lintFile(file string, opts decision.Options) lintReport {
 	}
 	if err != nil {
 		r.addErr(file, err)
+	}
+	// Build knows rules, not files: name the file for a person to open.
+	for i := range r.problems {
+		if r.problems[i].File == "" {
+			r.problems[i].File = file
+		}
 	}
 	sort.SliceStable(r.problems, func(i, j int) bool { return r.problems[i].Line < r.problems[j].Line })
 	return r

@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
 )
@@ -181,9 +184,10 @@ func (c *connection) set(name string) bool {
 	return found
 }
 
-// clientOptions turns the flags into client options.
-func (c *connection) clientOptions() ([]client.Option, error) {
-	opts := []client.Option{client.WithTimeout(c.timeout)}
+// tlsConfig is the transport security the flags choose: nil for
+// plaintext, else the TLS configuration (CA, client certificate, name).
+// Every command that dials redirectd goes through it.
+func (c *connection) tlsConfig() (*tls.Config, error) {
 	wantsTLS := c.ca != "" || c.cert != "" || c.key != "" || c.serverName != ""
 	plaintext := c.insecure
 	if !c.set("insecure") {
@@ -193,7 +197,7 @@ func (c *connection) clientOptions() ([]client.Option, error) {
 		if wantsTLS {
 			return nil, usagef("--insecure cannot be combined with --ca, --cert, --key or --server-name")
 		}
-		return append(opts, client.WithInsecure()), nil
+		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.serverName}
 	if c.ca != "" {
@@ -215,6 +219,32 @@ func (c *connection) clientOptions() ([]client.Option, error) {
 			return nil, fmt.Errorf("--cert/--key: %w", err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// grpcCredentials is tlsConfig for a command that builds its own
+// grpc.ClientConn (the admin API, the load generator).
+func (c *connection) grpcCredentials() (credentials.TransportCredentials, error) {
+	cfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return insecure.NewCredentials(), nil
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// clientOptions turns the flags into client options.
+func (c *connection) clientOptions() ([]client.Option, error) {
+	cfg, err := c.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Option{client.WithTimeout(c.timeout)}
+	if cfg == nil {
+		return append(opts, client.WithInsecure()), nil
 	}
 	return append(opts, client.WithTLS(cfg)), nil
 }

@@ -246,10 +246,13 @@ func (p *caseParser) parseCase(n *yaml.Node, where string) (testCase, bool) {
 		c          = testCase{line: n.Line}
 		reqN, expN yaml.Node
 	)
-	if !p.fields(n, where, map[string]any{"name": &c.name, "request": &reqN, "expect": &expN}) {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s: want a mapping with name, request and expect, got a %s", where, kindName(n))
 		return c, false
 	}
-	ok := true
+	// Known fields are decoded even when others are wrong, so one run
+	// reports every mistake of the case.
+	ok := p.fields(n, where, map[string]any{"name": &c.name, "request": &reqN, "expect": &expN})
 	if c.name == "" {
 		p.errorf(n, "%s: name is required", where)
 		ok = false
