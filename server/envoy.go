@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/bits"
+	"strings"
+	"sync/atomic"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/redirectd/redirectd/decision"
+)
+
+// PassCounter is told of every edge-proxy request an adapter passed on
+// without a decision because it could not read it (DESIGN.md section 6:
+// never blocked, always counted). adapter is "envoy" or "forward_auth".
+// *Metrics is one.
+type PassCounter interface {
+	PassedUnparsable(adapter string)
+}
+
+var _ PassCounter = (*Metrics)(nil)
+
+// AuthorizationService answers Envoy's ext_authz Check
+// (envoy.service.auth.v3.Authorization) with redirect decisions. It only
+// translates: CheckRequest to decision.Request, Decision to CheckResponse.
+type AuthorizationService struct {
+	authv3.UnimplementedAuthorizationServer
+	engine *Engine
+	log    *slog.Logger
+	passes passes
+}
+
+var _ authv3.AuthorizationServer = (*AuthorizationService)(nil)
+
+// NewAuthorizationService returns the ext_authz service deciding with e.
+// passed may be nil.
+func NewAuthorizationService(e *Engine, log *slog.Logger, passed PassCounter) authv3.AuthorizationServer {
+	return &AuthorizationService{engine: e, log: log, passes: passes{adapter: "envoy", counter: passed, log: log}}
+}
+
+// okResponse lets the request through untouched. It is never modified, so
+// every pass shares it (protobuf messages are safe for concurrent reads
+// and marshalling).
+var okResponse = &authv3.CheckResponse{
+	Status:       &rpcstatus.Status{Code: int32(codes.OK)},
+	HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}},
+}
+
+// Check decides one request Envoy is about to route. A redirect is a
+// "denial" to Envoy: PERMISSION_DENIED with a denied_response that Envoy
+// sends to the client as is (status, headers, empty body). No match, and
+// any request we cannot read, answers OK: a redirect service must never
+// block traffic.
+func (s *AuthorizationService) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	attrs := in.GetAttributes()
+	hr := attrs.GetRequest().GetHttp()
+	headers := hr.GetHeaders()
+	if len(headers) == 0 && len(hr.GetHeaderMap().GetHeaders()) > 0 {
+		headers = rawHeaders(hr.GetHeaderMap().GetHeaders())
+	}
+	requestID := headers["x-request-id"]
+	if requestID == "" {
+		requestID = hr.GetId()
+	}
+
+	req := decision.Request{
+		Method: firstNonEmpty(hr.GetMethod(), headers[":method"]),
+		Scheme: firstNonEmpty(hr.GetScheme(), headers[":scheme"]),
+		// Host or :authority as the client sent it, port included; the
+		// engine drops the port and lower-cases it.
+		Host: firstNonEmpty(hr.GetHost(), headers[":authority"], headers["host"]),
+		// The request target exactly as on the request line, query
+		// included and nothing decoded: the engine normalises it once,
+		// the same way for every adapter.
+		Target:   firstNonEmpty(hr.GetPath(), headers[":path"]),
+		Protocol: hr.GetProtocol(),
+		Headers:  headers,
+	}
+	if word, ok := attrs.GetContextExtensions()["intent"]; ok && word != "" {
+		intent, err := decision.ParseIntent(word)
+		if err != nil {
+			s.passes.pass(ctx, requestID, "route context_extensions", err)
+			return okResponse, nil
+		}
+		req.Intent = intent
+	}
+
+	d, err := s.engine.Decide(&req)
+	if err != nil {
+		s.passes.pass(ctx, requestID, "request", err)
+		return okResponse, nil
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "envoy check",
+			slog.String("request_id", requestID),
+			slog.String("method", req.Method), slog.String("host", req.Host), slog.String("target", req.Target),
+			slog.Bool("redirect", d.Redirect), slog.Int("status", d.Status), slog.String("rule", d.RuleID))
+	}
+	if !d.Redirect {
+		return okResponse, nil
+	}
+	return deniedResponse(&d), nil
+}
+
+// deniedResponse carries the redirect. OVERWRITE_IF_EXISTS_OR_ADD: a
+// Location or Cache-Control already on Envoy's local reply must be
+// replaced, never doubled (RFC 9110 section 10.2.2: one Location).
+func deniedResponse(d *decision.Decision) *authv3.CheckResponse {
+	headers := make([]*corev3.HeaderValueOption, len(d.Headers))
+	for i, h := range d.Headers {
+		headers[i] = &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}
+	}
+	return &authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(codes.PermissionDenied)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+			Headers: headers,
+		}},
+	}
+}
+
+// rawHeaders reads header_map, which Envoy sends instead of headers when
+// the filter sets encode_raw_headers. Repeated names are joined with ","
+// as RFC 9110 section 5.3 allows.
+func rawHeaders(hs []*corev3.HeaderValue) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		k := strings.ToLower(h.GetKey())
+		v := string(h.GetRawValue())
+		if v == "" {
+			v = h.GetValue()
+		}
+		if prev, ok := m[k]; ok {
+			v = prev + "," + v
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// passes counts and logs requests an edge adapter let through unread.
+// A misconfigured route sends the same bad request many times a second,
+// so the log is sampled: the 1st, 2nd, 4th, 8th... pass is logged, with
+// the running count.
+type passes struct {
+	adapter string
+	counter PassCounter
+	log     *slog.Logger
+	n       atomic.Uint64
+}
+
+func (p *passes) pass(ctx context.Context, requestID, what string, err error) {
+	n := p.n.Add(1)
+	if p.counter != nil {
+		p.counter.PassedUnparsable(p.adapter)
+	}
+	if bits.OnesCount64(n) != 1 {
+		return
+	}
+	level := slog.LevelWarn
+	var re *decision.RequestError
+	if !errors.As(err, &re) && what == "request" {
+		level = slog.LevelError // not the client's fault: a server problem
+	}
+	p.log.LogAttrs(ctx, level, "request passed on without a redirect decision",
+		slog.String("adapter", p.adapter), slog.String("request_id", requestID),
+		slog.String("unreadable", what), slog.String("error", err.Error()),
+		slog.Uint64("passes_so_far", n))
+}
