@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
+)
+
+// versionRules is a rules file whose one rule redirects /old to
+// /new-<tag>, so the answer tells which file content is serving.
+func versionRules(tag string) string {
+	return fmt.Sprintf("rules:\n  - id: moved\n    path: /old\n    to: /new-%s\n", tag)
+}
+
+// prober calls Decide on /old in a loop, as traffic would during a
+// reload, and counts every call that failed or did not redirect.
+type prober struct {
+	calls, failures atomic.Int64
+	mu              sync.Mutex
+	firstFailure    string
+	stop            context.CancelFunc
+	done            chan struct{}
+}
+
+func startProber(t *testing.T, c redirectv1.DecisionServiceClient) *prober {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &prober{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for ctx.Err() == nil {
+			resp, err := c.Decide(ctx, &redirectv1.DecideRequest{Method: "GET", Host: "example.com", Path: "/old"})
+			if ctx.Err() != nil {
+				return
+			}
+			p.calls.Add(1)
+			if err != nil || !resp.GetRedirect() || !strings.HasPrefix(resp.GetLocation(), "/new-") {
+				p.failures.Add(1)
+				p.mu.Lock()
+				if p.firstFailure == "" {
+					p.firstFailure = fmt.Sprintf("answer %v, error %v", resp, err)
+				}
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		<-p.done
+		if p.calls.Load() == 0 {
+			t.Error("the prober made no call")
+		}
+		if f := p.failures.Load(); f > 0 {
+			t.Errorf("%d of %d Decide calls failed during reloads; first: %s", f, p.calls.Load(), p.firstFailure)
+		}
+	})
+	return p
+}
+
+// waitForLocation polls Decide until /old redirects to want.
+func waitForLocation(t *testing.T, c redirectv1.DecisionServiceClient, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := c.Decide(context.Background(), &redirectv1.DecideRequest{Method: "GET", Host: "example.com", Path: "/old"})
+		if err == nil && resp.GetLocation() == want {
+			return
+		}
+		last = fmt.Sprintf("%v %v", resp.GetLocation(), err)
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("/old never redirected to %s; last answer %s", want, last)
+}
+
+func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// reloadErrors is redirectd_reloads_total{result="error"}.
+func reloadErrors(t *testing.T, s *Server) float64 {
+	return counterValue(t, s.store.Metrics.reloads.WithLabelValues("error"))
+}
+
+// TestReloadUnderTraffic changes the rules file of a running daemon the
+// ways people and tools do, checking after each step what Decide answers,
+// while another client keeps deciding: no call may fail.
+func TestReloadUnderTraffic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, []byte(versionRules("v1")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Rules = path
+	cfg.ReloadDebounce = 20 * time.Millisecond
+	r := start(t, cfg)
+	c := redirectv1.NewDecisionServiceClient(dial(t, r.GRPCAddr()))
+	waitForLocation(t, c, "/new-v1")
+	startProber(t, c)
+
+	steps := []struct {
+		name   string
+		change func(t *testing.T)
+		want   string // what /old redirects to afterwards
+		errors float64
+	}{
+		{"edit in place (truncate and write)", func(t *testing.T) {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(versionRules("v2")); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}, "/new-v2", 0},
+		{"rename a temp file over it (editors, atomic writers)", func(t *testing.T) {
+			tmp := filepath.Join(dir, ".rules.yaml.swp")
+			if err := os.WriteFile(tmp, []byte(versionRules("v3")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "/new-v3", 0},
+		{"corrupt it: the last good set keeps serving", func(t *testing.T) {
+			if err := os.WriteFile(path, []byte("rules:\n  - id: moved\n    path: /old\n    to: [\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "/new-v3", 1},
+		{"an invalid rule: rejected whole", func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(versionRules("v4")+"    status: 404\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "/new-v3", 2},
+		{"fix it", func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(versionRules("v5")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "/new-v5", 2},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			step.change(t)
+			if step.errors > reloadErrors(t, r.Server) {
+				deadline := time.Now().Add(10 * time.Second)
+				for reloadErrors(t, r.Server) < step.errors && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			waitForLocation(t, c, step.want)
+			if got := reloadErrors(t, r.Server); got != step.errors {
+				t.Errorf("reloads_total{result=\"error\"} = %v, want %v\nlog:\n%s", got, step.errors, r.logs)
+			}
+		})
+	}
+	// Each rejected file is logged with file:line and what was wrong.
+	for _, want := range []string{`:\d+: `, `:\d+: rule \\"moved\\": status: 404 is not a redirect status`} {
+		if !regexp.MustCompile(regexp.QuoteMeta(path) + want).MatchString(r.logs.String()) {
+			t.Errorf("the log has no line matching %s%s:\n%s", path, want, r.logs)
+		}
+	}
+}
+
+// TestReloadKubernetesConfigMap swaps a ConfigMap volume as the kubelet
+// does: the file is a symlink through "..data", itself a symlink to a
+// timestamped directory; an update writes a new directory and renames a
+// new "..data" link over the old one.
+func TestReloadKubernetesConfigMap(t *testing.T) {
+	dir := t.TempDir()
+	publish := func(t *testing.T, stamp, content string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, stamp), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, stamp, "rules.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(stamp, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, "..2026_11_24_10_00_00.000000001", versionRules("v1"))
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.Symlink(filepath.Join("..data", "rules.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig()
+	cfg.Rules = path
+	cfg.ReloadDebounce = 20 * time.Millisecond
+	r := start(t, cfg)
+	c := redirectv1.NewDecisionServiceClient(dial(t, r.GRPCAddr()))
+	waitForLocation(t, c, "/new-v1")
+	startProber(t, c)
+
+	for i, tag := range []string{"v2", "v3"} {
+		old := ""
+		if target, err := os.Readlink(filepath.Join(dir, "..data")); err == nil {
+			old = target
+		}
+		publish(t, fmt.Sprintf("..2026_11_24_10_0%d_00.000000001", i+1), versionRules(tag))
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			t.Fatal(err)
+		}
+		waitForLocation(t, c, "/new-"+tag)
+	}
+	if v := r.Engine().Current().Version.Number; v != 3 {
+		t.Errorf("version after two ConfigMap updates = %d, want 3 (one per update)", v)
+	}
+}
