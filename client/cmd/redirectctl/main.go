@@ -40,6 +40,7 @@ var commands = []command{
 	{"decide", "ask for the decision on one request, from a server or a rules file", runDecide},
 	{"lint", "check rules files: every error and warning with file:line", runLint},
 	{"test", "run a file of request → expected answer cases against rules (a CI gate)", runTest},
+	{"bench", "load a server with Decide or Envoy Check calls: throughput, p50..p99.9 (open loop)", runBench},
 }
 
 func main() {
