@@ -41,6 +41,9 @@ var commands = []command{
 	{"lint", "check rules files: every error and warning with file:line", runLint},
 	{"test", "run a file of request → expected answer cases against rules (a CI gate)", runTest},
 	{"bench", "load a server with Decide or Envoy Check calls: throughput, p50..p99.9 (open loop)", runBench},
+	{"import", "convert a Netlify _redirects file or a Cloudflare Bulk Redirects CSV into rules YAML", runImport},
+	{"export", "write a rules file as a Netlify _redirects file or a Cloudflare Bulk Redirects CSV", runExport},
+	{"gen", "generate a realistic rule set and a request stream for benchmarks and load tests", runGen},
 }
 
 func main() {

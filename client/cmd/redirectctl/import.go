@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/redirectd/redirectd/client/convert"
+	"github.com/redirectd/redirectd/decision"
+)
+
+// importers are the formats import reads, by --from name.
+var importers = map[string]func(string, io.Reader) ([]decision.Rule, []decision.Problem, error){
+	"netlify": convert.ImportNetlify,
+	"csv":     convert.ImportCSV,
+}
+
+// runImport converts a foreign redirects file into a rules file. Lines that
+// cannot be converted are reported on stderr as FILE:LINE: reason; the
+// rest is written, and the exit status is 0, unless --strict (any skipped
+// line exits 1 and writes nothing), nothing could be converted, or the
+// converted set would not load in redirectd (Build errors: exit 1).
+func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("import", "--from netlify|csv [-o OUT] [--strict] FILE", stderr)
+	from := fs.String("from", "", "format of FILE: netlify (a _redirects file) or csv (a Cloudflare Bulk Redirects CSV)")
+	out := fs.String("o", "", "write the rules YAML to this `file` (default: stdout)")
+	strict := fs.Bool("strict", false, "exit 1 and write nothing when any line cannot be converted")
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	imp, ok := importers[*from]
+	if !ok {
+		return usagef("--from %q: accepted: netlify, csv", *from)
+	}
+	if len(files) != 1 {
+		return usagef("want one FILE to convert; got %d arguments", len(files))
+	}
+	file := files[0]
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rules, skipped, err := imp(file, f)
+	if err != nil {
+		return err
+	}
+	for _, p := range skipped {
+		fmt.Fprintln(stderr, p.String())
+	}
+
+	// The rules must load as the daemon loads them: a cycle across lines,
+	// say, is only visible on the whole set.
+	_, warnings, err := decision.Build(rules, decision.Options{})
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, inFile(w, file).String())
+	}
+	var rerr *decision.RulesError
+	if errors.As(err, &rerr) {
+		for _, p := range rerr.Problems {
+			if p.Severity == decision.SeverityError {
+				fmt.Fprintln(stderr, inFile(p, file).String())
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "%s: %s converted, %s not converted\n", file, plural(len(rules), "rule"), plural(len(skipped), "line"))
+	switch {
+	case err != nil:
+		if rerr == nil {
+			fmt.Fprintln(stderr, err)
+		}
+		fmt.Fprintln(stderr, "the converted rules would not load in redirectd; nothing written")
+		return errFailed
+	case *strict && len(skipped) > 0:
+		fmt.Fprintln(stderr, "--strict: nothing written")
+		return errFailed
+	case len(rules) == 0 && len(skipped) > 0:
+		fmt.Fprintln(stderr, "no line could be converted; nothing written")
+		return errFailed
+	}
+	header := fmt.Sprintf("# Converted from %s (%s) by redirectctl import: %s, %s not converted.\n",
+		file, *from, plural(len(rules), "rule"), plural(len(skipped), "line"))
+	return writeOutput(*out, stdout, append([]byte(header), decision.MarshalRules(rules)...))
+}
+
+// inFile names file in a problem about a converted rule: the rule's line is
+// the line it came from.
+func inFile(p decision.Problem, file string) decision.Problem {
+	if p.File == "" {
+		p.File = file
+	}
+	return p
+}
+
+// writeOutput writes data to the file named out, or to stdout when out is
+// empty.
+func writeOutput(out string, stdout io.Writer, data []byte) error {
+	if out == "" {
+		_, err := stdout.Write(data)
+		return err
+	}
+	return os.WriteFile(out, data, 0o644)
+}
