@@ -61,8 +61,12 @@ func checkRule(r *Rule) []Problem {
 	rp := &ruleProblems{r: r}
 	checkID(rp)
 	checkHost(rp)
+	before := len(rp.list)
 	params := checkPath(rp)
-	checkTo(rp, params)
+	// After a path problem the captures it defines are unknown: leave
+	// them unchecked rather than report every use as undefined.
+	pathOK := len(rp.list) == before || rp.list[len(rp.list)-1].Severity == SeverityWarning
+	checkTo(rp, params, pathOK)
 	checkEnums(rp)
 	checkMethods(rp)
 	for _, g := range r.QueryStrip {
@@ -422,7 +426,7 @@ const toAccepted = "accepted: an absolute http or https URL such as https://exam
 // checkTo validates the target. Open-redirect guard (DESIGN.md section 4):
 // a target never starts with "//" or "/\" (both are read by browsers as
 // another host), and captured request text never forms its scheme or host.
-func checkTo(rp *ruleProblems, params []string) {
+func checkTo(rp *ruleProblems, params []string, pathOK bool) {
 	r := rp.r
 	to := r.To
 	switch {
@@ -476,8 +480,8 @@ func checkTo(rp *ruleProblems, params []string) {
 		}
 	}
 	for _, c := range caps {
-		if c.start < authEnd {
-			continue // a literal ":word" in an authority, such as user:pass (rejected above)
+		if c.start < authEnd || !pathOK {
+			continue // a literal ":word" in an authority (a port is digits), or captures unknown
 		}
 		if !contains(params, c.name) {
 			rp.errorf("to", "%s refers to a capture the path does not define; %s", to[c.start:c.end], capturesAccepted(r.Match, params))
