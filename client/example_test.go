@@ -60,7 +60,7 @@ func ExampleClient_Redirect() {
 	defer stop()
 
 	// Plaintext is for a redirectd on loopback; use client.WithTLS elsewhere.
-	c, err := client.New(addr, client.WithInsecure(), client.WithTimeout(time.Second))
+	c, err := client.New(addr, client.WithInsecure(), client.WithTimeout(5*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -130,9 +130,14 @@ func ExampleClient_Middleware() {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "the page "+r.URL.Path)
 	})
-	handler := c.Middleware(app, client.WithErrorHandler(func(r *http.Request, err error) {
-		log.Printf("redirectd: %v (request passed on)", err)
-	}))
+	handler := c.Middleware(app,
+		client.WithErrorHandler(func(r *http.Request, err error) {
+			log.Printf("redirectd: %v (request passed on)", err)
+		}),
+		// Generous for a busy test machine; in production keep the 200ms
+		// default or less: a slow redirectd must not slow every page.
+		client.WithDecideTimeout(5*time.Second),
+	)
 	site := httptest.NewServer(handler)
 	defer site.Close()
 

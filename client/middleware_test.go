@@ -48,7 +48,10 @@ func byPath(req *redirectv1.DecideRequest) (*redirectv1.DecideResponse, error) {
 func TestMiddlewareAnswers(t *testing.T) {
 	c := startFake(t, &fakeDecisions{answer: byPath})
 	var errs []error
-	site := httptest.NewServer(c.Middleware(page, client.WithErrorHandler(func(_ *http.Request, err error) { errs = append(errs, err) })))
+	// A generous timeout: a loaded CI machine must not turn answers into
+	// fail-open passes.
+	site := httptest.NewServer(c.Middleware(page, client.WithDecideTimeout(10*time.Second),
+		client.WithErrorHandler(func(_ *http.Request, err error) { errs = append(errs, err) })))
 	defer site.Close()
 
 	tests := []struct {
@@ -136,9 +139,9 @@ func TestMiddlewareFailsOpen(t *testing.T) {
 		opts     []client.MiddlewareOption
 		wantCode codes.Code
 	}{
-		{"dead server", deadClient, nil, codes.Unavailable},
+		{"dead server", deadClient, []client.MiddlewareOption{client.WithDecideTimeout(10 * time.Second)}, codes.Unavailable},
 		{"timeout", slow, []client.MiddlewareOption{client.WithDecideTimeout(50 * time.Millisecond)}, codes.DeadlineExceeded},
-		{"refused request", refusing, nil, codes.InvalidArgument},
+		{"refused request", refusing, []client.MiddlewareOption{client.WithDecideTimeout(10 * time.Second)}, codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,7 +250,8 @@ func TestMiddlewareDescribesRequest(t *testing.T) {
 	c := startFake(t, f)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.Middleware(page, tt.opts...).ServeHTTP(httptest.NewRecorder(), tt.build())
+			opts := append([]client.MiddlewareOption{client.WithDecideTimeout(10 * time.Second)}, tt.opts...)
+			c.Middleware(page, opts...).ServeHTTP(httptest.NewRecorder(), tt.build())
 			if diff := cmp.Diff(tt.want, f.last(t), protocmp.Transform()); diff != "" {
 				t.Errorf("DecideRequest (-want +got):\n%s", diff)
 			}
