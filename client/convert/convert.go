@@ -22,6 +22,7 @@
 package convert
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -188,4 +189,41 @@ func redirectsToItself(host, path string, match decision.MatchKind, to string) b
 		return trimSlash(toPath) == trimSlash(path)
 	}
 	return underPath(literalPrefix(toPath), literalPrefix(path))
+}
+
+// Loadable returns the rules decision.Build accepts as a set: a rule named
+// by a Build error (a redirect cycle across lines, a capture the path does
+// not define, a capture in the target's host) is removed and its problems
+// returned in rejected, until the rest builds. warnings are the final
+// build's. err is a Build error that names no rule.
+func Loadable(rules []decision.Rule, opts decision.Options) (kept []decision.Rule, rejected, warnings []decision.Problem, err error) {
+	kept = rules
+	for {
+		_, warnings, err = decision.Build(kept, opts)
+		var rerr *decision.RulesError
+		if err == nil || !errors.As(err, &rerr) {
+			return kept, rejected, warnings, err
+		}
+		bad := map[string]bool{}
+		for _, p := range rerr.Problems {
+			if p.Severity != decision.SeverityError {
+				continue
+			}
+			if p.RuleID == "" {
+				return kept, rejected, nil, err
+			}
+			bad[p.RuleID] = true
+			rejected = append(rejected, p)
+		}
+		if len(bad) == 0 {
+			return kept, rejected, nil, err
+		}
+		next := make([]decision.Rule, 0, len(kept)-len(bad))
+		for _, r := range kept {
+			if !bad[r.ID] {
+				next = append(next, r)
+			}
+		}
+		kept = next
+	}
 }

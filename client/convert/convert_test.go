@@ -486,3 +486,31 @@ func checkMessages(t *testing.T, problems []decision.Problem, want []string, err
 		}
 	}
 }
+
+func TestLoadable(t *testing.T) {
+	in := "/a /b 301\n/b /a 301\n/x/:id https://:id.example.com/ 301\n/y/:id /z/:other 302\n/ok /fine 301\n"
+	rules, skipped, err := convert.ImportNetlify("_redirects", strings.NewReader(in))
+	if err != nil || len(skipped) != 0 || len(rules) != 5 {
+		t.Fatalf("import: %d rules, %v, %v", len(rules), skipped, err)
+	}
+	kept, rejected, _, err := convert.Loadable(rules, decision.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A cycle's problem names one rule: removing it breaks the cycle, and
+	// the other rule is fine on its own.
+	var ids []string
+	for _, r := range kept {
+		ids = append(ids, r.ID)
+	}
+	if diff := cmp.Diff([]string{"netlify-L2", "netlify-L5"}, ids); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+	lines := map[int]bool{}
+	for _, p := range rejected {
+		lines[p.Line] = true
+	}
+	if diff := cmp.Diff(map[int]bool{1: true, 3: true, 4: true}, lines); diff != "" {
+		t.Errorf("rejected lines (-want +got):\n%s\n%v", diff, rejected)
+	}
+}

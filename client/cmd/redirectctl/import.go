@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,10 +17,10 @@ var importers = map[string]func(string, io.Reader) ([]decision.Rule, []decision.
 }
 
 // runImport converts a foreign redirects file into a rules file. Lines that
-// cannot be converted are reported on stderr as FILE:LINE: reason; the
-// rest is written, and the exit status is 0, unless --strict (any skipped
-// line exits 1 and writes nothing), nothing could be converted, or the
-// converted set would not load in redirectd (Build errors: exit 1).
+// cannot be converted, or that redirectd would reject once converted (a
+// cycle across lines), are reported on stderr as FILE:LINE: reason; the
+// rest is written, and the exit status is 0, unless --strict (any line not
+// converted exits 1 and writes nothing) or nothing could be converted.
 func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("import", "--from netlify|csv [-o OUT] [--strict] FILE", stderr)
 	from := fs.String("from", "", "format of FILE: netlify (a _redirects file) or csv (a Cloudflare Bulk Redirects CSV)")
@@ -52,37 +51,30 @@ func runImport(_ context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, p.String())
 	}
 
-	// The rules must load as the daemon loads them: a cycle across lines,
-	// say, is only visible on the whole set.
-	_, warnings, err := decision.Build(rules, decision.Options{})
+	// The rules must load as the daemon loads them: a cycle across lines or
+	// a capture the path does not define is only seen by Build. Such rules
+	// are left out like any other line that cannot be converted.
+	rules, rejected, warnings, err := convert.Loadable(rules, decision.Options{})
+	for _, p := range rejected {
+		fmt.Fprintln(stderr, inFile(p, file).String())
+	}
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, inFile(w, file).String())
 	}
-	var rerr *decision.RulesError
-	if errors.As(err, &rerr) {
-		for _, p := range rerr.Problems {
-			if p.Severity == decision.SeverityError {
-				fmt.Fprintln(stderr, inFile(p, file).String())
-			}
-		}
-	}
-	fmt.Fprintf(stderr, "%s: %s converted, %s not converted\n", file, plural(len(rules), "rule"), plural(len(skipped), "line"))
+	notConverted := len(skipped) + len(rejected)
+	fmt.Fprintf(stderr, "%s: %s converted, %s not converted\n", file, plural(len(rules), "rule"), plural(notConverted, "line"))
 	switch {
 	case err != nil:
-		if rerr == nil {
-			fmt.Fprintln(stderr, err)
-		}
-		fmt.Fprintln(stderr, "the converted rules would not load in redirectd; nothing written")
-		return errFailed
-	case *strict && len(skipped) > 0:
+		return fmt.Errorf("the converted rules would not load in redirectd; nothing written: %w", err)
+	case *strict && notConverted > 0:
 		fmt.Fprintln(stderr, "--strict: nothing written")
 		return errFailed
-	case len(rules) == 0 && len(skipped) > 0:
+	case len(rules) == 0 && notConverted > 0:
 		fmt.Fprintln(stderr, "no line could be converted; nothing written")
 		return errFailed
 	}
 	header := fmt.Sprintf("# Converted from %s (%s) by redirectctl import: %s, %s not converted.\n",
-		file, *from, plural(len(rules), "rule"), plural(len(skipped), "line"))
+		file, *from, plural(len(rules), "rule"), plural(notConverted, "line"))
 	return writeOutput(*out, stdout, append([]byte(header), decision.MarshalRules(rules)...))
 }
 
