@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+)
+
+// maxRecvMsgSize bounds one request message: a full DecideBatch of
+// MaxBatch requests with paths of about a kilobyte fits; a caller cannot
+// make the server buffer more than this for one call.
+const maxRecvMsgSize = 16 << 20
+
+// serverOptions are the options of every gRPC server the daemon runs (the
+// public and the admin listener), and of the benchmark's no-op baseline.
+//
+// Per-request validation is not an interceptor: DecideBatch must report a
+// bad request in its own slot, so the checks live with the service (and
+// the field checks with the engine) instead of being applied twice.
+func serverOptions(log *slog.Logger) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		// One worker per core serves streams without spawning a goroutine
+		// per call.
+		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		// Envoy and grpc-go clients ping idle connections; allow it, but
+		// not more often than every 5 s (a faster pinger gets GOAWAY).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             5 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		// Find dead peers behind NATs and load balancers.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    30 * time.Second,
+			Timeout: 10 * time.Second,
+		}),
+		// Recovery outermost, so a panic anywhere below is caught.
+		grpc.ChainUnaryInterceptor(recoverUnary(log), logUnary(log)),
+		grpc.ChainStreamInterceptor(recoverStream(log)),
+	}
+}
+
+// errPanic is what a caller sees when a handler panicked.
+var errPanic = status.Error(codes.Internal, "internal error; the server log has the details")
+
+// recoverUnary turns a handler panic into INTERNAL and logs the stack, so
+// one bad request cannot take the process (and every proxy behind it) down.
+func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.ErrorContext(ctx, "panic in gRPC handler", "rpc", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				resp, err = nil, errPanic
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func recoverStream(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.ErrorContext(ss.Context(), "panic in gRPC stream handler", "rpc", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = errPanic
+			}
+		}()
+		return handler(srv, ss)
+	}
+}
+
+// logUnary logs every call: successes at debug (the hot path must not pay
+// for a log line by default), the caller's mistakes at info, server
+// failures at error with the cause the caller did not see.
+func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		code := status.Code(err)
+		level := codeLevel(code)
+		if log.Enabled(ctx, level) {
+			attrs := []slog.Attr{
+				slog.String("rpc", info.FullMethod),
+				slog.String("code", code.String()),
+				slog.Duration("took", time.Since(start)),
+			}
+			if err != nil {
+				attrs = append(attrs, slog.String("error", err.Error()))
+			}
+			log.LogAttrs(ctx, level, "rpc", attrs...)
+		}
+		return resp, err
+	}
+}
+
+func codeLevel(c codes.Code) slog.Level {
+	switch c {
+	case codes.OK:
+		return slog.LevelDebug
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
