@@ -144,7 +144,15 @@ func (s *RuleStore) publish(snap *Snapshot) {
 		"regex", snap.Index.Count(decision.MatchRegex),
 		"warnings", len(snap.Warnings),
 		"took", s.Now().Sub(snap.LoadedAt))
-	for _, w := range snap.Warnings {
+	// Warnings do not reject the set; a generated or imported set may
+	// carry thousands, so the log shows the first ones and a count
+	// (redirectctl lint or ValidateRules list them all).
+	const mostWarnings = 100
+	for i, w := range snap.Warnings {
+		if i == mostWarnings {
+			s.Log.Warn("more rules warnings not logged", "count", len(snap.Warnings)-mostWarnings)
+			break
+		}
 		s.Log.Warn("rules warning", "problem", w.String())
 	}
 }
