@@ -193,7 +193,12 @@ func parseCases(file string, data []byte) ([]testCase, error) {
 		cases = append(cases, c)
 	}
 	if len(p.errs) > 0 {
-		return nil, errors.New(strings.Join(p.errs, "\n"))
+		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].line < p.errs[j].line })
+		msgs := make([]string, len(p.errs))
+		for i, e := range p.errs {
+			msgs[i] = e.msg
+		}
+		return nil, errors.New(strings.Join(msgs, "\n"))
 	}
 	if len(cases) == 0 {
 		return nil, fmt.Errorf("%s: no cases; want a YAML list of {name, request, expect}", file)
@@ -204,11 +209,17 @@ func parseCases(file string, data []byte) ([]testCase, error) {
 // caseParser collects located errors while walking a cases file.
 type caseParser struct {
 	file string
-	errs []string
+	errs []located
+}
+
+// located is one error and its line, so errors print in file order.
+type located struct {
+	line int
+	msg  string
 }
 
 func (p *caseParser) errorf(n *yaml.Node, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Sprintf("%s:%d: ", p.file, n.Line)+fmt.Sprintf(format, args...))
+	p.errs = append(p.errs, located{n.Line, fmt.Sprintf("%s:%d: ", p.file, n.Line) + fmt.Sprintf(format, args...)})
 }
 
 // fields decodes mapping n into the targets by key; unknown and repeated
