@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -95,6 +96,11 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), m.timeout)
 	resp, err := m.client.Decide(ctx, m.request(r))
 	cancel()
+	if code := resp.GetStatusCode(); err == nil && resp.GetRedirect() && (code < 300 || code > 399) {
+		// Never write what is not a redirect (WriteHeader panics on
+		// codes outside 100-999): fail open as for any other error.
+		err = fmt.Errorf("redirectd answered a redirect with status %d, not 3xx", code)
+	}
 	if err != nil || !resp.GetRedirect() {
 		m.next.ServeHTTP(w, r)
 		if err != nil && m.onError != nil {

@@ -133,15 +133,20 @@ func TestMiddlewareFailsOpen(t *testing.T) {
 		return nil, status.Error(codes.InvalidArgument, "path: control character")
 	}})
 
+	broken := startFake(t, &fakeDecisions{answer: func(*redirectv1.DecideRequest) (*redirectv1.DecideResponse, error) {
+		return &redirectv1.DecideResponse{Redirect: true, StatusCode: 0, Location: "/x"}, nil
+	}})
+
 	tests := []struct {
 		name     string
 		client   *client.Client
 		opts     []client.MiddlewareOption
-		wantCode codes.Code
+		wantCode codes.Code // codes.Unknown: not a gRPC error
 	}{
 		{"dead server", deadClient, []client.MiddlewareOption{client.WithDecideTimeout(10 * time.Second)}, codes.Unavailable},
 		{"timeout", slow, []client.MiddlewareOption{client.WithDecideTimeout(50 * time.Millisecond)}, codes.DeadlineExceeded},
 		{"refused request", refusing, []client.MiddlewareOption{client.WithDecideTimeout(10 * time.Second)}, codes.InvalidArgument},
+		{"redirect without a 3xx status", broken, []client.MiddlewareOption{client.WithDecideTimeout(10 * time.Second)}, codes.Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
