@@ -167,21 +167,22 @@ func splitTarget(to string) (host, path string) {
 // requestLine is one line of a request stream file; the names are
 // DecideRequest's JSON names.
 type requestLine struct {
-	Method string `json:"method"`
-	Scheme string `json:"scheme,omitempty"`
-	Host   string `json:"host,omitempty"`
-	Path   string `json:"path"`
+	Method   string `json:"method"`
+	Scheme   string `json:"scheme,omitempty"`
+	Host     string `json:"host,omitempty"`
+	Path     string `json:"path"`
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // WriteRequests writes reqs in the request stream format (see the package
-// comment). Only method, scheme, host and path are written.
+// comment). Only method, scheme, host, path and protocol are written.
 func WriteRequests(w io.Writer, reqs []decision.Request) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	for i := range reqs {
 		q := &reqs[i]
-		if err := enc.Encode(requestLine{Method: q.Method, Scheme: q.Scheme, Host: q.Host, Path: q.Target}); err != nil {
+		if err := enc.Encode(requestLine{Method: q.Method, Scheme: q.Scheme, Host: q.Host, Path: q.Target, Protocol: q.Protocol}); err != nil {
 			return fmt.Errorf("write request %d: %w", i+1, err)
 		}
 	}
@@ -200,15 +201,13 @@ func ReadRequests(name string, r io.Reader) ([]decision.Request, error) {
 			continue
 		}
 		var l requestLine
-		dec := json.NewDecoder(bytes.NewReader(line))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l); err != nil {
+		if err := json.Unmarshal(line, &l); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v; want one JSON object per line with method, scheme, host, path", name, n, err)
 		}
 		if l.Method == "" || l.Path == "" {
 			return nil, fmt.Errorf("%s:%d: method and path are required", name, n)
 		}
-		reqs = append(reqs, decision.Request{Method: l.Method, Scheme: l.Scheme, Host: l.Host, Target: l.Path})
+		reqs = append(reqs, decision.Request{Method: l.Method, Scheme: l.Scheme, Host: l.Host, Target: l.Path, Protocol: l.Protocol})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

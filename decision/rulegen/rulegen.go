@@ -26,8 +26,10 @@
 //
 //	{"method":"GET","scheme":"https","host":"www.example.com","path":"/blog/2019/03/quiet-river-notes-k3x9?utm_source=mail"}
 //
-// method and path are always present; scheme and host are omitted when
-// empty. Blank lines are ignored when reading.
+// method and path are always present; scheme, host and protocol ("HTTP/1.0",
+// ...) are omitted when empty. When reading, blank lines and fields other
+// than these are ignored (a file may carry notes such as the expected
+// rule), as client/loadgen, the load tool's reader, does.
 //
 // Both generators are pure functions of their arguments: the same Config and
 // seed give byte-for-byte the same rules and requests on every machine and
