@@ -345,3 +345,22 @@ func TestValidateDeepReachesInsideAny(t *testing.T) {
 		t.Errorf("error %v is not the generated MultiError", err)
 	}
 }
+
+// TestLocalVariant: the sed line in envoy.yaml's header, for redirectd and
+// the app on loopback, still gives a valid bootstrap that points there.
+func TestLocalVariant(t *testing.T) {
+	local := strings.NewReplacer("address: redirectd,", "address: 127.0.0.1,", "address: app,", "address: 127.0.0.1,").Replace(string(readConfig(t)))
+	b, _, err := loadBootstrap([]byte(local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b.GetStaticResources().GetClusters() {
+		for _, e := range c.GetLoadAssignment().GetEndpoints() {
+			for _, lb := range e.GetLbEndpoints() {
+				if a := lb.GetEndpoint().GetAddress().GetSocketAddress().GetAddress(); a != "127.0.0.1" {
+					t.Errorf("cluster %s still points at %s", c.GetName(), a)
+				}
+			}
+		}
+	}
+}
