@@ -311,20 +311,30 @@ func checkPattern(rp *ruleProblems) []string {
 			names = append(names, name)
 		}
 	}
+	if len(names) >= maxCaptures {
+		rp.errorf("path", "pattern %q has %d captures; accepted: at most %d", p, len(names), maxCaptures-1)
+		return nil
+	}
 	return names
 }
 
 // checkRegex compiles the path as RE2 (the engine anchors it on the whole
-// path) and returns the capture names "1".."n" and the group names.
+// path, so it starts with '/' like the paths it matches) and returns the capture names "1".."n" and the group names.
 func checkRegex(rp *ruleProblems) []string {
 	re, err := regexp.Compile(rp.r.Path)
 	if err != nil {
 		rp.errorf("path", "is not a valid RE2 regular expression: %s", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		return nil
 	}
-	// A literal start that is not '/' can never match a request path.
-	if prefix, _ := re.LiteralPrefix(); prefix != "" && prefix[0] != '/' && !rp.r.CaseInsensitive {
-		rp.errorf("path", "regex %q starts with %q, so it can never match a path, which starts with '/'", rp.r.Path, prefix)
+	// The engine anchors the expression on the whole path, which starts
+	// with '/': "^/a" or "(?i)/a" would never match.
+	if p := rp.r.Path; p[0] != '/' {
+		rp.errorf("path", "regex %q does not start with '/'; it is matched against the whole path (anchored for you), so write it from the leading '/' without ^ or $, and use case_insensitive: true rather than (?i)", p)
+		return nil
+	}
+	if re.NumSubexp() >= maxCaptures {
+		rp.errorf("path", "regex has %d capture groups; accepted: at most %d", re.NumSubexp(), maxCaptures-1)
+		return nil
 	}
 	names := make([]string, 0, re.NumSubexp()*2)
 	for i, name := range re.SubexpNames() {

@@ -30,7 +30,7 @@ func TestCheckRule(t *testing.T) {
 			r.CacheMaxAge, r.Since = time.Hour, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		}), nil},
 		{"valid regex", okRule(func(r *Rule) {
-			r.Match, r.Path, r.To = MatchRegex, `^/p/(?P<id>[0-9]+)/(.*)$`, "https://example.com:8443/items/${id}/$2?x=$$1"
+			r.Match, r.Path, r.To = MatchRegex, `/p/(?P<id>[0-9]+)/(.*)`, "https://example.com:8443/items/${id}/$2?x=$$1"
 		}), nil},
 		{"valid url with IPv6 host", okRule(func(r *Rule) { r.To = "http://[2001:db8::1]:8080/x" }), nil},
 
@@ -77,8 +77,12 @@ func TestCheckRule(t *testing.T) {
 			[]string{"7: rule \"r1\": path: is not a valid RE2 regular expression: missing closing ): `/a/(b`"}},
 		{"regex lookahead", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "/a(?=b)" }),
 			[]string{"7: rule \"r1\": path: is not a valid RE2 regular expression: invalid or unsupported Perl syntax: `(?=`"}},
-		{"regex that cannot match", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "old/(.*)" }),
-			[]string{`7: rule "r1": path: regex "old/(.*)" starts with "old/", so it can never match a path, which starts with '/'`}},
+		{"regex with ^", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "^/old/(.*)$" }),
+			[]string{`7: rule "r1": path: regex "^/old/(.*)$" does not start with '/'; it is matched against the whole path (anchored for you), so write it from the leading '/' without ^ or $, and use case_insensitive: true rather than (?i)`}},
+		{"regex with too many groups", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "/" + strings.Repeat("(a)", 16) }),
+			[]string{`7: rule "r1": path: regex has 16 capture groups; accepted: at most 15`}},
+		{"pattern with too many captures", okRule(func(r *Rule) { r.Match, r.Path = MatchPattern, "/:a/:b/:c/:d/:e/:f/:g/:h/:i/:j/:k/:l/:m/:n/:o/*" }),
+			[]string{`7: rule "r1": path: pattern "/:a/:b/:c/:d/:e/:f/:g/:h/:i/:j/:k/:l/:m/:n/:o/*" has 16 captures; accepted: at most 15`}},
 		{"regex unknown group number", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchRegex, "/a/(.*)", "/b/$2" }),
 			[]string{`7: rule "r1": to: $2 refers to a capture the path does not define; accepted: ${1}`}},
 		{"regex unknown group name", okRule(func(r *Rule) { r.Match, r.Path, r.To = MatchRegex, "/a/(?P<x>.*)", "/b/${y}" }),

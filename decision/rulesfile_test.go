@@ -58,7 +58,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_query_strip.yaml:5: rule "moved": query_strip: "utm_[" is not a valid glob (* ? [a-z] \x); accepted: parameter names or globs such as utm_*`,
 		}},
 		{"bad_regex.yaml", []string{
-			"bad_regex.yaml:4: rule \"posts\": path: is not a valid RE2 regular expression: missing closing ): `^/posts/(\\d+$`",
+			"bad_regex.yaml:4: rule \"posts\": path: is not a valid RE2 regular expression: missing closing ): `/posts/(\\d+`",
 		}},
 		{"bad_since.yaml", []string{
 			`bad_since.yaml:6: rule "moved": since: "2026-13-01" is not an RFC 3339 time; accepted: a time such as 2026-11-01T00:00:00Z`,
@@ -228,7 +228,7 @@ func roundTripRules() []Rule {
 			CaseInsensitive: true, TrailingSlash: TrailingSlashStrict,
 			Headers:     map[string]string{"accept-language": "de*", "x-empty": "", "x-colon": "a:b", "cookie": "{x}"},
 			CacheMaxAge: 90 * time.Minute, Since: since},
-		{ID: "regex", Path: `^/p/(?P<id>\d+)/(.*)$`, Match: MatchRegex, To: "/items/${id}/$2", Intent: IntentPermanent},
+		{ID: "regex", Path: `/p/(?P<id>\d+)/(.*)`, Match: MatchRegex, To: "/items/${id}/$2", Intent: IntentPermanent},
 		{ID: "404", Path: "/true", To: "/null"},
 		{ID: "true", Path: "/a", To: "/b#c"},
 		{ID: "yes", Path: "/a: b", To: "/x:"},
@@ -305,8 +305,8 @@ func TestMarshalRulesCanonical(t *testing.T) {
     cache_max_age: 86400
     since: 2026-11-01T00:00:00Z
 `},
-		{"quoting", []Rule{{ID: "1", Path: "^/a\\d$", Match: MatchRegex, To: "/b", Intent: IntentTemporary}},
-			"rules:\n  - id: \"1\"\n    path: \"^/a\\\\d$\"\n    match: regex\n    to: /b\n    intent: temporary\n"},
+		{"quoting", []Rule{{ID: "1", Path: "/a\\d", Match: MatchRegex, To: "/b: c", Intent: IntentTemporary}},
+			"rules:\n  - id: \"1\"\n    path: /a\\d\n    match: regex\n    to: \"/b: c\"\n    intent: temporary\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
