@@ -79,7 +79,7 @@ func TestCheckRule(t *testing.T) {
 			[]string{"7: rule \"r1\": path: is not a valid RE2 regular expression: invalid or unsupported Perl syntax: `(?=`"}},
 		{"regex with ^", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "^/old/(.*)$" }),
 			[]string{`7: rule "r1": path: regex "^/old/(.*)$" does not start with '/'; it is matched against the whole path (anchored for you), so write it from the leading '/' without ^ or $, and use case_insensitive: true rather than (?i)`}},
-		{"regex with too many groups", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "/" + strings.Repeat("(a)", 16) }),
+		{"regex with too many groups", okRule(func(r *Rule) { r.Match, r.Path = MatchRegex, "/"+strings.Repeat("(a)", 16) }),
 			[]string{`7: rule "r1": path: regex has 16 capture groups; accepted: at most 15`}},
 		{"pattern with too many captures", okRule(func(r *Rule) { r.Match, r.Path = MatchPattern, "/:a/:b/:c/:d/:e/:f/:g/:h/:i/:j/:k/:l/:m/:n/:o/*" }),
 			[]string{`7: rule "r1": path: pattern "/:a/:b/:c/:d/:e/:f/:g/:h/:i/:j/:k/:l/:m/:n/:o/*" has 16 captures; accepted: at most 15`}},
