@@ -54,9 +54,9 @@ func (ix *Index) checkGraph(slots []*slot) (errs, warns []Problem) {
 		}
 	}
 	for _, s := range slots {
-		warns = append(warns, shadowed(s.exact)...)
-		warns = append(warns, shadowed(s.prefix)...)
-		warns = append(warns, shadowed(s.dynamic)...)
+		warns = append(warns, shadowed(s.exact())...)
+		warns = append(warns, shadowed(s.prefix())...)
+		warns = append(warns, shadowed(s.dynamic())...)
 	}
 	return errs, warns
 }

@@ -59,15 +59,20 @@ type Index struct {
 type slot struct {
 	key   []byte // scope + "\x00" + lower-cased path key ending in '/'
 	scope string // "example.com", "*.example.com" or "*"
-	// exact rules whose path is this key, pattern and regex rules whose
-	// literal leading segments are this key, prefix rules whose prefix is
-	// this key; each in file order.
-	exact, dynamic, prefix []*route
+	// rules are the exact rules whose path is this key, then the pattern
+	// and regex rules whose literal leading segments are this key, then the
+	// prefix rules whose prefix is this key; each group in file order.
+	rules            []*route
+	nExact, nDynamic uint32
 	// parent is the slot of the longest proper whole-segment prefix of
 	// this key in the same scope, so one LongestPrefix gives every slot on
 	// the request path's way up.
 	parent *slot
 }
+
+func (s *slot) exact() []*route   { return s.rules[:s.nExact] }
+func (s *slot) dynamic() []*route { return s.rules[s.nExact : s.nExact+s.nDynamic] }
+func (s *slot) prefix() []*route  { return s.rules[s.nExact+s.nDynamic:] }
 
 // lookupKey is a reusable lookup buffer. args holds the key itself so a
 // memdb call gets its variadic arguments without a new slice, and the
@@ -183,6 +188,10 @@ func (rt *route) methods() []string {
 
 // Build checks rules and builds an Index. Errors (*RulesError, listing every
 // problem) reject the set; warnings are returned with the index.
+//
+// The Index keeps rules (a million rules would otherwise be held twice):
+// the caller must not modify the slice or its rules afterwards. Build a
+// changed set from a copy.
 func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
 	if opts.PermanentMaxAge <= 0 {
 		opts.PermanentMaxAge = DefaultPermanentMaxAge
@@ -210,7 +219,7 @@ func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
 	}
 
 	ix := &Index{
-		rules:     slices.Clone(rules),
+		rules:     rules,
 		routes:    make([]route, len(rules)),
 		hosts:     map[string]struct{}{},
 		wildcards: map[string]struct{}{},
@@ -404,47 +413,81 @@ func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostName
 	return nil
 }
 
-// load inserts one slot per scope and path key into a new memdb, in key
-// order so iradix's writable-node cache is hit, and links parents.
+// load groups routes into slots and inserts them into a new memdb in key
+// order, so iradix's writable-node cache is hit. Keys live in a few large
+// arrays and slots in one, which keeps a million-rule build to a handful
+// of allocations besides memdb's own.
 func (ix *Index) load() ([]*slot, error) {
-	byKey := make(map[string]*slot, len(ix.routes))
-	var slots []*slot
+	type keyed struct {
+		key []byte
+		rt  *route
+	}
+	items := make([]keyed, 0, len(ix.routes))
+	var arena []byte
 	for i := range ix.routes {
 		rt := &ix.routes[i]
 		if rt.rule == nil {
 			continue
 		}
-		key := routeKey(rt.scope, rt.keyPath())
-		s, ok := byKey[key]
-		if !ok {
-			s = &slot{key: []byte(key), scope: rt.scope}
-			byKey[key] = s
-			slots = append(slots, s)
+		kp := rt.keyPath()
+		n := len(rt.scope) + 1 + len(kp)
+		if cap(arena)-len(arena) < n {
+			arena = make([]byte, 0, max(n, 1<<20))
 		}
-		switch rt.kind {
-		case MatchExact:
-			s.exact = append(s.exact, rt)
-		case MatchPrefix:
-			s.prefix = append(s.prefix, rt)
-		default:
-			s.dynamic = append(s.dynamic, rt)
+		start := len(arena)
+		arena = append(arena, rt.scope...)
+		arena = append(arena, 0)
+		arena = append(arena, kp...)
+		items = append(items, keyed{arena[start:len(arena):len(arena)], rt})
+	}
+	slices.SortFunc(items, func(a, b keyed) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return int(a.rt.order - b.rt.order)
+	})
+
+	n := 0
+	for i := range items {
+		if i == 0 || !bytes.Equal(items[i].key, items[i-1].key) {
+			n++
 		}
 	}
-	slices.SortFunc(slots, func(a, b *slot) int { return bytes.Compare(a.key, b.key) })
-	for _, s := range slots {
-		// Walk up the key's segments: "h\x00/a/b/" → "h\x00/a/" → "h\x00/".
-		k := s.key[:len(s.key)-1]
-		for {
-			j := bytes.LastIndexByte(k, '/')
-			if j < 0 {
-				break
-			}
-			k = k[:j]
-			if p, ok := byKey[string(k[:j+1])]; ok && p != s {
-				s.parent = p
-				break
+	slotArray := make([]slot, n)
+	slots := make([]*slot, 0, n)
+	ruleArray := make([]*route, len(items))
+	// stack holds the slots whose keys are prefixes of the current key:
+	// keys are sorted, so a slot's ancestors are on it when it is reached.
+	var stack []*slot
+	for i := 0; i < len(items); {
+		j := i + 1
+		for j < len(items) && bytes.Equal(items[j].key, items[i].key) {
+			j++
+		}
+		s := &slotArray[len(slots)]
+		s.key, s.scope = items[i].key, items[i].rt.scope
+		s.rules = ruleArray[i:j:j]
+		for k := i; k < j; k++ {
+			s.rules[k-i] = items[k].rt
+		}
+		slices.SortStableFunc(s.rules, func(a, b *route) int { return kindClass(a.kind) - kindClass(b.kind) })
+		for _, rt := range s.rules {
+			switch kindClass(rt.kind) {
+			case 0:
+				s.nExact++
+			case 1:
+				s.nDynamic++
 			}
 		}
+		for len(stack) > 0 && !bytes.HasPrefix(s.key, stack[len(stack)-1].key) {
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 {
+			s.parent = stack[len(stack)-1]
+		}
+		stack = append(stack, s)
+		slots = append(slots, s)
+		i = j
 	}
 
 	db, err := memdb.NewMemDB(routesSchema())
@@ -461,6 +504,18 @@ func (ix *Index) load() ([]*slot, error) {
 	txn.Commit()
 	ix.db = db
 	return slots, nil
+}
+
+// kindClass orders a slot's rules: exact, then pattern and regex, then prefix.
+func kindClass(k MatchKind) int {
+	switch k {
+	case MatchExact:
+		return 0
+	case MatchPrefix:
+		return 2
+	default:
+		return 1
+	}
 }
 
 // keyPath is the lower-cased path key of the rule's slot, ending in '/'.

@@ -184,7 +184,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	varied := len(m.varies)
 
 	if full {
-		for _, rt := range s.exact {
+		for _, rt := range s.exact() {
 			ok, why := ix.admit(rt, r, hdr, m)
 			if ok && (!rt.fold && rt.path != trim || rt.strict && rt.trailing != r.trailing) {
 				ok, why = false, "path differs in case or trailing slash"
@@ -203,7 +203,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	var caps captures
 	bestCand := -1
 	for c := s; c != nil; c = c.parent {
-		for _, rt := range c.dynamic {
+		for _, rt := range c.dynamic() {
 			if best != nil && rt.order > best.order {
 				break
 			}
@@ -234,7 +234,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	}
 
 	for c := s; c != nil; c = c.parent {
-		for _, rt := range c.prefix {
+		for _, rt := range c.prefix() {
 			ok, why := ix.admit(rt, r, hdr, m)
 			if ok && !rt.fold && !strings.HasPrefix(r.path, rt.path) {
 				ok, why = false, "path differs in case"

@@ -223,6 +223,9 @@ func isNormalPath(p string) bool {
 // removeDotSegments implements RFC 3986 section 5.2.4 on an absolute path and
 // also collapses empty segments ("//"), keeping a trailing "/".
 func removeDotSegments(p string) string {
+	if !hasDotOrEmptySegment(p) {
+		return p
+	}
 	segs := strings.Split(p, "/")
 	out := make([]string, 0, len(segs))
 	trailing := false
@@ -250,6 +253,25 @@ func removeDotSegments(p string) string {
 		r += "/"
 	}
 	return r
+}
+
+// hasDotOrEmptySegment reports whether p has a "." or ".." segment or an
+// empty one ("//"), the cases removeDotSegments changes.
+func hasDotOrEmptySegment(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' || i+1 >= len(p) {
+			continue
+		}
+		switch rest := p[i+1:]; {
+		case rest[0] == '/':
+			return true
+		case rest[0] == '.':
+			if len(rest) == 1 || rest[1] == '/' || rest[1] == '.' && (len(rest) == 2 || rest[2] == '/') {
+				return true
+			}
+		}
+	}
+	return p != "" && p[0] != '/'
 }
 
 // isToken reports whether s is an RFC 9110 section 5.6.2 token.
