@@ -170,6 +170,13 @@ func TestReloadUnderTraffic(t *testing.T) {
 			}
 		})
 	}
+	// The same counts are served on the HTTP listener's /metrics.
+	code, body := get(t, "http://"+r.HTTPAddr()+"/metrics")
+	for _, want := range []string{`redirectd_reloads_total{result="error"} 2`, `redirectd_reloads_total{result="ok"} 4`, `redirectd_rules_version 4`} {
+		if code != 200 || !hasLine(body, want) {
+			t.Errorf("GET /metrics: %d, no line %s", code, want)
+		}
+	}
 	// Each rejected file is logged with file:line and what was wrong.
 	for _, want := range []string{`:\d+: `, `:\d+: rule \\"moved\\": status: 404 is not a redirect status`} {
 		if !regexp.MustCompile(regexp.QuoteMeta(path) + want).MatchString(r.logs.String()) {
