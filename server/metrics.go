@@ -85,6 +85,9 @@ func NewMetrics() *Metrics {
 	for _, r := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(r)
 	}
+	for _, a := range []string{"envoy", "forward_auth"} {
+		m.unparsable.WithLabelValues(a)
+	}
 	for _, k := range []decision.MatchKind{decision.MatchExact, decision.MatchPrefix, decision.MatchPattern, decision.MatchRegex} {
 		m.rulesLoaded.WithLabelValues(k.String())
 	}
