@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -48,36 +46,41 @@ const (
 	benchConns   = 4
 )
 
-// BenchmarkGRPC compares Decide with the no-op handler in one run: 50
-// concurrent callers over 4 connections on loopback, client and server in
-// this process.
+// BenchmarkGRPC compares Decide with the no-op handler in one run, both
+// on the daemon's own public gRPC server (New: same options, interceptors,
+// metrics and hit counting): 50 concurrent callers over 4 connections on
+// loopback, client and server in this process.
 //
 //	go test -run '^$' -bench BenchmarkGRPC -benchtime 200000x -count 5 ./server/
 func BenchmarkGRPC(b *testing.B) {
-	log := slog.New(slog.DiscardHandler)
-	engine := NewEngine(time.Now)
-	data, err := os.ReadFile(filepath.Join("testdata", "rules.yaml"))
+	cfg := DefaultConfig()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Rules = filepath.Join("testdata", "rules.yaml")
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
-	store := &RuleStore{Engine: engine, Log: log, Now: time.Now}
-	if err := store.LoadBytes("rules.yaml", data); err != nil {
-		b.Fatal(err)
+	s.public.RegisterService(&noopDesc, struct{}{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+	for !s.loaded.Load() {
+		select {
+		case err := <-done:
+			b.Fatalf("Run: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-
-	srv := grpc.NewServer(serverOptions(log)...)
-	redirectv1.RegisterDecisionServiceServer(srv, NewDecisionService(engine))
-	srv.RegisterService(&noopDesc, struct{}{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(lis)
-	defer srv.Stop()
 
 	conns := make([]*grpc.ClientConn, benchConns)
 	for i := range conns {
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -32,6 +32,11 @@ type Config struct {
 	PermanentMaxAge time.Duration
 	// FlattenChains makes A→B→C answer A→C directly.
 	FlattenChains bool
+	// ReloadDebounce is how long the rules watcher waits after the last
+	// change in the rules file's directory before re-reading it.
+	ReloadDebounce time.Duration
+	// DecisionLogSample is the fraction of decisions logged (0 to 1).
+	DecisionLogSample float64
 
 	// ShutdownTimeout bounds the graceful stop; in-flight calls still
 	// running after it are cut.
@@ -59,6 +64,7 @@ func DefaultConfig() Config {
 		HTTPAddr:        ":8080",
 		AdminAddr:       "127.0.0.1:50052",
 		PermanentMaxAge: 24 * time.Hour,
+		ReloadDebounce:  DefaultReloadDebounce,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "json",
 		LogLevel:        slog.LevelInfo,
@@ -85,6 +91,8 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON); empty serves the built-in example")
 	fs.DurationVar(&c.PermanentMaxAge, "permanent-max-age", c.PermanentMaxAge, "max-age of 301/308 answers whose rule sets no cache_max_age")
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
+	fs.DurationVar(&c.ReloadDebounce, "reload-debounce", c.ReloadDebounce, "wait this long after the last change of the rules file before reloading it")
+	fs.Float64Var(&c.DecisionLogSample, "decision-log-sample", c.DecisionLogSample, "fraction of decisions logged, 0 to 1 (0.01 logs one in a hundred)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop may take before open calls are cut")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -146,6 +154,12 @@ func (c Config) Validate() error {
 	}
 	if c.PermanentMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("--permanent-max-age %v: must be positive (browsers keep an undated 301 forever)", c.PermanentMaxAge))
+	}
+	if c.ReloadDebounce <= 0 {
+		errs = append(errs, fmt.Errorf("--reload-debounce %v: must be positive", c.ReloadDebounce))
+	}
+	if c.DecisionLogSample < 0 || c.DecisionLogSample > 1 {
+		errs = append(errs, fmt.Errorf("--decision-log-sample %v: accepted: 0 (none) to 1 (every decision)", c.DecisionLogSample))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: must not be negative", c.ShutdownTimeout))

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +202,24 @@ func TestEnvName(t *testing.T) {
 			t.Errorf("EnvName(%q) = %q, want %q", flagName, got, want)
 		}
 	}
+}
+
+// TestREADMEConfigTable keeps README's configuration table complete: every
+// flag with its variable and default.
+func TestREADMEConfigTable(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.flagSet("redirectd").VisitAll(func(f *flag.Flag) {
+		def := "`" + f.DefValue + "`"
+		if f.DefValue == "" || f.DefValue == "false" {
+			def = "" // README leaves the cell empty
+		}
+		row := fmt.Sprintf("| `--%s` | `%s` | %s |", f.Name, EnvName(f.Name), def)
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md's configuration table has no row starting %q", row)
+		}
+	})
 }

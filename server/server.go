@@ -1,0 +1,364 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/deploy"
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
+)
+
+// Server is the redirectd daemon: the public gRPC listener, the HTTP
+// listener and the admin gRPC listener around one Engine.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	engine *Engine
+
+	public *grpc.Server // Decide, Envoy Check, health, reflection
+	admin  *grpc.Server // RuleService, health, reflection; nil without --admin-addr
+	health *health.Server
+	mux    *http.ServeMux
+	http   *http.Server
+
+	publicLis, adminLis, httpLis net.Listener
+
+	// store loads, versions and publishes rule sets to engine; reloads
+	// and admin writes go through it too.
+	store *RuleStore
+
+	// tasks run beside the listeners from the first good load until
+	// shutdown (the rules watcher, for one). An error from a task stops
+	// the daemon.
+	tasks []func(ctx context.Context) error
+
+	loaded   atomic.Bool // the first rule set is serving
+	stopping atomic.Bool // shutdown has begun
+}
+
+// New wires the daemon and binds its listeners, so a busy port fails here,
+// before anything starts. Call Run to serve, or Close to release the ports.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    log,
+		now:    time.Now,
+		health: health.NewServer(),
+		mux:    http.NewServeMux(),
+	}
+	s.engine = NewEngine(s.now)
+	s.store = &RuleStore{
+		Engine: s.engine,
+		Path:   cfg.Rules,
+		Options: decision.Options{
+			PermanentMaxAge: cfg.PermanentMaxAge,
+			FlattenChains:   cfg.FlattenChains,
+		},
+		Log:     log,
+		Now:     s.now,
+		Metrics: NewMetrics(),
+		Hits:    NewHits(s.now),
+	}
+	s.engine.SetObserver((&DecisionObserver{Metrics: s.store.Metrics, Hits: s.store.Hits, Log: log, LogSample: cfg.DecisionLogSample}).Observe)
+
+	// Both listeners share serverOptions; TLS (public) and token/mTLS
+	// (admin) come on top.
+	publicSec, err := publicSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	adminSec, err := adminSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	publicOpts := append(serverOptions(log), publicSec...)
+	adminOpts := append(serverOptions(log), adminSec...)
+
+	s.public = grpc.NewServer(publicOpts...)
+	redirectv1.RegisterDecisionServiceServer(s.public, NewDecisionService(s.engine))
+	healthpb.RegisterHealthServer(s.public, s.health)
+	reflection.Register(s.public)
+	if cfg.AdminAddr != "" {
+		s.admin = grpc.NewServer(adminOpts...)
+		redirectv1.RegisterRuleServiceServer(s.admin, NewRuleService(s.store))
+		healthpb.RegisterHealthServer(s.admin, s.health)
+		reflection.Register(s.admin)
+	}
+	s.mux.HandleFunc("GET /healthz", s.serveHealthz)
+	s.mux.HandleFunc("GET /readyz", s.serveReadyz)
+	s.mux.Handle("GET /metrics", s.store.Metrics.Handler())
+	if cfg.Rules != "" {
+		s.tasks = append(s.tasks, func(ctx context.Context) error { return s.store.Watch(ctx, cfg.ReloadDebounce) })
+	}
+
+	// Other services register here, one line each. They may use
+	// s.public, s.admin (nil when disabled), s.mux, s.engine, s.store and
+	// append to s.tasks.
+	authv3.RegisterAuthorizationServer(s.public, NewAuthorizationService(s.engine, log, s.store.Metrics))
+	MountForwardAuth(s.mux, NewForwardAuthHandler(s.engine, log, s.store.Metrics))
+
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// listen binds every listener or none.
+func (s *Server) listen() error {
+	type binding struct {
+		addr, flag string
+		lis        *net.Listener
+	}
+	bindings := []binding{
+		{s.cfg.GRPCAddr, "--grpc-addr", &s.publicLis},
+		{s.cfg.HTTPAddr, "--http-addr", &s.httpLis},
+	}
+	if s.admin != nil {
+		bindings = append(bindings, binding{s.cfg.AdminAddr, "--admin-addr", &s.adminLis})
+	}
+	for _, b := range bindings {
+		lis, err := net.Listen("tcp", b.addr)
+		if err != nil {
+			s.Close()
+			return fmt.Errorf("listen on %s (%s, %s): %w", b.addr, b.flag, EnvName(strings.TrimPrefix(b.flag, "--")), err)
+		}
+		*b.lis = lis
+	}
+	return nil
+}
+
+// Close releases the listeners of a Server that will not Run.
+func (s *Server) Close() {
+	for _, lis := range []net.Listener{s.publicLis, s.httpLis, s.adminLis} {
+		if lis != nil {
+			lis.Close()
+		}
+	}
+}
+
+// GRPCAddr is the bound public gRPC address (useful with port 0).
+func (s *Server) GRPCAddr() string { return s.publicLis.Addr().String() }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// AdminAddr is the bound admin gRPC address, or "" when disabled.
+func (s *Server) AdminAddr() string {
+	if s.adminLis == nil {
+		return ""
+	}
+	return s.adminLis.Addr().String()
+}
+
+// Engine is the engine every adapter decides with.
+func (s *Server) Engine() *Engine { return s.engine }
+
+// Run serves until ctx is cancelled (SIGTERM), then shuts down gracefully.
+// Health stays NOT_SERVING and /readyz 503 until the first rule set is
+// loaded; a rules file that does not load is an error and nothing is
+// served as ready.
+func (s *Server) Run(ctx context.Context) error {
+	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+
+	// The first failure stops the daemon; later ones are only logged.
+	serveErr := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case serveErr <- err:
+		default:
+			s.log.Error("failure while stopping", "error", err)
+		}
+	}
+	var serving sync.WaitGroup
+	serve := func(name string, fn func() error) {
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fail(fmt.Errorf("%s listener: %w", name, err))
+			}
+		}()
+	}
+	serve("gRPC", func() error { return s.public.Serve(s.publicLis) })
+	serve("HTTP", func() error { return s.http.Serve(s.httpLis) })
+	if s.admin != nil {
+		serve("admin gRPC", func() error { return s.admin.Serve(s.adminLis) })
+	}
+
+	err := s.loadAtStart()
+	if err == nil {
+		s.loaded.Store(true)
+		s.setHealth(healthpb.HealthCheckResponse_SERVING)
+		s.log.Info("redirectd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "admin", s.AdminAddr())
+
+		taskCtx, stopTasks := context.WithCancel(ctx)
+		var tasks sync.WaitGroup
+		for _, task := range s.tasks {
+			tasks.Add(1)
+			go func() {
+				defer tasks.Done()
+				if err := task(taskCtx); err != nil && taskCtx.Err() == nil {
+					fail(err)
+				}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Info("shutting down", "reason", context.Cause(ctx))
+		case err = <-serveErr:
+			s.log.Error("stopping after a failure", "error", err)
+		}
+		stopTasks()
+		tasks.Wait()
+	}
+	s.shutdown()
+	serving.Wait()
+	return err
+}
+
+// shutdown tells health checkers first, so load balancers and Envoy stop
+// sending new calls, then lets open calls finish until the deadline. The
+// HTTP listener closes last: /readyz answers 503 and forward-auth keeps
+// answering while gRPC drains.
+func (s *Server) shutdown() {
+	s.stopping.Store(true)
+	s.health.Shutdown() // every service NOT_SERVING, for good
+	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
+
+	var wg sync.WaitGroup
+	for _, srv := range []*grpc.Server{s.public, s.admin} {
+		if srv == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.stopGRPC(srv, deadline)
+		}()
+	}
+	wg.Wait()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err != nil {
+		s.log.Warn("HTTP requests still open at --shutdown-timeout; closing them", "error", err)
+		s.http.Close()
+	}
+}
+
+func (s *Server) stopGRPC(srv *grpc.Server, deadline time.Time) {
+	done := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		s.log.Warn("gRPC calls still open at --shutdown-timeout; cutting them", "timeout", s.cfg.ShutdownTimeout)
+		srv.Stop()
+		<-done
+	}
+}
+
+// setHealth sets every service of both gRPC servers, and the whole server
+// (""), to st: a per-service check and a plain check agree.
+func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {
+	s.health.SetServingStatus("", st)
+	for _, srv := range []*grpc.Server{s.public, s.admin} {
+		if srv == nil {
+			continue
+		}
+		for name := range srv.GetServiceInfo() {
+			s.health.SetServingStatus(name, st)
+		}
+	}
+}
+
+// serveHealthz answers 200 while the process runs: liveness only.
+func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// serveReadyz answers 200 only when a rule set is serving and shutdown
+// has not begun, so traffic arrives when answers are right and leaves
+// before the listeners close.
+func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch {
+	case s.stopping.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: shutting down")
+	case !s.loaded.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: no rule set loaded yet")
+	default:
+		fmt.Fprintln(w, "ready")
+	}
+}
+
+// loadAtStart serves --rules, or the built-in example when there is none.
+// The error of a rejected file lists every problem with file:line.
+func (s *Server) loadAtStart() error {
+	if s.cfg.Rules == "" {
+		s.log.Info("serving the built-in example rules; pass --rules FILE to serve your own", "rules", deploy.ExampleRulesName)
+		return startupError(s.store.LoadBytes(deploy.ExampleRulesName, deploy.ExampleRules), "built-in example")
+	}
+	return startupError(s.store.Load(), "--rules")
+}
+
+// startupError lists every problem of a rejected rule set, one per line,
+// so a person can fix the file in one pass; RulesError.Error stops at ten.
+// The *decision.RulesError stays reachable with errors.As.
+func startupError(err error, origin string) error {
+	if err == nil {
+		return nil
+	}
+	var re *decision.RulesError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("load rules (%s): %w", origin, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "rules (%s) rejected, %d problems:", origin, len(re.Problems))
+	for _, p := range re.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return &rejectedRules{msg: b.String(), err: re}
+}
+
+// rejectedRules carries the full message and the *decision.RulesError.
+type rejectedRules struct {
+	msg string
+	err *decision.RulesError
+}
+
+func (e *rejectedRules) Error() string { return e.msg }
+func (e *rejectedRules) Unwrap() error { return e.err }
