@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,15 @@ func TestBootstrapSettings(t *testing.T) {
 		}
 		if authz.GetIncludePeerCertificate() {
 			t.Error("include_peer_certificate is true: redirectd never uses it")
+		}
+		var withheld []string
+		for _, m := range authz.GetDisallowedHeaders().GetPatterns() {
+			withheld = append(withheld, m.GetExact())
+		}
+		for _, h := range []string{"cookie", "authorization"} {
+			if !slices.Contains(withheld, h) {
+				t.Errorf("disallowed_headers %v lacks %s: credentials would reach redirectd", withheld, h)
+			}
 		}
 		if v := authz.GetTransportApiVersion().String(); v != "V3" {
 			t.Errorf("transport_api_version %s, want V3", v)
