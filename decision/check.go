@@ -201,7 +201,9 @@ func checkHostName(name string) string {
 	if len(name) > maxHostLen {
 		return fmt.Sprintf("is %d bytes long; a host name has at most %d", len(name), maxHostLen)
 	}
-	for _, label := range strings.Split(name, ".") {
+	for rest := name; ; {
+		label, after, more := strings.Cut(rest, ".")
+		rest = after
 		if label == "" {
 			return "has an empty label"
 		}
@@ -218,8 +220,10 @@ func checkHostName(name string) string {
 				return fmt.Sprintf("has the character %q, which a host name cannot contain", c)
 			}
 		}
+		if !more {
+			return ""
+		}
 	}
-	return ""
 }
 
 // checkPath validates the rule path for its match kind and returns the
@@ -253,9 +257,11 @@ func checkPath(rp *ruleProblems) []string {
 		rp.errorf("path", "%q contains '?' or '#'; rules match the path only, without query or fragment", p)
 		return nil
 	}
-	if clean := removeDotSegments(p); clean != p {
-		rp.errorf("path", "%q has dot segments or '//'; request paths are normalised before matching, so it could never match; write %q", p, clean)
-		return nil
+	if !isNormalPath(p) { // the common case skips the split and join
+		if clean := removeDotSegments(p); clean != p {
+			rp.errorf("path", "%q has dot segments or '//'; request paths are normalised before matching, so it could never match; write %q", p, clean)
+			return nil
+		}
 	}
 	switch kind {
 	case MatchPattern:
