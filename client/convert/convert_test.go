@@ -83,8 +83,8 @@ func TestImportNetlifyFixture(t *testing.T) {
 		50: "redirects to itself (https://www.example.com/:splat): a client would loop; redirectd rules match http and https alike",
 		51: `placeholder inside segment "a-:id"`,
 	})
-	if len(rules) != 14 {
-		t.Errorf("%d rules, want 14", len(rules))
+	if len(rules) != 15 {
+		t.Errorf("%d rules, want 15", len(rules))
 	}
 	byID := map[string]decision.Rule{}
 	for _, r := range rules {
@@ -226,6 +226,7 @@ func TestImportedRulesDecide(t *testing.T) {
 		{"testdata/netlify_redirects", "GET", "www.example.com", "/blog/2019/03/hello", 301, "/articles/2019/hello"},
 		{"testdata/netlify_redirects", "GET", "blog.example.com", "/2020/post", 301, "https://www.example.com/blog/2020/post"},
 		{"testdata/netlify_redirects", "GET", "www.example.com", "/shop", 302, "/store"},
+		{"testdata/netlify_redirects", "GET", "www.example.com", "/authors/c%C3%A9line", 301, "/authors/about-c%C3%A9line"},
 		{"testdata/netlify_redirects", "GET", "www.example.com", "/app/dashboard", 0, ""},
 		{"testdata/cloudflare.csv", "GET", "example.com", "/contacts?x=1", 301, "https://example.net/contact-us"},
 		{"testdata/cloudflare.csv", "GET", "a.b.example.com", "/about", 301, "https://example.net/about-us"},
@@ -366,6 +367,11 @@ func TestCSVRecords(t *testing.T) {
 			name: "root subpath without suffix",
 			in:   "old.example.com/,https://www.example.com/,301,TRUE,FALSE,TRUE,FALSE\n",
 			want: []decision.Rule{{ID: "cf-L1", Line: 1, Host: "old.example.com", Path: "/*", Match: decision.MatchPattern, To: "https://www.example.com/", Intent: decision.IntentPermanent, Status: 301}},
+		},
+		{
+			name: "header with spaces, as a spreadsheet writes it",
+			in:   "Source URL,Target URL,Status Code\nexample.com/x,https://example.com/y,307\n",
+			want: []decision.Rule{{ID: "cf-L2", Line: 2, Host: "example.com", Path: "/x", To: "https://example.com/y", Intent: decision.IntentTemporary, Status: 307, Query: decision.QueryDrop, TrailingSlash: decision.TrailingSlashStrict}},
 		},
 		{name: "unknown header column", in: "source_url,target_url,weight\n", wantErr: `unknown column "weight"`},
 		{name: "header without target", in: "source_url,status_code\n", wantErr: "no target_url column"},

@@ -45,7 +45,8 @@ type cfRow struct {
 //
 // as Cloudflare's dashboard imports it: status defaults to 301, booleans
 // (TRUE/true/FALSE/false, empty = false) to false. A first row naming the
-// columns (source_url, ...) is accepted and may put them in any order.
+// columns ("source_url" or "Source URL", ...) is accepted and may put them
+// in any order.
 // The conversion, per Cloudflare's documented behaviour:
 //
 //   - source "example.com/path" or "https://example.com/path": host and
@@ -92,7 +93,7 @@ func ImportCSV(name string, r io.Reader) (rules []decision.Rule, skipped []decis
 		if first {
 			first = false
 			rec[0] = strings.TrimPrefix(rec[0], "\ufeff")
-			if strings.EqualFold(strings.TrimSpace(rec[0]), columnNames[colSource]) {
+			if columnName(rec[0]) == columnNames[colSource] {
 				if cols, err = headerColumns(rec); err != nil {
 					return nil, nil, fmt.Errorf("%s:%d: header: %w", name, line, err)
 				}
@@ -135,7 +136,7 @@ func headerColumns(rec []string) ([numColumns]int, error) {
 		cols[i] = -1
 	}
 	for i, name := range rec {
-		name = strings.ToLower(strings.TrimSpace(name))
+		name = columnName(name)
 		found := false
 		for c, want := range columnNames {
 			if name == want {
@@ -153,6 +154,11 @@ func headerColumns(rec []string) ([numColumns]int, error) {
 		return cols, fmt.Errorf("no %s column", columnNames[colTarget])
 	}
 	return cols, nil
+}
+
+// columnName reads a header cell: "Source URL" and "source_url" alike.
+func columnName(s string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), " ", "_")
 }
 
 // parseCSVRecord reads one record, or says what is wrong with it.

@@ -37,7 +37,7 @@ const netlifyDefaultStatus = 301
 func ImportNetlify(name string, r io.Reader) (rules []decision.Rule, skipped []decision.Problem, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var earlier []netlifySource
+	var earlier netlifySources
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if n == 1 {
@@ -48,7 +48,7 @@ func ImportNetlify(name string, r io.Reader) (rules []decision.Rule, skipped []d
 		}
 		rule, msg := parseNetlifyLine(line)
 		if msg == "" {
-			msg = shadowedIn(earlier, &rule)
+			msg = earlier.shadow(&rule)
 		}
 		if msg != "" {
 			skipped = append(skipped, lineProblem(name, n, "%s", msg))
@@ -56,7 +56,7 @@ func ImportNetlify(name string, r io.Reader) (rules []decision.Rule, skipped []d
 		}
 		rule.ID = "netlify-L" + strconv.Itoa(n)
 		rule.Line = n
-		earlier = append(earlier, netlifySource{host: rule.Host, path: rule.Path, match: rule.Match, line: n})
+		earlier.add(&rule, n)
 		rules = append(rules, rule)
 	}
 	if err := sc.Err(); err != nil {
@@ -195,36 +195,60 @@ func netlifyMatchKind(path string) (decision.MatchKind, string) {
 	return kind, ""
 }
 
-// netlifySource is an imported line's from, for the first-match check.
+// netlifySources are the imported lines' froms, for the first-match check.
+type netlifySources struct {
+	same     map[string]netlifySource // by sourceKey
+	patterns []netlifySource
+}
+
 type netlifySource struct {
 	host, path string
-	match      decision.MatchKind
 	line       int
 }
 
-// shadowedIn says which earlier line Netlify would apply instead of r, for
+func sourceKey(host string, kind decision.MatchKind, path string) string {
+	return host + " " + kind.String() + " " + trimSlash(path)
+}
+
+func (s *netlifySources) add(r *decision.Rule, line int) {
+	if s.same == nil {
+		s.same = map[string]netlifySource{}
+	}
+	src := netlifySource{host: r.Host, path: r.Path, line: line}
+	s.same[sourceKey(r.Host, r.Match, r.Path)] = src
+	if r.Match == decision.MatchPattern {
+		s.patterns = append(s.patterns, src)
+	}
+}
+
+// shadow says which earlier line Netlify would apply instead of r, for
 // every request r matches, or "" when r is reachable. Netlify applies the
 // first matching line in the file; redirectd tries an exact path before a
 // pattern and a host before any host, so such a rule would start to apply
 // after conversion. Only whole shadowing is detected: a pattern that
 // partly overlaps an earlier one keeps redirectd's order.
-func shadowedIn(earlier []netlifySource, r *decision.Rule) string {
-	for _, e := range earlier {
-		if e.host != "" && e.host != r.Host {
-			continue
-		}
-		var covers bool
-		switch {
-		case e.match == decision.MatchPattern && r.Match == decision.MatchExact:
-			covers = patternMatches(e.path, r.Path)
-		default:
-			covers = e.match == r.Match && trimSlash(e.path) == trimSlash(r.Path)
-		}
-		if covers {
-			return fmt.Sprintf("never applied by Netlify: line %d (%s) matches the same requests first; not converted, because redirectd would apply it", e.line, e.path)
+func (s *netlifySources) shadow(r *decision.Rule) string {
+	var first netlifySource
+	for _, host := range []string{r.Host, ""} {
+		if e, ok := s.same[sourceKey(host, r.Match, r.Path)]; ok && (first.line == 0 || e.line < first.line) {
+			first = e
 		}
 	}
-	return ""
+	if r.Match == decision.MatchExact {
+		for _, e := range s.patterns {
+			if first.line != 0 && e.line > first.line {
+				break // patterns are in line order
+			}
+			if (e.host == "" || e.host == r.Host) && patternMatches(e.path, r.Path) {
+				first = e
+				break
+			}
+		}
+	}
+	if first.line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("never applied by Netlify: line %d (%s) matches the same requests first; not converted, because redirectd would apply it", first.line, first.path)
 }
 
 // patternMatches reports whether the Netlify pattern matches path, as

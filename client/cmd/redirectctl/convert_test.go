@@ -27,11 +27,11 @@ func TestImportCommand(t *testing.T) {
 		wantStderr []string // substrings
 	}{
 		{
-			name: "netlify", args: []string{"import", "--from", "netlify", netlifyFixture}, wantRules: 14,
+			name: "netlify", args: []string{"import", "--from", "netlify", netlifyFixture}, wantRules: 15,
 			wantStderr: []string{
 				netlifyFixture + ":30: status 200 is a rewrite",
 				netlifyFixture + ":39: condition Country=au,nz",
-				netlifyFixture + ": 14 rules converted, 15 lines not converted",
+				netlifyFixture + ": 15 rules converted, 15 lines not converted",
 			},
 		},
 		{
