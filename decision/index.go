@@ -126,10 +126,11 @@ type route struct {
 	rule    *Rule
 	cleanTo string // To with an empty query or empty parameters removed
 	path    string // normalised path without trailing '/' ("" for prefix "/")
-	to      template
+	to      *template // nil: cleanTo is the Location (exact and prefix)
 	cc      *cacheStrings
 	ext     *routeExtra // nil for plain rules (the common case)
 	order   int32
+	pathEnd int32 // where cleanTo's path ends: a prefix rest goes there
 	scope   string
 	kind    MatchKind
 	// trailing: the rule's path ends in '/'; strict: trailing_slash:
@@ -326,14 +327,17 @@ func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostName
 	rt.trailing = len(p) > 1 && strings.HasSuffix(p, "/")
 	trim := trimSlash(p)
 
-	rt.cleanTo = mergeQuery(r.To, "", nil)
+	rt.cleanTo = r.To
+	if (r.Match == MatchExact || r.Match == MatchPrefix) && strings.ContainsAny(r.To, "?#") {
+		rt.cleanTo = mergeQuery(r.To, "", nil)
+	}
+	rt.pathEnd = int32(pathEnd(rt.cleanTo))
 	switch r.Match {
 	case MatchExact, MatchPrefix:
 		rt.path = trim
 		if r.Match == MatchPrefix && trim == "/" {
 			rt.path = ""
 		}
-		rt.to = newLiteralTemplate(rt.cleanTo)
 		if scheme, ok := selfTarget(rt.cleanTo, host, trim, r.Match); ok {
 			ext.selfScheme, needExt = scheme, true
 		}
@@ -429,15 +433,14 @@ func (ix *Index) load() ([]*slot, error) {
 		if rt.rule == nil {
 			continue
 		}
-		kp := rt.keyPath()
-		n := len(rt.scope) + 1 + len(kp)
+		n := len(rt.scope) + 2 + len(rt.path)
 		if cap(arena)-len(arena) < n {
 			arena = make([]byte, 0, max(n, 1<<20))
 		}
 		start := len(arena)
 		arena = append(arena, rt.scope...)
 		arena = append(arena, 0)
-		arena = append(arena, kp...)
+		arena = rt.appendKeyPath(arena)
 		items = append(items, keyed{arena[start:len(arena):len(arena)], rt})
 	}
 	slices.SortFunc(items, func(a, b keyed) int {
@@ -518,21 +521,25 @@ func kindClass(k MatchKind) int {
 	}
 }
 
-// keyPath is the lower-cased path key of the rule's slot, ending in '/'.
-func (rt *route) keyPath() string {
+// appendKeyPath appends the lower-cased path key of the rule's slot,
+// which ends in '/'.
+func (rt *route) appendKeyPath(b []byte) []byte {
 	switch rt.kind {
 	case MatchExact, MatchPrefix:
 		if rt.path == "" || rt.path == "/" {
-			return "/"
+			return append(b, '/')
 		}
-		return lowerASCII(rt.path) + "/"
+		for i := 0; i < len(rt.path); i++ {
+			c := rt.path[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b = append(b, c)
+		}
+		return append(b, '/')
 	default:
-		return rt.path // patternDir / regexDir already end in '/'
+		return append(b, rt.path...) // patternDir / regexDir already end in '/'
 	}
-}
-
-func routeKey(scope, keyPath string) string {
-	return scope + "\x00" + keyPath
 }
 
 // trimSlash drops one trailing '/' unless the path is "/".

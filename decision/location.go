@@ -6,15 +6,11 @@ import (
 	"strings"
 )
 
-// template is a rule's To split at Build into literal text and capture
-// references, so Decide only copies bytes.
+// template is a pattern or regex rule's To split at Build into literal
+// text and capture references, so Decide only copies bytes. Exact and
+// prefix rules have none: their To is used as is.
 type template struct {
 	parts []tplPart
-	// pathEnd is the length of To's scheme, authority and path: where a
-	// prefix rule's remaining path is inserted (before To's '?' or '#').
-	pathEnd int
-	// literal: To holds no capture reference (exact and prefix rules).
-	literal bool
 }
 
 type tplPart struct {
@@ -34,16 +30,11 @@ type captures struct {
 // captures live on the stack during Decide.
 const maxCaptures = 16
 
-// newLiteralTemplate is the template of an exact or prefix rule.
-func newLiteralTemplate(to string) template {
-	return template{pathEnd: pathEnd(to), literal: true}
-}
-
 // newTemplate splits to at the capture references ref finds. ref(to, i)
 // returns the part a reference starting at to[i] stands for and its
 // length, or ok false when none starts there.
-func newTemplate(to string, ref func(s string, i int) (part tplPart, n int, ok bool)) template {
-	t := template{pathEnd: pathEnd(to)}
+func newTemplate(to string, ref func(s string, i int) (part tplPart, n int, ok bool)) *template {
+	t := &template{}
 	inQuery := false
 	start := 0
 	for i := 0; i < len(to); i++ {
@@ -80,28 +71,29 @@ func pathEnd(to string) int {
 // left after a prefix rule's prefix ("" otherwise); caps are pattern or
 // regex captures over path.
 func (rt *route) location(req *request, rest string, path string, caps *captures) string {
-	t := &rt.to
+	t := rt.to
+	pe := int(rt.pathEnd)
 	reqQuery := req.query
 	if rt.rule.Query == QueryDrop {
 		reqQuery = ""
 	}
-	if t.literal && reqQuery == "" {
+	if t == nil && reqQuery == "" {
 		// The common case: To (already cleaned at Build) plus, for a
 		// prefix rule, the rest of the path; one allocation at most.
 		if rest == "" {
 			return rt.cleanTo
 		}
-		if t.pathEnd == len(rt.cleanTo) {
+		if pe == len(rt.cleanTo) {
 			return joinPath(rt.cleanTo, rest)
 		}
 	}
 
 	var b strings.Builder
 	b.Grow(len(rt.cleanTo) + len(rest) + len(reqQuery) + 16)
-	if t.literal {
-		b.WriteString(rt.cleanTo[:t.pathEnd])
+	if t == nil {
+		b.WriteString(rt.cleanTo[:pe])
 		writeRest(&b, rest)
-		b.WriteString(rt.cleanTo[t.pathEnd:])
+		b.WriteString(rt.cleanTo[pe:])
 	} else {
 		for _, p := range t.parts {
 			if p.group < 0 {
@@ -116,7 +108,7 @@ func (rt *route) location(req *request, rest string, path string, caps *captures
 		}
 	}
 	loc := b.String()
-	if reqQuery == "" && !strings.HasPrefix(loc, "//") && (t.literal || strings.IndexByte(loc, '?') < 0) {
+	if reqQuery == "" && !strings.HasPrefix(loc, "//") && (t == nil || strings.IndexByte(loc, '?') < 0) {
 		return loc
 	}
 	return mergeQuery(loc, reqQuery, rt.queryStrip())
@@ -204,7 +196,7 @@ func mergeQuery(loc, reqQuery string, strip []string) string {
 		} else {
 			b.WriteByte('&')
 		}
-		b.WriteString(param)
+		writeQueryParam(&b, param)
 		n++
 	}
 	for p := range strings.SplitSeq(toQuery, "&") {
@@ -224,6 +216,24 @@ func mergeQuery(loc, reqQuery string, strip []string) string {
 	}
 	b.WriteString(frag)
 	return b.String()
+}
+
+// writeQueryParam copies a query parameter, percent-encoding the bytes a
+// URI query may not hold raw (RFC 3986 section 3.4: non-ASCII, space, '"',
+// '<', '>', '\\', '^', '`', '{', '|', '}', and a '%' that starts no
+// escape), as browsers do; everything else keeps its bytes.
+func writeQueryParam(b *strings.Builder, p string) {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]):
+			b.WriteByte(c)
+		case isPathChar(c) || c == '?':
+			b.WriteByte(c)
+		default:
+			writePercent(b, c)
+		}
+	}
 }
 
 // paramKey is the name part of "name=value".
