@@ -124,8 +124,8 @@ func routesSchema() *memdb.DBSchema {
 // on the request is computed once here.
 type route struct {
 	rule    *Rule
-	cleanTo string // To with an empty query or empty parameters removed
-	path    string // normalised path without trailing '/' ("" for prefix "/")
+	cleanTo string    // To with an empty query or empty parameters removed
+	path    string    // normalised path without trailing '/' ("" for prefix "/")
 	to      *template // nil: cleanTo is the Location (exact and prefix)
 	cc      *cacheStrings
 	ext     *routeExtra // nil for plain rules (the common case)
