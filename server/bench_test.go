@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,6 +119,7 @@ func runCallers(b *testing.B, call func(ctx context.Context, caller int) error) 
 	latencies := make([][]time.Duration, benchCallers)
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	cpuStart := processCPU(b)
 	start := time.Now()
 	for c := range benchCallers {
 		wg.Add(1)
@@ -135,6 +137,7 @@ func runCallers(b *testing.B, call func(ctx context.Context, caller int) error) 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU(b) - cpuStart
 	b.StopTimer()
 
 	all := slices.Concat(latencies...)
@@ -145,4 +148,16 @@ func runCallers(b *testing.B, call func(ctx context.Context, caller int) error) 
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
 	b.ReportMetric(percentile(0.50), "p50-µs")
 	b.ReportMetric(percentile(0.99), "p99-µs")
+	// CPU per call (client and server, both in this process) does not
+	// depend on what else the machine runs; calls/s does.
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/call")
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
