@@ -144,7 +144,7 @@ func BenchmarkDecide(b *testing.B) {
 //
 //	go test -run x -bench 'Build/rules=1000000' -benchtime 1x -count 3 ./decision/
 func BenchmarkBuild(b *testing.B) {
-	for _, n := range []int{100_000, 1_000_000} {
+	for _, n := range []int{100_000, 300_000, 1_000_000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
 			rules := benchRules(n)
 			b.ReportAllocs()

@@ -94,6 +94,25 @@ func TestExplain(t *testing.T) {
 	if diff := cmp.Diff(want, d.Explanation); diff != "" {
 		t.Errorf("explanation (-want +got):\n%s", diff)
 	}
+	// A pattern higher up the path but earlier in the file wins.
+	ix2, _, err := Build([]Rule{
+		{ID: "p1", Path: "/:x/b", Match: MatchPattern, To: "/one"},
+		{ID: "p2", Path: "/a/:y", Match: MatchPattern, To: "/two"},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = ix2.Decide(&Request{Method: "GET", Target: "/a/b", Explain: true}, testNow)
+	if err != nil || d.RuleID != "p1" {
+		t.Fatalf("Decide = %v, %v; want p1", d.RuleID, err)
+	}
+	want2 := []Candidate{
+		{RuleID: "p2", Scope: "*", Match: MatchPattern, Reason: `matched, but rule "p1" comes first in the file`},
+		{RuleID: "p1", Scope: "*", Match: MatchPattern, Applied: true, Reason: "matched"},
+	}
+	if diff := cmp.Diff(want2, d.Explanation.Candidates); diff != "" {
+		t.Errorf("file order explanation (-want +got):\n%s", diff)
+	}
 	// Without Explain there is none.
 	d, _ = ix.Decide(&Request{Method: "GET", Target: "/a"}, testNow)
 	if d.Explanation != nil {

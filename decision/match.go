@@ -2,6 +2,7 @@ package decision
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -219,6 +220,9 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 			if ok {
 				best, m.caps, m.path = rt, caps, p
 				if ex != nil {
+					if bestCand >= 0 {
+						ex.Candidates[bestCand].Reason = "matched, but rule " + strconv.Quote(rt.rule.ID) + " comes first in the file"
+					}
 					bestCand = len(ex.Candidates) - 1
 				}
 			}
@@ -339,6 +343,7 @@ func (rt *route) matchPattern(p string, caps *captures) bool {
 	}
 	return i == len(p)
 }
+
 
 func explain(ex *Explanation, s *slot, rt *route, applied bool, why string) {
 	if ex == nil {
