@@ -344,7 +344,6 @@ func (rt *route) matchPattern(p string, caps *captures) bool {
 	return i == len(p)
 }
 
-
 func explain(ex *Explanation, s *slot, rt *route, applied bool, why string) {
 	if ex == nil {
 		return
