@@ -162,12 +162,12 @@ type DecisionObserver struct {
 }
 
 // Observe is the Engine's observe hook.
-func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, err error, took time.Duration) {
+func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, err error, at time.Time, took time.Duration) {
 	if o.Metrics != nil {
 		o.Metrics.observeDecision(d, err, took)
 	}
 	if o.Hits != nil && err == nil && d.Redirect {
-		o.Hits.hit(d.RuleID)
+		o.Hits.hit(d.RuleID, at)
 	}
 	if o.LogSample > 0 && o.Log != nil && rand.Float64() < o.LogSample {
 		attrs := []any{"method", req.Method, "host", req.Host, "target", req.Target,

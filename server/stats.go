@@ -14,7 +14,6 @@ import (
 // applied, and a rule keeps its counter across reloads as long as its id
 // stays.
 type Hits struct {
-	now  func() time.Time
 	byID atomic.Pointer[map[string]*ruleHits]
 }
 
@@ -30,9 +29,9 @@ type RuleHits struct {
 	LastHit time.Time // zero when never hit
 }
 
-// NewHits returns empty statistics; now stamps the last hit.
-func NewHits(now func() time.Time) *Hits {
-	h := &Hits{now: now}
+// NewHits returns empty statistics.
+func NewHits() *Hits {
+	h := &Hits{}
 	h.byID.Store(&map[string]*ruleHits{})
 	return h
 }
@@ -53,14 +52,15 @@ func (h *Hits) track(rules []decision.Rule) {
 	h.byID.Store(&next)
 }
 
-// hit records a decision made by the rule with the given id.
-func (h *Hits) hit(ruleID string) {
+// hit records a decision made at the given time by the rule with the
+// given id.
+func (h *Hits) hit(ruleID string, at time.Time) {
 	c, ok := (*h.byID.Load())[ruleID]
 	if !ok {
 		return // the rule was removed while the decision was being made
 	}
 	c.hits.Add(1)
-	c.lastHit.Store(h.now().UnixNano())
+	c.lastHit.Store(at.UnixNano())
 }
 
 // Get returns statistics in id order: for the given ids, or for every rule

@@ -28,7 +28,7 @@ func newTestStore(t *testing.T, path string, now func() time.Time) *RuleStore {
 	t.Helper()
 	e := NewEngine(now)
 	m := NewMetrics()
-	h := NewHits(now)
+	h := NewHits()
 	e.SetObserver((&DecisionObserver{Metrics: m, Hits: h}).Observe)
 	return &RuleStore{Engine: e, Path: path, Log: testLogger(), Metrics: m, Hits: h, Now: now}
 }

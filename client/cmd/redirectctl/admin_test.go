@@ -27,7 +27,7 @@ func startAdmin(t *testing.T, rules, token string) (addr string, store *server.R
 	if err := os.WriteFile(path, []byte(rules), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hits := server.NewHits(time.Now)
+	hits := server.NewHits()
 	engine := server.NewEngine(time.Now)
 	engine.SetObserver((&server.DecisionObserver{Hits: hits}).Observe)
 	store = &server.RuleStore{Engine: engine, Path: path, Hits: hits, Now: time.Now,
