@@ -465,7 +465,7 @@ func TestScaleLoadPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	timed("version hash (MarshalRules + SHA-256)", func() { sum = sha256.Sum256(decision.MarshalRules(rules)) })
-	hits := server.NewHits(time.Now)
+	hits := server.NewHits()
 	store := &server.RuleStore{Engine: server.NewEngine(time.Now), Path: file, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: time.Now, Hits: hits, Metrics: server.NewMetrics(), Options: decision.Options{PermanentMaxAge: 24 * time.Hour}}
 	data = nil
