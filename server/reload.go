@@ -104,12 +104,22 @@ func (s *RuleStore) apply(rules []decision.Rule, source string) (*Snapshot, erro
 // located in source.
 func (s *RuleStore) prepare(rules []decision.Rule, source string) (*Snapshot, []byte, error) {
 	start := s.Now()
+	// The canonical form and its hash take a tenth of a build; computed
+	// beside it, they cost the reload no wall time on a machine with a
+	// second core. Both only read rules.
+	var canonical []byte
+	var sum [sha256.Size]byte
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		canonical = decision.MarshalRules(rules)
+		sum = sha256.Sum256(canonical)
+	}()
 	ix, warnings, err := decision.Build(rules, s.Options)
+	<-hashed
 	if err != nil {
 		return nil, nil, locate(err, source)
 	}
-	canonical := decision.MarshalRules(rules)
-	sum := sha256.Sum256(canonical)
 	var number uint64 = 1
 	if cur := s.Engine.Current(); cur != nil {
 		number = cur.Version.Number + 1
