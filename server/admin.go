@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -260,4 +262,34 @@ func (s *RuleService) status(err error) error {
 	}
 	s.log.Error("admin request failed", "error", err)
 	return status.Error(codes.Internal, "internal error; the server log has the details")
+}
+
+// maxAdminMessage bounds an admin request or answer: ApplyRules with a
+// million rules is about 150 MB, far over gRPC's 4 MB default.
+const maxAdminMessage = 512 << 20
+
+// adminListenerOptions is the admin listener's message size limit and its
+// TLS/mTLS and bearer-token options.
+func adminListenerOptions(cfg Config) ([]grpc.ServerOption, error) {
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxAdminMessage)}
+	files := TLSFiles{Cert: cfg.AdminTLSCert, Key: cfg.AdminTLSKey, ClientCA: cfg.AdminClientCA}
+	if files.Enabled() {
+		tc, err := files.ServerConfig()
+		if err != nil {
+			return nil, fmt.Errorf("admin listener TLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca): %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	token := cfg.AdminToken
+	if cfg.AdminTokenFile != "" {
+		t, err := ReadTokenFile(cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		token = t
+	}
+	if token != "" {
+		opts = append(opts, RequireBearerToken(token)...)
+	}
+	return opts, nil
 }

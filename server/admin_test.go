@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -346,5 +348,45 @@ func TestGetRuleStats(t *testing.T) {
 	}
 	if d := cmp.Diff(want, resp.GetStats(), protocmp.Transform()); d != "" {
 		t.Errorf("stats (-want +got):\n%s", d)
+	}
+}
+
+// TestApplyLargeRuleSet sends an ApplyRules request well over gRPC's 4 MB
+// default through the daemon's admin listener options.
+func TestApplyLargeRuleSet(t *testing.T) {
+	st := loadedStore(t, time.Now)
+	opts, err := adminListenerOptions(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(opts...)
+	redirectv1.RegisterRuleServiceServer(gs, NewRuleService(st))
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	long := strings.Repeat("a", 400)
+	req := &redirectv1.ApplyRulesRequest{}
+	for i := range 15_000 {
+		req.Rules = append(req.Rules, &redirectv1.Rule{Id: fmt.Sprintf("r%05d", i), Path: fmt.Sprintf("/p/%d", i), To: "https://example.com/" + long})
+	}
+	if size := proto.Size(req); size < 5<<20 {
+		t.Fatalf("request is only %d bytes; the test needs more than 4 MB", size)
+	}
+	resp, err := redirectv1.NewRuleServiceClient(conn).ApplyRules(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetVersion().GetNumber() != 2 || st.Engine.Current().Index.Len() != 15_000 {
+		t.Errorf("version %d with %d rules, want 2 with 15000", resp.GetVersion().GetNumber(), st.Engine.Current().Index.Len())
 	}
 }

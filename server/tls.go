@@ -85,8 +85,9 @@ func (k *keyPair) get() (*tls.Certificate, error) {
 	return k.cert, nil
 }
 
-// publicSecurity is the public gRPC listener's TLS/mTLS option, if any.
-func publicSecurity(cfg Config) ([]grpc.ServerOption, error) {
+// publicListenerOptions is the public gRPC listener's TLS/mTLS option, if
+// any.
+func publicListenerOptions(cfg Config) ([]grpc.ServerOption, error) {
 	files := TLSFiles{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}
 	if !files.Enabled() {
 		return nil, nil
@@ -96,29 +97,4 @@ func publicSecurity(cfg Config) ([]grpc.ServerOption, error) {
 		return nil, fmt.Errorf("public listener TLS (--tls-cert, --tls-key, --tls-client-ca): %w", err)
 	}
 	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
-}
-
-// adminSecurity is the admin listener's TLS/mTLS and bearer-token options.
-func adminSecurity(cfg Config) ([]grpc.ServerOption, error) {
-	var opts []grpc.ServerOption
-	files := TLSFiles{Cert: cfg.AdminTLSCert, Key: cfg.AdminTLSKey, ClientCA: cfg.AdminClientCA}
-	if files.Enabled() {
-		tc, err := files.ServerConfig()
-		if err != nil {
-			return nil, fmt.Errorf("admin listener TLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca): %w", err)
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
-	}
-	token := cfg.AdminToken
-	if cfg.AdminTokenFile != "" {
-		t, err := ReadTokenFile(cfg.AdminTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--admin-token-file: %w", err)
-		}
-		token = t
-	}
-	if token != "" {
-		opts = append(opts, RequireBearerToken(token)...)
-	}
-	return opts, nil
 }

@@ -81,14 +81,14 @@ func newTestPKI(t *testing.T) testPKI {
 }
 
 // TestAdminSecurity serves RuleService with the daemon's admin options
-// (adminSecurity) and calls it as clients with and without a client
+// (adminListenerOptions) and calls it as clients with and without a client
 // certificate and the token.
 func TestAdminSecurity(t *testing.T) {
 	pki := newTestPKI(t)
 	cfg := DefaultConfig()
 	cfg.AdminTLSCert, cfg.AdminTLSKey, cfg.AdminClientCA = pki.serverCert, pki.serverKey, pki.caFile
 	cfg.AdminToken = "tok"
-	opts, err := adminSecurity(cfg)
+	opts, err := adminListenerOptions(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

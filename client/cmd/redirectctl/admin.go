@@ -51,7 +51,11 @@ func (a *adminConn) dial(ctx context.Context) (redirectv1.RuleServiceClient, con
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cc, err := grpc.NewClient(a.conn.addr, grpc.WithTransportCredentials(creds))
+	// A whole rule set (apply, list pages, stats of every rule) can be far
+	// over gRPC's 4 MB default; the server accepts up to 512 MB.
+	const most = 512 << 20
+	cc, err := grpc.NewClient(a.conn.addr, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(most), grpc.MaxCallSendMsgSize(most)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("admin address %q: %w", a.conn.addr, err)
 	}
