@@ -76,17 +76,17 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Log:     log,
 		Now:     s.now,
 		Metrics: NewMetrics(),
-		Hits:    NewHits(s.now),
+		Hits:    NewHits(),
 	}
 	s.engine.SetObserver((&DecisionObserver{Metrics: s.store.Metrics, Hits: s.store.Hits, Log: log, LogSample: cfg.DecisionLogSample}).Observe)
 
 	// Both listeners share serverOptions; TLS (public) and token/mTLS
 	// (admin) come on top.
-	publicSec, err := publicSecurity(cfg)
+	publicSec, err := publicListenerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	adminSec, err := adminSecurity(cfg)
+	adminSec, err := adminListenerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
