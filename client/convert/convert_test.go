@@ -14,6 +14,7 @@ import (
 
 	"github.com/redirectd/redirectd/client/convert"
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/decision/rulegen"
 )
 
 type importFunc func(name string, r io.Reader) ([]decision.Rule, []decision.Problem, error)
@@ -403,7 +404,7 @@ func TestExportNetlify(t *testing.T) {
 		wantMsgs []string
 	}{
 		{name: "exact pinned", rule: decision.Rule{ID: "a", Path: "/a", To: "/b", Status: 308}, wantLine: "/a  /b  308!"},
-		{name: "prefix becomes splat before the query", rule: decision.Rule{ID: "p", Path: "/docs", Match: decision.MatchPrefix, To: "https://docs.example.com/v2?ref=old", Status: 301}, wantLine: "/docs/*  https://docs.example.com/v2/:splat?ref=old  301!"},
+		{name: "prefix becomes splat before the query", rule: decision.Rule{ID: "p", Path: "/docs", Match: decision.MatchPrefix, To: "https://docs.example.com/v2?ref=old", Status: 301}, wantLine: "/docs    https://docs.example.com/v2?ref=old         301!\n/docs/*  https://docs.example.com/v2/:splat?ref=old  301!"},
 		{name: "host", rule: decision.Rule{ID: "h", Host: "old.example.com", Path: "/", To: "https://new.example.com/", Status: 302}, wantLine: "https://old.example.com/  https://new.example.com/  302!"},
 		{name: "unpinned permanent", rule: decision.Rule{ID: "u", Path: "/a", To: "/b", Intent: decision.IntentPermanent}, wantLine: "/a  /b  301!", wantMsgs: []string{"warning: rule \"u\": status: status not pinned: redirectd answers 301 to GET and HEAD but 308"}},
 		{name: "unpinned temporary", rule: decision.Rule{ID: "t", Path: "/a", To: "/b"}, wantLine: "/a  /b  302!", wantMsgs: []string{"answers a temporary redirect with 307"}},
@@ -518,5 +519,84 @@ func TestLoadable(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[int]bool{1: true, 3: true, 4: true}, lines); diff != "" {
 		t.Errorf("rejected lines (-want +got):\n%s\n%v", diff, rejected)
+	}
+}
+
+// TestExportPreservesDecisions: for generated rules, what an export writes
+// and an import reads back decides every request as the original rules do
+// — the same Location, or the same miss — for the requests that the
+// original rules decide with an exported rule or not at all. (Statuses are
+// compared only where the rule pinned one: an unpinned intent has no single
+// status in either format; the export warns about it.)
+func TestExportPreservesDecisions(t *testing.T) {
+	now := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	rules := rulegen.Rules(rulegen.Config{N: 3000, Hosts: 3, Seed: 5})
+	reqs := rulegen.Requests(rules, rulegen.RequestConfig{N: 20000, Hit: 0.8, Seed: 6})
+	original, _, err := decision.Build(rules, decision.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		exp  exportFunc
+		imp  importFunc
+	}{
+		{"netlify", convert.ExportNetlify, convert.ImportNetlify},
+		{"cloudflare", convert.ExportCSV, convert.ImportCSV},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			problems, err := tt.exp(&out, rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			left := map[string]bool{}
+			for _, p := range problems {
+				if p.Severity == decision.SeverityError {
+					left[p.RuleID] = true
+				}
+			}
+			back, skipped, err := tt.imp("exported", &out)
+			if err != nil || len(skipped) > 0 {
+				t.Fatalf("re-import: %v %v", err, skipped)
+			}
+			ix, _, err := decision.Build(back, decision.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pinned := map[string]bool{}
+			for _, r := range rules {
+				pinned[r.ID] = r.Status != 0
+			}
+			compared := 0
+			for i := range reqs {
+				q := reqs[i]
+				q.Scheme = "https" // exports make relative targets https://host/...
+				want, err := original.Decide(&q, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want.Redirect && left[want.RuleID] {
+					continue
+				}
+				got, err := ix.Decide(&q, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				compared++
+				wantLoc := want.Location
+				if strings.HasPrefix(wantLoc, "/") && tt.name == "cloudflare" {
+					wantLoc = "https://" + q.Host + wantLoc
+				}
+				if got.Redirect != want.Redirect || got.Location != wantLoc || (pinned[want.RuleID] && got.Status != want.Status) {
+					t.Fatalf("%s %s%s: original rule %q → %v %d %q; exported and imported → %v %d %q (rule %q)",
+						q.Method, q.Host, q.Target, want.RuleID, want.Redirect, want.Status, wantLoc, got.Redirect, got.Status, got.Location, got.RuleID)
+				}
+			}
+			t.Logf("%d of %d requests compared; %d of %d rules left out", compared, len(reqs), len(left), len(rules))
+			if compared < len(reqs)/2 {
+				t.Errorf("compared only %d of %d requests; %d rules left out", compared, len(reqs), len(left))
+			}
+		})
 	}
 }

@@ -268,18 +268,19 @@ func patternMatches(pattern, path string) bool {
 	return len(ps) == len(ss)
 }
 
-// ExportNetlify writes rules as a _redirects file, one line per rule in
-// rule order: "from to status!". Rules scoped to a host are written with
-// "https://host" in from; prefix rules become "/path/*" with ":splat"
-// appended to the target; "!" keeps redirectd's behaviour of redirecting
-// even where a file exists at the path. Rules Netlify cannot express are
+// ExportNetlify writes rules as a _redirects file, in rule order:
+// "from to status!". Rules scoped to a host are written with "https://host"
+// in from. A prefix rule becomes two lines: "/path" to the target, then
+// "/path/*" to the target with "/:splat" (one line would send "/path" to
+// "target/"). "!" keeps redirectd's behaviour of redirecting even where a
+// file exists at the path. Rules Netlify cannot express are
 // left out and reported (errors); dropped details are warnings. Problems
 // carry the rule's id and line, not a file name.
 func ExportNetlify(w io.Writer, rules []decision.Rule) (skipped []decision.Problem, err error) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for i := range rules {
 		r := &rules[i]
-		from, to, ps, ok := netlifyLine(r)
+		lines, ps, ok := netlifyLines(r)
 		skipped = append(skipped, ps...)
 		if !ok {
 			continue
@@ -288,17 +289,22 @@ func ExportNetlify(w io.Writer, rules []decision.Rule) (skipped []decision.Probl
 		if warning != "" {
 			skipped = append(skipped, ruleWarning(r, "status", warning))
 		}
-		if _, err := fmt.Fprintf(tw, "%s\t%s\t%d!\n", from, to, status); err != nil {
-			return skipped, err
+		for _, l := range lines {
+			if _, err := fmt.Fprintf(tw, "%s\t%s\t%d!\n", l.from, l.to, status); err != nil {
+				return skipped, err
+			}
 		}
 	}
 	return skipped, tw.Flush()
 }
 
-// netlifyLine is r's from and to, or ok false with the reason.
-func netlifyLine(r *decision.Rule) (from, to string, ps []decision.Problem, ok bool) {
-	fail := func(field, msg string) (string, string, []decision.Problem, bool) {
-		return "", "", []decision.Problem{ruleError(r, field, msg)}, false
+// netlifyLine is one from and to.
+type netlifyLine struct{ from, to string }
+
+// netlifyLines are the lines that express r, or ok false with the reason.
+func netlifyLines(r *decision.Rule) (lines []netlifyLine, ps []decision.Problem, ok bool) {
+	fail := func(field, msg string) ([]netlifyLine, []decision.Problem, bool) {
+		return nil, []decision.Problem{ruleError(r, field, msg)}, false
 	}
 	if field, msg, bad := unexpressible(r, "Netlify"); bad {
 		return fail(field, msg)
@@ -313,21 +319,18 @@ func netlifyLine(r *decision.Rule) (from, to string, ps []decision.Problem, ok b
 	case strings.ContainsAny(r.Path+r.To, " \t"):
 		return fail("path", "whitespace separates fields in _redirects")
 	}
-	from, to = r.Path, r.To
-	switch r.Match {
-	case decision.MatchExact, decision.MatchPrefix:
-		if _, msg := netlifyMatchKind(from); msg != "" || strings.ContainsAny(from, ":*") {
-			return fail("path", "a literal : or * in the path would read as a Netlify placeholder or splat")
-		}
-		if r.Match == decision.MatchPrefix {
-			from = strings.TrimSuffix(from, "/") + "/*"
-			to = withSplat(to)
-		}
+	if r.Match != decision.MatchPattern && strings.ContainsAny(r.Path, ":*") {
+		return fail("path", "a literal : or * in the path would read as a Netlify placeholder or splat")
 	}
+	origin := ""
 	if r.Host != "" {
-		from = "https://" + r.Host + from
+		origin = "https://" + r.Host
 	}
-	return from, to, droppedCaching(r, "Netlify"), true
+	lines = []netlifyLine{{origin + r.Path, r.To}}
+	if r.Match == decision.MatchPrefix {
+		lines = append(lines, netlifyLine{origin + strings.TrimSuffix(r.Path, "/") + "/*", withSplat(r.To)})
+	}
+	return lines, droppedCaching(r, "Netlify"), true
 }
 
 // withSplat inserts "/:splat" at the end of to's path, before its query.

@@ -126,6 +126,7 @@ func TestExportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "https://example.com/old   https://example.com/new              301!\n" +
+		"https://example.com/docs    https://docs.example.com         308!\n" +
 		"https://example.com/docs/*  https://docs.example.com/:splat  308!\n"
 	if got := string(data); strings.Join(strings.Fields(got), " ") != strings.Join(strings.Fields(want), " ") {
 		t.Errorf("exported:\n%s\nwant:\n%s", got, want)
