@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -122,5 +123,28 @@ func BenchmarkDecisionObserver(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+func TestDecisionLogSample(t *testing.T) {
+	for _, tc := range []struct {
+		sample float64
+		lines  int
+	}{
+		{0, 0},
+		{1, 2},
+	} {
+		var buf logBuffer
+		o := &DecisionObserver{Log: slog.New(slog.NewJSONHandler(&buf, nil)), LogSample: tc.sample}
+		at := time.Now()
+		o.Observe(&decision.Request{Method: "GET", Host: "example.com", Target: "/old"}, &decision.Decision{Redirect: true, Status: 308, RuleID: "moved", Location: "/new"}, nil, at, time.Microsecond)
+		o.Observe(&decision.Request{Method: "GET", Target: "/x"}, &decision.Decision{}, nil, at, time.Microsecond)
+		got := strings.Count(buf.String(), `"msg":"decision"`)
+		if got != tc.lines {
+			t.Errorf("sample %v: %d decision lines, want %d:\n%s", tc.sample, got, tc.lines, buf.String())
+		}
+		if tc.lines > 0 && !strings.Contains(buf.String(), `"rule":"moved","status":308,"location":"/new"`) {
+			t.Errorf("sample %v: the redirect's line lacks rule, status and location:\n%s", tc.sample, buf.String())
+		}
 	}
 }
