@@ -413,7 +413,7 @@ func TestExportNetlify(t *testing.T) {
 		{name: "methods", rule: decision.Rule{ID: "m", Path: "/x", To: "/y", Methods: []string{"GET"}}, wantMsgs: []string{"methods: Netlify rules apply to every method"}},
 		{name: "headers", rule: decision.Rule{ID: "hd", Path: "/x", To: "/y", Headers: map[string]string{"accept-language": "fr*"}}, wantMsgs: []string{"headers:"}},
 		{name: "query strip", rule: decision.Rule{ID: "qs", Path: "/x", To: "/y", QueryStrip: []string{"utm_*"}}, wantMsgs: []string{"query_strip:"}},
-		{name: "query drop", rule: decision.Rule{ID: "qd", Path: "/x", To: "/y", Query: decision.QueryDrop}, wantMsgs: []string{"query: Netlify passes the request's query string on"}},
+		{name: "query drop", rule: decision.Rule{ID: "qd", Path: "/x", To: "/y", Query: decision.QueryDrop}, wantMsgs: []string{"query: a _redirects line has no way to drop"}},
 		{name: "case insensitive", rule: decision.Rule{ID: "ci", Path: "/x", To: "/y", CaseInsensitive: true}, wantMsgs: []string{"case_insensitive:"}},
 		{name: "strict slash", rule: decision.Rule{ID: "ts", Path: "/x", To: "/y", TrailingSlash: decision.TrailingSlashStrict}, wantMsgs: []string{"trailing_slash:"}},
 		{name: "wildcard host", rule: decision.Rule{ID: "w", Host: "*.example.com", Path: "/x", To: "/y"}, wantMsgs: []string{"host: Netlify's from names one host"}},

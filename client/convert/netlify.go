@@ -313,7 +313,7 @@ func netlifyLines(r *decision.Rule) (lines []netlifyLine, ps []decision.Problem,
 	case strings.HasPrefix(r.Host, "*."):
 		return fail("host", "Netlify's from names one host, not a *.suffix wildcard")
 	case r.Query == decision.QueryDrop:
-		return fail("query", "Netlify passes the request's query string on; it cannot drop it")
+		return fail("query", "a _redirects line has no way to drop the request's query string")
 	case r.TrailingSlash == decision.TrailingSlashStrict:
 		return fail("trailing_slash", "Netlify matches /a and /a/ alike; strict has no equivalent")
 	case strings.ContainsAny(r.Path+r.To, " \t"):
