@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -45,6 +46,12 @@ type Index struct {
 	rules  []Rule  // file order
 	routes []route // routes[i] is rules[i] compiled
 	byID   []int32 // indexes into rules, sorted by rule id
+
+	// slotsByKey finds a slot by its whole key with one hash lookup, the
+	// path every exact hit takes; memdb's LongestPrefix serves the rest.
+	// Its keys alias the slots' key bytes, which are never written after
+	// Build, so they cost no copy.
+	slotsByKey map[string]*slot
 
 	hosts     map[string]struct{} // exact hosts that have rules
 	wildcards map[string]struct{} // suffixes of "*.suffix" scopes that have rules
@@ -491,6 +498,11 @@ func (ix *Index) load() ([]*slot, error) {
 		stack = append(stack, s)
 		slots = append(slots, s)
 		i = j
+	}
+
+	ix.slotsByKey = make(map[string]*slot, len(slots))
+	for _, s := range slots {
+		ix.slotsByKey[unsafe.String(&s.key[0], len(s.key))] = s
 	}
 
 	db, err := memdb.NewMemDB(routesSchema())

@@ -176,12 +176,18 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	if trim != "/" {
 		k.buf = append(k.buf, '/')
 	}
-	raw, err := ix.read.LongestPrefix(routesTable, routePrefixIndex, k.args[:]...)
-	if err != nil || raw == nil {
-		return false
+	// A slot whose key is the whole path is found by hashing (the common
+	// exact hit); otherwise memdb's radix tree finds the deepest slot on
+	// the path. Both give the same slot, and its parents, for the same key.
+	s, full := ix.slotsByKey[string(k.buf)]
+	if !full {
+		raw, err := ix.read.LongestPrefix(routesTable, routePrefixIndex, k.args[:]...)
+		if err != nil || raw == nil {
+			return false
+		}
+		s = raw.(*slot)
+		full = len(s.key) == len(k.buf)
 	}
-	s := raw.(*slot)
-	full := len(s.key) == len(k.buf)
 	varied := len(m.varies)
 
 	if full {
