@@ -98,7 +98,10 @@ type Result struct {
 	Concurrency int           `json:"concurrency"`
 	Conns       int           `json:"conns"`
 	Warmup      time.Duration `json:"warmup_ns"`
+	// Duration is the measured window: as configured, or up to the
+	// cancellation when Interrupted.
 	Duration    time.Duration `json:"duration_ns"`
+	Interrupted bool          `json:"interrupted,omitempty"`
 	// Elapsed runs from the start of the measured window to the last
 	// measured call's completion; Throughput is Calls/Elapsed, so a server
 	// that cannot keep up with the rate shows a lower throughput.
@@ -117,8 +120,9 @@ type Result struct {
 	Service Summary `json:"service"`
 	// Behind counts calls sent more than 1 ms after their scheduled time.
 	Behind uint64 `json:"behind"`
-	// Unsent counts scheduled calls dropped because the run had to stop
-	// (interrupted, or still behind when the hard stop came).
+	// Unsent counts fixed-rate calls scheduled in the measured window but
+	// never sent: the generator was still behind when the run was
+	// interrupted or reached its hard stop (Timeout or 1 s past the end).
 	Unsent uint64 `json:"unsent"`
 
 	latency Histogram
@@ -212,8 +216,10 @@ type worker struct {
 }
 
 // Run sends load over conns (round-robin per call) as cfg says and returns
-// what it measured. Cancelling ctx stops the run early; the result then
-// covers the calls made so far.
+// what it measured. Cancelling ctx (Ctrl-C in redirectctl) ends the run
+// early and cleanly: no new call starts, calls in flight finish (they do not
+// fail as cancelled), and the result covers the window up to the
+// cancellation, marked Interrupted.
 func Run(ctx context.Context, conns []grpc.ClientConnInterface, cfg Config) (*Result, error) {
 	switch {
 	case len(conns) == 0:
@@ -244,6 +250,10 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, cfg Config) (*Re
 	if cfg.Rate > 0 {
 		period = float64(time.Second) / cfg.Rate
 	}
+
+	var stoppedAt atomic.Int64 // unix ns of the cancellation
+	defer context.AfterFunc(ctx, func() { stoppedAt.Store(time.Now().UnixNano()) })()
+	callBase := context.WithoutCancel(ctx)
 
 	var next, rr atomic.Uint64
 	workers := make([]*worker, cfg.Concurrency)
@@ -278,9 +288,9 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, cfg Config) (*Re
 				if ctx.Err() != nil || sent.After(hardStop) {
 					return
 				}
-				callCtx, cancel := ctx, context.CancelFunc(func() {})
+				callCtx, cancel := callBase, context.CancelFunc(func() {})
 				if cfg.Timeout > 0 {
-					callCtx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+					callCtx, cancel = context.WithTimeout(callBase, cfg.Timeout)
 				}
 				conn := conns[rr.Add(1)%uint64(len(conns))]
 				redirect, err := call(callCtx, conn, int(n%uint64(len(cfg.Requests))))
@@ -324,8 +334,14 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, cfg Config) (*Re
 		wk.mu.Unlock()
 	}
 	res.Calls = res.latency.Count()
+	if ns := stoppedAt.Load(); ns != 0 && time.Unix(0, ns).Before(end) {
+		res.Interrupted = true
+		res.Duration = max(time.Unix(0, ns).Sub(measureFrom), 0)
+	}
 	if period > 0 {
-		res.Unsent = slotsBetween(period, cfg.Warmup, cfg.Warmup+cfg.Duration) - res.Calls
+		if slots := slotsBetween(period, cfg.Warmup, cfg.Warmup+res.Duration); slots > res.Calls {
+			res.Unsent = slots - res.Calls
+		}
 	}
 	if last.After(measureFrom) {
 		res.Elapsed = last.Sub(measureFrom)

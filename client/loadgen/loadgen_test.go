@@ -357,3 +357,37 @@ func TestHealthFloor(t *testing.T) {
 		t.Errorf("calls %d passes %d errors %v, handler calls %d: want 50, 50, none, 0", res.Calls, res.Passes, res.Errors, f.calls.Load())
 	}
 }
+
+// TestInterruptedRunStopsCleanly: cancelling the run ends it at once; calls
+// in flight finish instead of failing as cancelled, and the result's
+// window ends at the cancellation with every scheduled call accounted for.
+func TestInterruptedRunStopsCleanly(t *testing.T) {
+	f := &fakeServer{handle: func(string) (bool, error) {
+		time.Sleep(20 * time.Millisecond) // calls are in flight at the cancellation
+		return true, nil
+	}}
+	conns := serve(t, f, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(700*time.Millisecond, cancel)
+	start := time.Now()
+	res, err := Run(ctx, conns, Config{
+		RPC: RPCDecide, Rate: 200, Concurrency: 8, Warmup: 200 * time.Millisecond, Duration: time.Minute,
+		Requests: requests("/a"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("run went on for %v after the cancellation", took)
+	}
+	if !res.Interrupted || res.Duration <= 0 || res.Duration >= time.Minute {
+		t.Fatalf("interrupted %v, duration %v: want an interrupted run with the window cut short", res.Interrupted, res.Duration)
+	}
+	if res.Failed() != 0 {
+		t.Errorf("errors %v: calls in flight at the cancellation must finish, not fail", res.Errors)
+	}
+	slots := slotsBetween(float64(time.Second)/200, 200*time.Millisecond, 200*time.Millisecond+res.Duration)
+	if res.Calls+res.Unsent != slots || res.Calls != res.Redirects {
+		t.Errorf("calls %d + unsent %d, redirects %d: want %d scheduled slots, all redirects", res.Calls, res.Unsent, res.Redirects, slots)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // WriteTable writes r as the table `redirectctl bench` prints at the end.
@@ -16,15 +17,19 @@ func WriteTable(w io.Writer, r *Result) error {
 		mode = fmt.Sprintf("fixed rate %.0f/s", r.Rate)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%s, %s, %d callers, %d connections, %v measured after %v warm-up\t\n",
-		r.RPC, mode, r.Concurrency, r.Conns, r.Duration, r.Warmup)
+	interrupted := ""
+	if r.Interrupted {
+		interrupted = " (interrupted)"
+	}
+	fmt.Fprintf(tw, "%s, %s, %d callers, %d connections, %v measured after %v warm-up%s\t\n",
+		r.RPC, mode, r.Concurrency, r.Conns, r.Duration.Round(time.Millisecond), r.Warmup, interrupted)
 	fmt.Fprintf(tw, "calls\t%d\t(redirects %d, passes %d)\t\n", r.Calls, r.Redirects, r.Passes)
 	fmt.Fprintf(tw, "throughput\t%.0f\tcalls/s\t\n", r.Throughput)
 	fmt.Fprintf(tw, "errors\t%d\t%s\t\n", r.Failed(), errorList(r.Errors))
 	if r.Rate > 0 {
 		fmt.Fprintf(tw, "behind schedule\t%d\tcalls sent >1ms late (not enough callers, or the client box is saturated)\t\n", r.Behind)
 		if r.Unsent > 0 {
-			fmt.Fprintf(tw, "unsent\t%d\tscheduled calls never sent (run stopped)\t\n", r.Unsent)
+			fmt.Fprintf(tw, "unsent\t%d\tscheduled calls never sent: the generator was still behind when the run stopped\t\n", r.Unsent)
 		}
 	}
 	fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
