@@ -39,6 +39,9 @@ func TestParseRulesRejects(t *testing.T) {
 		{"bad_intent.yaml", []string{
 			`bad_intent.yaml:5: rule "moved": intent: unknown intent "forever"; accepted: permanent, temporary, see_other`,
 		}},
+		{"bad_json_open_redirect.json", []string{
+			`bad_json_open_redirect.json:7: rule "escape": to: "/\\evil.example/" contains a backslash, which browsers read as '/' (so /\host is an open redirect); write '/' or %5C`,
+		}},
 		{"bad_json_status.json", []string{
 			`bad_json_status.json:7: rule "moved": status: must be a number, found "301"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
