@@ -83,7 +83,7 @@ func (s *AuthorizationService) Check(ctx context.Context, in *authv3.CheckReques
 		Protocol: hr.GetProtocol(),
 		Headers:  headers,
 	}
-	if word, ok := attrs.GetContextExtensions()["intent"]; ok && word != "" {
+	if word := attrs.GetContextExtensions()["intent"]; word != "" {
 		intent, err := decision.ParseIntent(word)
 		if err != nil {
 			s.passes.pass(ctx, requestID, "route context_extensions", err)
