@@ -551,8 +551,14 @@ func MarshalRules(rules []Rule) []byte {
 	if len(rules) == 0 {
 		return []byte("rules: []\n")
 	}
+	// Size the buffer once: regrowing it copies the whole file so far.
+	size := len("rules:\n")
+	for i := range rules {
+		r := &rules[i]
+		size += len(r.ID) + len(r.Host) + len(r.Path) + len(r.To) + 64
+	}
 	var b bytes.Buffer
-	b.Grow(len(rules) * 128)
+	b.Grow(size)
 	b.WriteString("rules:\n")
 	for i := range rules {
 		writeRule(&b, &rules[i])
