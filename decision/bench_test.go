@@ -95,7 +95,7 @@ var (
 //
 //	go test -run x -bench 'Decide/rules=10000/' -benchtime 200000x ./decision/
 func BenchmarkDecide(b *testing.B) {
-	for _, n := range []int{10_000, 1_000_000} {
+	for _, n := range []int{10_000, 300_000, 1_000_000} {
 		for _, kind := range []string{"exact-hit", "prefix-hit", "pattern-hit", "miss"} {
 			b.Run(fmt.Sprintf("rules=%d/%s", n, kind), func(b *testing.B) {
 				s := loadBenchSet(b, n)

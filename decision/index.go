@@ -136,13 +136,20 @@ type route struct {
 	to      *template // nil: cleanTo is the Location (exact and prefix)
 	cc      *cacheStrings
 	ext     *routeExtra // nil for plain rules (the common case)
+	// id, status, intent and drop copy the Rule fields every decision
+	// reads, so a decision touches the route and not the Rule (one cache
+	// miss fewer at a million rules).
+	id      string
 	order   int32
 	pathEnd int32 // where cleanTo's path ends: a prefix rest goes there
 	scope   string
+	status  int16
+	intent  Intent
 	kind    MatchKind
 	// trailing: the rule's path ends in '/'; strict: trailing_slash:
-	// strict; fold: case_insensitive.
-	trailing, strict, fold bool
+	// strict; fold: case_insensitive; lower: the path has no upper-case
+	// letter, so equal keys mean equal paths; drop: query: drop.
+	trailing, strict, fold, lower, drop bool
 }
 
 // routeExtra holds what only some rules use, keeping route small.
@@ -281,6 +288,7 @@ func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostName
 		return &Problem{Severity: SeverityError, Line: r.Line, RuleID: r.ID, Field: field, Message: msg}
 	}
 	rt.rule = r
+	rt.id, rt.status, rt.intent, rt.drop = r.ID, int16(r.Status), r.Intent, r.Query == QueryDrop
 	rt.order = int32(i)
 	rt.kind = r.Match
 	rt.strict = r.TrailingSlash == TrailingSlashStrict
@@ -339,6 +347,7 @@ func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostName
 		rt.cleanTo = mergeQuery(r.To, "", nil)
 	}
 	rt.pathEnd = int32(pathEnd(rt.cleanTo))
+	rt.lower = lowerASCII(trim) == trim
 	switch r.Match {
 	case MatchExact, MatchPrefix:
 		rt.path = trim

@@ -74,7 +74,7 @@ func (rt *route) location(req *request, rest string, path string, caps *captures
 	t := rt.to
 	pe := int(rt.pathEnd)
 	reqQuery := req.query
-	if rt.rule.Query == QueryDrop {
+	if rt.drop {
 		reqQuery = ""
 	}
 	if t == nil && reqQuery == "" {

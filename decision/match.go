@@ -39,11 +39,11 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		return Decision{Explanation: ex}, nil
 	}
 	rt := m.rt
-	status := rt.rule.Status
+	status := int(rt.status)
 	if status == 0 {
 		intent := req.Intent
 		if intent == IntentUnspecified {
-			intent = rt.rule.Intent
+			intent = rt.intent
 		}
 		status = statusFor(intent, r.method, r.http10)
 	}
@@ -61,7 +61,7 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		FollowUpMethod:    method,
 		FollowUpKeepsBody: keepsBody,
 		Cache:             cache,
-		RuleID:            rt.rule.ID,
+		RuleID:            rt.id,
 		Explanation:       ex,
 	}
 	if vary == "" {
@@ -166,10 +166,12 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	k.buf = append(k.buf[:0], scopePrefix...)
 	k.buf = append(k.buf, scope...)
 	k.buf = append(k.buf, 0)
+	folded := false // the path had upper-case letters
 	for i := 0; i < len(trim); i++ {
 		c := trim[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
+			folded = true
 		}
 		k.buf = append(k.buf, c)
 	}
@@ -193,7 +195,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	if full {
 		for _, rt := range s.exact() {
 			ok, why := ix.admit(rt, r, hdr, m)
-			if ok && (!rt.fold && rt.path != trim || rt.strict && rt.trailing != r.trailing) {
+			if ok && (!rt.fold && (folded || !rt.lower) && rt.path != trim || rt.strict && rt.trailing != r.trailing) {
 				ok, why = false, "path differs in case or trailing slash"
 			}
 			explain(ex, s, rt, ok, why)
@@ -227,7 +229,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 				best, m.caps, m.path = rt, caps, p
 				if ex != nil {
 					if bestCand >= 0 {
-						ex.Candidates[bestCand].Reason = "matched, but rule " + strconv.Quote(rt.rule.ID) + " comes first in the file"
+						ex.Candidates[bestCand].Reason = "matched, but rule " + strconv.Quote(rt.id) + " comes first in the file"
 					}
 					bestCand = len(ex.Candidates) - 1
 				}
@@ -246,7 +248,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	for c := s; c != nil; c = c.parent {
 		for _, rt := range c.prefix() {
 			ok, why := ix.admit(rt, r, hdr, m)
-			if ok && !rt.fold && !strings.HasPrefix(r.path, rt.path) {
+			if ok && !rt.fold && (folded || !rt.lower) && !strings.HasPrefix(r.path, rt.path) {
 				ok, why = false, "path differs in case"
 			}
 			rest := ""
@@ -355,6 +357,6 @@ func explain(ex *Explanation, s *slot, rt *route, applied bool, why string) {
 		return
 	}
 	ex.Candidates = append(ex.Candidates, Candidate{
-		RuleID: rt.rule.ID, Scope: s.scope, Match: rt.kind, Applied: applied, Reason: why,
+		RuleID: rt.id, Scope: s.scope, Match: rt.kind, Applied: applied, Reason: why,
 	})
 }
