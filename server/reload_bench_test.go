@@ -15,7 +15,7 @@ import (
 // a full reload under load fails no request). Run it for several seconds
 // so several reloads land inside it:
 //
-//	go test -run '^$' -bench DecideDuringReload -benchtime 5s ./server/
+//	go test -run '^$' -bench DecideDuringReload -benchtime 30s ./server/
 func BenchmarkDecideDuringReload(b *testing.B) {
 	rules := rulegen.Rules(rulegen.Config{N: 100_000, Hosts: 20, Seed: 1})
 	reqs := rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
