@@ -839,7 +839,7 @@ func canonicalText(data []byte) bool {
 			continue
 		}
 		r, size := utf8.DecodeRune(data[i:])
-		if r == utf8.RuneError || !yamlPrintable(r) {
+		if r == utf8.RuneError && size == 1 || !yamlPrintable(r) { // invalid UTF-8, or not printable
 			return false
 		}
 		i += size
