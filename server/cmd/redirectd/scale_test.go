@@ -12,7 +12,7 @@ package main
 // REDIRECTD_SCALE_FIXED (the fixed-rate run, default 30s; it goes on until
 // 10 s after the reload is done),
 // REDIRECTD_SCALE_GOMEMLIMIT (the second daemon run's, to compare the
-// reload's tail latency and peak RSS with and without it; default 60% of
+// reload's tail latency and peak RSS with and without it; default 85% of
 // the first run's peak RSS),
 // REDIRECTD_SCALE_REPORT (a file to write the figures to as Markdown),
 // REDIRECTD_SCALE_PROFILE (a directory: TestScaleLoadPath writes
@@ -396,14 +396,17 @@ func TestScale(t *testing.T) {
 		t.Fatal("the first run measured no peak RSS; not starting the GOMEMLIMIT run")
 	}
 	// With the runtime's defaults the heap may grow to twice the live set
-	// (GOGC=100), and a reload holds two sets at once. The second run caps
-	// the heap at 60% of the first run's peak: does the GC, working harder
-	// during the reload, hurt the tail?
+	// (GOGC=100), and a reload holds two sets at once. The second run is
+	// the README's advice for a container whose limit is that peak:
+	// GOMEMLIMIT at 85% of it. Does the GC, working harder during the
+	// reload, hurt the tail? (A limit below the live heap of a reload, two
+	// full sets, makes the GC run back to back: measured at 60% of the
+	// peak, a reload took 6× longer and calls timed out.)
 	memLimit := os.Getenv("REDIRECTD_SCALE_GOMEMLIMIT")
 	if memLimit == "" {
-		memLimit = fmt.Sprintf("%dMiB", int64(float64(peak)*0.6)>>20)
+		memLimit = fmt.Sprintf("%dMiB", int64(float64(peak)*0.85)>>20)
 	}
-	fmt.Fprintf(&report, "second run: GOMEMLIMIT=%s (unless set: 60%% of the first run's peak RSS of %.0f MiB)\n\n", memLimit, mib(peak))
+	fmt.Fprintf(&report, "second run: GOMEMLIMIT=%s (unless set: 85%% of the first run's peak RSS of %.0f MiB)\n\n", memLimit, mib(peak))
 	run("GOMEMLIMIT="+memLimit, []string{"GOMEMLIMIT=" + memLimit}, false)
 	fmt.Fprintf(&report, "load average %s at the end\n", loadAverage())
 	t.Log("\n" + report.String())
