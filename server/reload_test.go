@@ -235,3 +235,30 @@ func TestReloadKubernetesConfigMap(t *testing.T) {
 		t.Errorf("version after two ConfigMap updates = %d, want 3 (one per update)", v)
 	}
 }
+
+// TestAdminWriteNotAppliedTwice: the watcher sees the rules file that an
+// admin write has just replaced, and must recognise it as already
+// serving rather than apply it again as a new version.
+func TestAdminWriteNotAppliedTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, []byte(versionRules("v1")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Rules = path
+	cfg.ReloadDebounce = 20 * time.Millisecond
+	r := start(t, cfg)
+	rs := redirectv1.NewRuleServiceClient(dial(t, r.AdminAddr()))
+	resp, err := rs.PutRule(context.Background(), &redirectv1.PutRuleRequest{Rule: &redirectv1.Rule{Id: "moved", Path: "/old", To: "/new-v2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Well past the debounce: the watcher has seen the write by now.
+	time.Sleep(20 * cfg.ReloadDebounce)
+	if got := r.Engine().Current().Version.Number; got != resp.GetVersion().GetNumber() {
+		t.Errorf("serving version %d after the watcher saw the write, want %d (the write's own)", got, resp.GetVersion().GetNumber())
+	}
+	if got := counterValue(t, r.store.Metrics.reloads.WithLabelValues("ok")); got != 2 {
+		t.Errorf(`reloads_total{result="ok"} = %v, want 2 (start-up load and the write)`, got)
+	}
+}
