@@ -190,13 +190,14 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		s = raw.(*slot)
 		full = len(s.key) == len(k.buf)
 	}
-	varied := len(m.varies)
 
 	if full {
 		for _, rt := range s.exact() {
-			ok, why := ix.admit(rt, r, hdr, m)
-			if ok && (!rt.fold && (folded || !rt.lower) && rt.path != trim || rt.strict && rt.trailing != r.trailing) {
-				ok, why = false, "path differs in case or trailing slash"
+			ok, why := true, "path differs in case or trailing slash"
+			if !rt.fold && (folded || !rt.lower) && rt.path != trim || rt.strict && rt.trailing != r.trailing {
+				ok = false
+			} else {
+				ok, why = ix.admit(rt, r, hdr, m)
 			}
 			explain(ex, s, rt, ok, why)
 			if ok {
@@ -216,13 +217,13 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 			if best != nil && rt.order > best.order {
 				break
 			}
-			ok, why := ix.admit(rt, r, hdr, m)
 			p := trim
 			if rt.strict {
 				p = r.path
 			}
-			if ok && !rt.matchDynamic(p, &caps) {
-				ok, why = false, "path does not match"
+			ok, why := false, "path does not match"
+			if rt.matchDynamic(p, &caps) {
+				ok, why = ix.admit(rt, r, hdr, m)
 			}
 			explain(ex, c, rt, false, why)
 			if ok {
@@ -247,16 +248,14 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 
 	for c := s; c != nil; c = c.parent {
 		for _, rt := range c.prefix() {
-			ok, why := ix.admit(rt, r, hdr, m)
-			if ok && !rt.fold && (folded || !rt.lower) && !strings.HasPrefix(r.path, rt.path) {
-				ok, why = false, "path differs in case"
-			}
-			rest := ""
-			if ok {
+			ok, why, rest := false, "path differs in case", ""
+			switch {
+			case !rt.fold && (folded || !rt.lower) && !strings.HasPrefix(r.path, rt.path):
+			case rt.strict && rt.trailing && len(r.path) == len(rt.path):
+				why = "trailing_slash strict: the prefix ends in '/'"
+			default:
 				rest = r.path[len(rt.path):]
-				if rt.strict && rt.trailing && rest == "" {
-					ok, why = false, "trailing_slash strict: the prefix ends in '/'"
-				}
+				ok, why = ix.admit(rt, r, hdr, m)
 			}
 			explain(ex, c, rt, ok, why)
 			if ok {
@@ -265,7 +264,6 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 			}
 		}
 	}
-	m.varies = m.varies[:varied] // a scope that did not answer decided nothing
 	return false
 }
 
