@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -111,22 +112,14 @@ func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest)
 		return nil, s.status(err)
 	}
 	snap, err := s.store.Update(req.GetExpectedVersion(), func(cur []decision.Rule) ([]decision.Rule, error) {
-		next := make([]decision.Rule, 0, len(cur)+1)
-		replaced := false
-		for _, old := range cur {
-			if old.ID == r.ID {
-				sinceFor(&r, map[string]decision.Rule{old.ID: old}, s.store.Now())
-				next = append(next, r)
-				replaced = true
-				continue
-			}
-			next = append(next, old)
+		next := slices.Clone(cur)
+		if i := slices.IndexFunc(next, func(old decision.Rule) bool { return old.ID == r.ID }); i >= 0 {
+			sinceFor(&r, next[i], true, s.store.Now())
+			next[i] = r
+			return next, nil
 		}
-		if !replaced {
-			sinceFor(&r, nil, s.store.Now())
-			next = append(next, r)
-		}
-		return next, nil
+		sinceFor(&r, decision.Rule{}, false, s.store.Now())
+		return append(next, r), nil
 	})
 	if err != nil {
 		return nil, s.status(err)
@@ -175,7 +168,8 @@ func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRe
 		}
 		now := s.store.Now()
 		for i := range rules {
-			sinceFor(&rules[i], existing, now)
+			old, ok := existing[rules[i].ID]
+			sinceFor(&rules[i], old, ok, now)
 		}
 		return rules, nil
 	})

@@ -167,15 +167,14 @@ func versionToProto(v Version) *redirectv1.Version {
 
 // sinceFor fills an unset since (DESIGN.md section 3: set automatically
 // when a rule is created through the admin API). A rule that already
-// exists keeps its own since, set or not: replacing or re-applying a rule
-// does not restart its cache ramp. A new rule was created now.
-func sinceFor(r *decision.Rule, existing map[string]decision.Rule, now time.Time) {
-	if !r.Since.IsZero() {
-		return
-	}
-	if old, ok := existing[r.ID]; ok {
+// exists (old) keeps its own since, set or not: replacing or re-applying a
+// rule does not restart its cache ramp. A new rule was created now.
+func sinceFor(r *decision.Rule, old decision.Rule, exists bool, now time.Time) {
+	switch {
+	case !r.Since.IsZero():
+	case exists:
 		r.Since = old.Since
-		return
+	default:
+		r.Since = now.UTC().Truncate(time.Second)
 	}
-	r.Since = now.UTC().Truncate(time.Second)
 }
