@@ -442,3 +442,37 @@ func TestEnvoyCheckGrpcurl(t *testing.T) {
 		t.Errorf("grpcurl list: %v\n%s", err, out)
 	}
 }
+
+// FuzzEnvoyCheck: whatever Envoy sends, Check never fails the call and
+// never blocks: it answers OK, or a 3xx denial whose headers are clean.
+//
+//	go test -run '^$' -fuzz FuzzEnvoyCheck -fuzztime 30s ./server/
+func FuzzEnvoyCheck(f *testing.F) {
+	f.Add("GET", "example.com:8443", "/docs/a%20b?x=1&x=1", "HTTP/1.1", "")
+	f.Add("POST", "shop.example.net", "/old", "HTTP/1.0", "see_other")
+	f.Add("GE T", "", "", "SPDY/3", "forever")
+	f.Add("GET", "[::1]:80", "http://example.com/docs?%zz", "HTTP/2", "permanent")
+	svc := NewAuthorizationService(edgeEngine(f), slog.New(slog.DiscardHandler), nil)
+	f.Fuzz(func(t *testing.T, method, host, path, protocol, intent string) {
+		in := envoyCheck(method, host, path, withProtocol(protocol), withIntent(intent))
+		resp, err := svc.Check(context.Background(), in)
+		if err != nil {
+			t.Fatalf("Check failed the call: %v", err)
+		}
+		switch codes.Code(resp.GetStatus().GetCode()) {
+		case codes.OK:
+		case codes.PermissionDenied:
+			d := resp.GetDeniedResponse()
+			if s := d.GetStatus().GetCode(); s < 300 || s > 399 {
+				t.Fatalf("denial with status %d", s)
+			}
+			for _, h := range d.GetHeaders() {
+				if strings.ContainsAny(h.GetHeader().GetValue(), "\r\n\x00") {
+					t.Fatalf("header %s=%q carries a control character", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+				}
+			}
+		default:
+			t.Fatalf("status %v", resp.GetStatus())
+		}
+	})
+}
