@@ -21,7 +21,9 @@ import (
 // unique and Txn.LongestPrefix finds, in one radix walk, the deepest slot
 // whose path is a whole-segment prefix of the request path: keys end in '/'
 // and the request is looked up as path+"/", so "/docs/" is a prefix of
-// "/docs/x/" but never of "/docsearch/".
+// "/docs/x/" but never of "/docsearch/". Slots holding only exact rules can
+// only be hit by their whole key; a hash map finds those (and every other
+// slot by its whole key) and they stay out of the radix tree.
 const (
 	routesTable = "routes"
 	// routeIndex is the table's only index. memdb requires every table to
@@ -47,10 +49,11 @@ type Index struct {
 	routes []route // routes[i] is rules[i] compiled
 	byID   []int32 // indexes into rules, sorted by rule id
 
-	// slotsByKey finds a slot by its whole key with one hash lookup, the
-	// path every exact hit takes; memdb's LongestPrefix serves the rest.
-	// Its keys alias the slots' key bytes, which are never written after
-	// Build, so they cost no copy.
+	// slotsByKey finds any slot by its whole key with one hash lookup, the
+	// path every exact hit takes; memdb, which holds the slots that have
+	// pattern, regex or prefix rules, serves longest-prefix walks. Its keys
+	// alias the slots' key bytes, which are never written after Build, so
+	// they cost no copy.
 	slotsByKey map[string]*slot
 
 	hosts     map[string]struct{} // exact hosts that have rules
@@ -521,6 +524,13 @@ func (ix *Index) load() ([]*slot, error) {
 	txn := db.Txn(true)
 	defer txn.Abort()
 	for _, s := range slots {
+		if s.nExact == uint32(len(s.rules)) {
+			// Only exact rules: reachable only by the whole key, which
+			// slotsByKey answers. Leaving them out of the radix tree halves
+			// build time and heap at a million rules (memdb spends ~400 B
+			// and several allocations per key).
+			continue
+		}
 		if err := txn.Insert(routesTable, s); err != nil {
 			return nil, fmt.Errorf("rule index insert %q: %w", s.key, err)
 		}

@@ -180,7 +180,8 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	}
 	// A slot whose key is the whole path is found by hashing (the common
 	// exact hit); otherwise memdb's radix tree finds the deepest slot on
-	// the path. Both give the same slot, and its parents, for the same key.
+	// the path that has pattern, regex or prefix rules. Parents link every
+	// slot to the next one up, so the way up is the same from either.
 	s, full := ix.slotsByKey[string(k.buf)]
 	if !full {
 		raw, err := ix.read.LongestPrefix(routesTable, routePrefixIndex, k.args[:]...)
