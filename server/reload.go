@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -76,6 +77,13 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		return false, nil
 	}
 	s.seenSum = sum
+	if len(bytes.TrimSpace(data)) == 0 {
+		// Most likely a truncate-and-write caught in the middle: serving
+		// it would drop every redirect at once.
+		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", s.Path)
+		s.reject(s.Path, err)
+		return false, err
+	}
 	rules, err := decision.ParseRules(s.Path, data)
 	if err != nil {
 		s.reject(s.Path, err)

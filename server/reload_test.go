@@ -108,7 +108,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Rules = path
-	cfg.ReloadDebounce = 20 * time.Millisecond
+	cfg.ReloadDebounce = 100 * time.Millisecond
 	r := start(t, cfg)
 	c := redirectv1.NewDecisionServiceClient(dial(t, r.GRPCAddr()))
 	waitForLocation(t, c, "/new-v1")
@@ -149,11 +149,16 @@ func TestReloadUnderTraffic(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "/new-v3", 2},
+		{"empty it (a truncate caught mid-write): refused", func(t *testing.T) {
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "/new-v3", 3},
 		{"fix it", func(t *testing.T) {
 			if err := os.WriteFile(path, []byte(versionRules("v5")), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "/new-v5", 2},
+		}, "/new-v5", 3},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -172,7 +177,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 	}
 	// The same counts are served on the HTTP listener's /metrics.
 	code, body := get(t, "http://"+r.HTTPAddr()+"/metrics")
-	for _, want := range []string{`redirectd_reloads_total{result="error"} 2`, `redirectd_reloads_total{result="ok"} 4`, `redirectd_rules_version 4`} {
+	for _, want := range []string{`redirectd_reloads_total{result="error"} 3`, `redirectd_reloads_total{result="ok"} 4`, `redirectd_rules_version 4`} {
 		if code != 200 || !hasLine(body, want) {
 			t.Errorf("GET /metrics: %d, no line %s", code, want)
 		}
