@@ -79,8 +79,6 @@ func (a *adminConn) describe(err error) error {
 	switch st.Code() {
 	case codes.Unavailable:
 		return fmt.Errorf("redirectd admin API at %s is unavailable (is redirectd running with --admin-addr? plaintext or TLS as it expects?): %s", a.conn.addr, st.Message())
-	case codes.Unauthenticated:
-		return fmt.Errorf("%s (set --token or %s)", st.Message(), adminTokenEnv)
 	}
 	return fmt.Errorf("%s: %s", st.Code(), st.Message())
 }
