@@ -42,12 +42,25 @@ func NewHits() *Hits {
 func (h *Hits) track(rules []decision.Rule) {
 	old := *h.byID.Load()
 	next := make(map[string]*ruleHits, len(rules))
+	fresh := 0
+	for _, r := range rules {
+		if _, ok := old[r.ID]; !ok {
+			fresh++
+		}
+	}
+	// New counters come from one allocation, not one per rule: a million
+	// rules would otherwise be a million small objects for the GC to scan.
+	slab := make([]ruleHits, fresh)
 	for _, r := range rules {
 		if c, ok := old[r.ID]; ok {
 			next[r.ID] = c
-		} else {
-			next[r.ID] = &ruleHits{}
+			continue
 		}
+		if _, dup := next[r.ID]; dup {
+			continue // Build rejects duplicate ids; never count one twice
+		}
+		next[r.ID] = &slab[0]
+		slab = slab[1:]
 	}
 	h.byID.Store(&next)
 }
