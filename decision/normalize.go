@@ -150,7 +150,7 @@ func normalizeHost(h string) (string, *RequestError) {
 	}
 	for i := 0; i < len(h); i++ {
 		c := h[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+		if !hostChars[c] {
 			return "", &RequestError{Field: "host", Message: "invalid character " + quoteShort(string(c)) + "; accepted: letters, digits, '-', '.', '_' and an optional :port"}
 		}
 	}
@@ -316,15 +316,19 @@ func isUnreserved(c byte) bool {
 
 // isPathChar: the bytes a normalised path holds raw — unreserved,
 // sub-delims, ':', '@' (pchar, RFC 3986 section 3.3) and '/'.
-func isPathChar(c byte) bool {
-	if isUnreserved(c) {
-		return true
+func isPathChar(c byte) bool { return pathChars[c] }
+
+// pathChars and hostChars are read-only byte tables: one lookup per byte
+// on the per-request path instead of a chain of comparisons.
+var pathChars, hostChars = byteTables()
+
+func byteTables() (path, host [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		path[c] = isUnreserved(b) || strings.IndexByte("/:@!$&'()*+,;=", b) >= 0
+		host[c] = b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '.' || b == '_'
 	}
-	switch c {
-	case '/', ':', '@', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=':
-		return true
-	}
-	return false
+	return path, host
 }
 
 func isHex(c byte) bool {
