@@ -1,7 +1,7 @@
 // Package client is the Go client of redirectd: typed calls to the
 // DecisionService, a convenience Redirect for absolute URLs, an http.Handler
-// middleware that lets a Go web application answer redirects itself, and
-// Offline, which answers the same calls from a rules file in process.
+// middleware that lets a Go web application answer redirects itself. Local
+// runs the same calls against a DecisionService in this process.
 package client
 
 import (
@@ -86,8 +86,34 @@ func New(target string, opts ...Option) (*Client, error) {
 	return &Client{conn: conn, rpc: redirectv1.NewDecisionServiceClient(conn), timeout: s.timeout}, nil
 }
 
+// Local returns a Client that calls svc in this process instead of over a
+// connection: given server.NewDecisionService over rules built from a file,
+// it answers exactly as a daemon serving that file would, with no daemon
+// (redirectctl --rules, tests of a rule set).
+func Local(svc redirectv1.DecisionServiceServer) *Client {
+	return &Client{rpc: localService{svc}}
+}
+
+// localService presents a DecisionServiceServer as a DecisionServiceClient.
+type localService struct {
+	svc redirectv1.DecisionServiceServer
+}
+
+func (l localService) Decide(ctx context.Context, in *redirectv1.DecideRequest, _ ...grpc.CallOption) (*redirectv1.DecideResponse, error) {
+	return l.svc.Decide(ctx, in)
+}
+
+func (l localService) DecideBatch(ctx context.Context, in *redirectv1.DecideBatchRequest, _ ...grpc.CallOption) (*redirectv1.DecideBatchResponse, error) {
+	return l.svc.DecideBatch(ctx, in)
+}
+
 // Close closes the connection; calls in flight fail.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	if c.conn == nil { // Local: nothing to close
+		return nil
+	}
+	return c.conn.Close()
+}
 
 // withDeadline applies the default timeout to a context without a deadline.
 func (c *Client) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -32,9 +32,8 @@ rules:
     to: /news
 `
 
-// startRedirectd serves exampleRules with the real engine and
-// DecisionService on a loopback port, as `redirectd --rules` would.
-func startRedirectd() (addr string, stop func()) {
+// exampleService is the daemon's DecisionService over exampleRules.
+func exampleService() redirectv1.DecisionServiceServer {
 	rules, err := decision.ParseRules("rules.yaml", []byte(exampleRules))
 	if err != nil {
 		log.Fatal(err)
@@ -45,12 +44,18 @@ func startRedirectd() (addr string, stop func()) {
 	}
 	engine := server.NewEngine(time.Now)
 	engine.Swap(&server.Snapshot{Index: ix, Rules: rules, Source: "example"})
+	return server.NewDecisionService(engine)
+}
+
+// startRedirectd serves exampleRules with the real engine and
+// DecisionService on a loopback port, as `redirectd --rules` would.
+func startRedirectd() (addr string, stop func()) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
 	s := grpc.NewServer()
-	redirectv1.RegisterDecisionServiceServer(s, server.NewDecisionService(engine))
+	redirectv1.RegisterDecisionServiceServer(s, exampleService())
 	go s.Serve(lis)
 	return lis.Addr().String(), s.Stop
 }
@@ -157,23 +162,15 @@ func ExampleClient_Middleware() {
 	// /about → 200 Location="" body="the page /about"
 }
 
-func ExampleOffline() {
-	rules, err := decision.ParseRules("rules.yaml", []byte(exampleRules))
-	if err != nil {
-		log.Fatal(err)
-	}
-	ix, _, err := decision.Build(rules, decision.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	// Offline answers like a server holding the same rules, without one:
-	// the engine runs in this process.
-	off := client.NewOffline(ix, time.Now)
+func ExampleLocal() {
+	// Local answers like a server holding the same rules, without one: the
+	// daemon's DecisionService runs in this process.
+	c := client.Local(exampleService())
 	req, err := client.RequestFromURL("GET", "https://example.com/docs")
 	if err != nil {
 		log.Fatal(err)
 	}
-	resp, err := off.Decide(context.Background(), req)
+	resp, err := c.Decide(context.Background(), req)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -21,8 +21,8 @@ import (
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
-// decider is what decide and test ask: a server through client.Client, or
-// a rules file through client.Offline. One code path, two backends.
+// decider is what decide and test ask: a server over the network, or a
+// rules file through client.Local. One code path, two backends.
 type decider interface {
 	Decide(ctx context.Context, req *redirectv1.DecideRequest) (*redirectv1.DecideResponse, error)
 	DecideBatch(ctx context.Context, reqs []*redirectv1.DecideRequest) ([]*redirectv1.DecideResult, error)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/server"
 )
 
 // command is one redirectctl subcommand. run gets the arguments after the
@@ -300,7 +301,7 @@ func (o *offlineRules) register(fs *flag.FlagSet) {
 
 // load parses and builds the rules file; warnings are returned, errors
 // (every problem, with file:line) reject it.
-func (o *offlineRules) load() (*client.Offline, []decision.Problem, error) {
+func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 	clock := time.Now
 	if o.now != "" {
 		t, err := time.Parse(time.RFC3339, o.now)
@@ -316,7 +317,11 @@ func (o *offlineRules) load() (*client.Offline, []decision.Problem, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return client.NewOffline(ix, clock), warnings, nil
+	// The daemon's own DecisionService in this process: --rules answers
+	// exactly as a daemon serving the file would.
+	engine := server.NewEngine(clock)
+	engine.Swap(&server.Snapshot{Index: ix, Warnings: warnings, Source: o.file})
+	return client.Local(server.NewDecisionService(engine)), warnings, nil
 }
 
 // buildRules reads, parses and builds a rules file.
