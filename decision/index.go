@@ -56,6 +56,13 @@ type Index struct {
 	// they cost no copy.
 	slotsByKey map[string]*slot
 
+	// gates holds "scope NUL /first-segment/" for every slot in memdb, and
+	// rootWalk the scopes with a prefix, pattern or regex rule at "/": a
+	// request whose first segment passes neither has no prefix, pattern or
+	// regex candidate, so a miss costs a hash lookup, not a radix walk.
+	gates    map[string]struct{}
+	rootWalk map[string]struct{}
+
 	hosts     map[string]struct{} // exact hosts that have rules
 	wildcards map[string]struct{} // suffixes of "*.suffix" scopes that have rules
 	anyHost   bool                // rules without a host exist
@@ -521,6 +528,18 @@ func (ix *Index) load() ([]*slot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rule index schema: %w", err)
 	}
+	ix.gates, ix.rootWalk = map[string]struct{}{}, map[string]struct{}{}
+	for _, s := range slots {
+		if s.nExact == uint32(len(s.rules)) {
+			continue
+		}
+		if g := gateLen(s.key); g == len(s.key) && bytes.HasSuffix(s.key, []byte("\x00/")) {
+			ix.rootWalk[s.scope] = struct{}{}
+		} else {
+			ix.gates[unsafe.String(&s.key[0], g)] = struct{}{}
+		}
+	}
+
 	txn := db.Txn(true)
 	defer txn.Abort()
 	for _, s := range slots {
@@ -538,6 +557,19 @@ func (ix *Index) load() ([]*slot, error) {
 	txn.Commit()
 	ix.db = db
 	return slots, nil
+}
+
+// gateLen is the length of key's scope, NUL and first path segment with
+// its '/': "h\x00/a/b/" → len("h\x00/a/"), "h\x00/" → len("h\x00/").
+func gateLen(key []byte) int {
+	i := bytes.IndexByte(key, 0) + 2 // past NUL and the leading '/'
+	if i > len(key) {
+		return len(key)
+	}
+	if j := bytes.IndexByte(key[i:], '/'); j >= 0 {
+		return i + j + 1
+	}
+	return len(key)
 }
 
 // kindClass orders a slot's rules: exact, then pattern and regex, then prefix.

@@ -184,6 +184,11 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	// slot to the next one up, so the way up is the same from either.
 	s, full := ix.slotsByKey[string(k.buf)]
 	if !full {
+		if _, ok := ix.rootWalk[string(k.buf[:len(scopePrefix)+len(scope)])]; !ok {
+			if _, ok := ix.gates[string(k.buf[:gateLen(k.buf)])]; !ok {
+				return false
+			}
+		}
 		raw, err := ix.read.LongestPrefix(routesTable, routePrefixIndex, k.args[:]...)
 		if err != nil || raw == nil {
 			return false
