@@ -166,14 +166,15 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	k.buf = append(k.buf[:0], scopePrefix...)
 	k.buf = append(k.buf, scope...)
 	k.buf = append(k.buf, 0)
-	folded := false // the path had upper-case letters
-	for i := 0; i < len(trim); i++ {
-		c := trim[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-			folded = true
+	start := len(k.buf)
+	k.buf = append(k.buf, trim...)
+	folded := r.upper // the path had upper-case letters
+	if folded {
+		for i, c := range k.buf[start:] {
+			if c >= 'A' && c <= 'Z' {
+				k.buf[start+i] = c + 'a' - 'A'
+			}
 		}
-		k.buf = append(k.buf, c)
 	}
 	if trim != "/" {
 		k.buf = append(k.buf, '/')

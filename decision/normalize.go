@@ -19,6 +19,7 @@ type request struct {
 	host     string // lower-case, no port, no trailing dot; "" when unknown
 	path     string // normalised: see normalizePath
 	trailing bool   // path ends in "/" (and is not "/")
+	upper    bool   // path has ASCII upper-case letters
 	query    string // raw query without '?'; "" when none
 	http10   bool   // the client speaks HTTP/1.0 (or 0.9)
 }
@@ -85,6 +86,7 @@ func parseRequest(req *Request) (request, *RequestError) {
 		return r, err
 	}
 	r.path = normalizePath(p)
+	r.upper = hasUpper(r.path)
 	r.trailing = len(r.path) > 1 && r.path[len(r.path)-1] == '/'
 	return r, nil
 }
@@ -371,6 +373,15 @@ func quoteShort(s string) string {
 		}
 		return r
 	}, s) + "\""
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i]-'A' < 26 {
+			return true
+		}
+	}
+	return false
 }
 
 // lowerASCII returns s with ASCII letters lower-cased; non-ASCII bytes (in a
