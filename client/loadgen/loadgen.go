@@ -285,6 +285,9 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, cfg Config) (*Re
 					}
 				}
 				sent := time.Now()
+				if period == 0 {
+					sched = sent // closed loop: the call is due when it is sent
+				}
 				if ctx.Err() != nil || sent.After(hardStop) {
 					return
 				}

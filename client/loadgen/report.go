@@ -16,23 +16,27 @@ func WriteTable(w io.Writer, r *Result) error {
 	if r.Rate > 0 {
 		mode = fmt.Sprintf("fixed rate %.0f/s", r.Rate)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	interrupted := ""
 	if r.Interrupted {
 		interrupted = " (interrupted)"
 	}
-	fmt.Fprintf(tw, "%s, %s, %d callers, %d connections, %v measured after %v warm-up%s\t\n",
+	fmt.Fprintf(w, "%s, %s, %d callers, %d connections, %v measured after %v warm-up%s\n\n",
 		r.RPC, mode, r.Concurrency, r.Conns, r.Duration.Round(time.Millisecond), r.Warmup, interrupted)
-	fmt.Fprintf(tw, "calls\t%d\t(redirects %d, passes %d)\t\n", r.Calls, r.Redirects, r.Passes)
-	fmt.Fprintf(tw, "throughput\t%.0f\tcalls/s\t\n", r.Throughput)
-	fmt.Fprintf(tw, "errors\t%d\t%s\t\n", r.Failed(), errorList(r.Errors))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "calls\t%d\t(redirects %d, passes %d)\n", r.Calls, r.Redirects, r.Passes)
+	fmt.Fprintf(tw, "throughput\t%.0f\tcalls/s\n", r.Throughput)
+	fmt.Fprintf(tw, "errors\t%d\t%s\n", r.Failed(), errorList(r.Errors))
 	if r.Rate > 0 {
-		fmt.Fprintf(tw, "behind schedule\t%d\tcalls sent >1ms late (not enough callers, or the client box is saturated)\t\n", r.Behind)
+		fmt.Fprintf(tw, "behind schedule\t%d\tsent >1 ms after their scheduled time: too few callers, or the client's CPU is saturated\n", r.Behind)
 		if r.Unsent > 0 {
-			fmt.Fprintf(tw, "unsent\t%d\tscheduled calls never sent: the generator was still behind when the run stopped\t\n", r.Unsent)
+			fmt.Fprintf(tw, "unsent\t%d\tscheduled but never sent: the generator was still behind when the run stopped\n", r.Unsent)
 		}
 	}
-	fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "latency (ms)\tp50\tp90\tp99\tp99.9\tmax\tmean\t")
 	for _, row := range []struct {
 		name string
