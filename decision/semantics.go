@@ -38,14 +38,15 @@ func statusFor(intent Intent, method string, http10 bool) int {
 // followUp is what a conforming user agent does next (Fetch standard,
 // "HTTP-redirect fetch", step 12): 301/302 turn POST into GET, 303 turns
 // anything but GET/HEAD into GET; in those cases the body is dropped.
-// Otherwise the method is unchanged and a body, if any, is sent again.
+// Otherwise the method is unchanged and its body is sent again; GET and
+// HEAD carry none (RFC 9110 sections 9.3.1, 9.3.2), so nothing is kept.
 func followUp(status int, method string) (string, bool) {
 	switch {
 	case (status == 301 || status == 302) && method == "POST",
 		status == 303 && method != "GET" && method != "HEAD":
 		return "GET", false
 	}
-	return method, true
+	return method, method != "GET" && method != "HEAD"
 }
 
 func isPermanent(status int) bool { return status == 301 || status == 308 }

@@ -145,7 +145,7 @@ func TestDecide(t *testing.T) {
 			req:  &redirectv1.DecideRequest{Method: "GET", Scheme: "https", Host: "example.com", Path: "/docs/intro?lang=en"},
 			want: &redirectv1.DecideResponse{
 				Redirect: true, StatusCode: 301, Location: "https://docs.example.com/intro?lang=en",
-				FollowUpMethod: "GET", FollowUpKeepsBody: true, Cache: permanent(24 * time.Hour),
+				FollowUpMethod: "GET", Cache: permanent(24 * time.Hour),
 				Headers: headers("https://docs.example.com/intro?lang=en", permanent(24*time.Hour)), RuleId: "docs-moved",
 			},
 		},
@@ -162,7 +162,7 @@ func TestDecide(t *testing.T) {
 			name: "no intent anywhere: temporary, 307",
 			req:  &redirectv1.DecideRequest{Method: "GET", Host: "other.example", Path: "/blog"},
 			want: &redirectv1.DecideResponse{
-				Redirect: true, StatusCode: 307, Location: "/news", FollowUpMethod: "GET", FollowUpKeepsBody: true,
+				Redirect: true, StatusCode: 307, Location: "/news", FollowUpMethod: "GET",
 				Cache: noStore, Headers: headers("/news", noStore), RuleId: "old-blog",
 			},
 		},
@@ -170,7 +170,7 @@ func TestDecide(t *testing.T) {
 			name: "temporary for an HTTP/1.0 client: 302",
 			req:  &redirectv1.DecideRequest{Method: "GET", Path: "/blog", Protocol: "HTTP/1.0"},
 			want: &redirectv1.DecideResponse{
-				Redirect: true, StatusCode: 302, Location: "/news", FollowUpMethod: "GET", FollowUpKeepsBody: true,
+				Redirect: true, StatusCode: 302, Location: "/news", FollowUpMethod: "GET",
 				Cache: noStore, Headers: headers("/news", noStore), RuleId: "old-blog",
 			},
 		},
@@ -178,7 +178,7 @@ func TestDecide(t *testing.T) {
 			name: "the request's intent overrides the rule's",
 			req:  &redirectv1.DecideRequest{Method: "GET", Path: "/blog", Intent: redirectv1.Intent_INTENT_PERMANENT},
 			want: &redirectv1.DecideResponse{
-				Redirect: true, StatusCode: 301, Location: "/news", FollowUpMethod: "GET", FollowUpKeepsBody: true,
+				Redirect: true, StatusCode: 301, Location: "/news", FollowUpMethod: "GET",
 				Cache: permanent(24 * time.Hour), Headers: headers("/news", permanent(24*time.Hour)), RuleId: "old-blog",
 			},
 		},
