@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -265,5 +267,16 @@ func TestAdminWriteNotAppliedTwice(t *testing.T) {
 	}
 	if got := counterValue(t, r.store.Metrics.reloads.WithLabelValues("ok")); got != 2 {
 		t.Errorf(`reloads_total{result="ok"} = %v, want 2 (start-up load and the write)`, got)
+	}
+}
+
+// TestContentSumIsSHA256 pins contentSum to SHA-256 of the whole content,
+// across piece boundaries.
+func TestContentSumIsSHA256(t *testing.T) {
+	for _, n := range []int{0, 1, 1 << 20, 1<<20 + 1, 3<<20 + 7} {
+		data := bytes.Repeat([]byte("rules: []\n"), n/10+1)[:n]
+		if got, want := contentSum(data), sha256.Sum256(data); got != want {
+			t.Errorf("%d bytes: contentSum %x, want %x", n, got, want)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,7 +63,7 @@ func (s *RuleStore) Update(expected uint64, change func(current []decision.Rule)
 	}
 	// The file now holds canonical: the watcher's echo of this write
 	// finds the content it has seen and does not apply it twice.
-	s.seenSum = sha256.Sum256(canonical)
+	s.seenSum = contentSum(canonical)
 	s.publish(snap)
 	return snap, nil
 }
