@@ -8,7 +8,8 @@ import (
 )
 
 // Version identifies an applied rule set: a number that grows with every
-// applied set and the SHA-256 of the set's canonical form.
+// applied set and the SHA-256 of the rules file it came from (written in
+// canonical form by admin writes).
 type Version struct {
 	Number uint64
 	Hash   string

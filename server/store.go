@@ -54,7 +54,10 @@ func (s *RuleStore) Update(expected uint64, change func(current []decision.Rule)
 	if err != nil {
 		return nil, err
 	}
-	snap, canonical, err := s.prepare(rules, s.Path)
+	// The file is written in canonical form, so its hash is the version's.
+	canonical := decision.MarshalRules(rules)
+	sum := contentSum(canonical)
+	snap, err := s.prepare(rules, s.Path, sum)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +66,7 @@ func (s *RuleStore) Update(expected uint64, change func(current []decision.Rule)
 	}
 	// The file now holds canonical: the watcher's echo of this write
 	// finds the content it has seen and does not apply it twice.
-	s.seenSum = contentSum(canonical)
+	s.seenSum = sum
 	s.publish(snap)
 	return snap, nil
 }
