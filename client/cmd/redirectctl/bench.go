@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,8 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/redirectd/redirectd/client/loadgen"
 )
@@ -63,7 +59,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	creds, err := conn.transportCredentials()
+	creds, err := conn.grpcCredentials()
 	if err != nil {
 		return err
 	}
@@ -109,43 +105,4 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errFailed
 	}
 	return nil
-}
-
-// transportCredentials is the transport security the connection flags
-// choose, with the same rules as for the other commands: plaintext for a
-// loopback address unless TLS flags are given, TLS otherwise.
-func (c *connection) transportCredentials() (credentials.TransportCredentials, error) {
-	wantsTLS := c.ca != "" || c.cert != "" || c.key != "" || c.serverName != ""
-	plaintext := c.insecure
-	if !c.set("insecure") {
-		plaintext = isLoopback(c.addr) && !wantsTLS
-	}
-	if plaintext {
-		if wantsTLS {
-			return nil, usagef("--insecure cannot be combined with --ca, --cert, --key or --server-name")
-		}
-		return insecure.NewCredentials(), nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.serverName}
-	if c.ca != "" {
-		pem, err := os.ReadFile(c.ca)
-		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate found", c.ca)
-		}
-	}
-	if (c.cert == "") != (c.key == "") {
-		return nil, usagef("--cert and --key go together")
-	}
-	if c.cert != "" {
-		pair, err := tls.LoadX509KeyPair(c.cert, c.key)
-		if err != nil {
-			return nil, fmt.Errorf("--cert/--key: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return credentials.NewTLS(cfg), nil
 }
