@@ -296,9 +296,9 @@ func TestReadRequests(t *testing.T) {
 				{Method: "POST", Host: "b.example", Path: "/p"},
 			},
 		},
-		{name: "missing method", in: `{"method":"GET","path":"/"}` + "\n" + `{"path":"/"}`, wantErr: "req.jsonl:2: field method is missing"},
-		{name: "missing path", in: `{"method":"GET"}`, wantErr: "req.jsonl:1: field path is missing"},
-		{name: "not json", in: "GET / HTTP/1.1", wantErr: "req.jsonl:1: not a request object"},
+		{name: "missing method", in: `{"method":"GET","path":"/"}` + "\n" + `{"path":"/"}`, wantErr: "req.jsonl:2: method and path are required"},
+		{name: "missing path", in: `{"method":"GET"}`, wantErr: "req.jsonl:1: method and path are required"},
+		{name: "not json", in: "GET / HTTP/1.1", wantErr: "req.jsonl:1: invalid character"},
 		{name: "empty", in: "\n\n", wantErr: "req.jsonl: no requests"},
 	}
 	for _, tc := range tests {

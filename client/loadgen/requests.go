@@ -1,11 +1,10 @@
 package loadgen
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
+
+	"github.com/redirectd/redirectd/decision/rulegen"
 )
 
 // Request is one HTTP request to ask about, as a line of a request stream
@@ -24,37 +23,20 @@ type Request struct {
 	Protocol string `json:"protocol,omitempty"`
 }
 
-// ReadRequests reads a request stream. name is used in error messages. Blank
-// lines are skipped; a line that is not a JSON object with a method and a
-// path is an error naming the line.
+// ReadRequests reads a request stream, through the reader of the package
+// that writes them (decision/rulegen), so the two never disagree on the
+// format. name is used in errors, which name the line.
 func ReadRequests(name string, r io.Reader) ([]Request, error) {
-	var reqs []Request
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		var req Request
-		if err := json.Unmarshal([]byte(text), &req); err != nil {
-			return nil, fmt.Errorf("%s:%d: not a request object (want {\"method\":..,\"host\":..,\"path\":..,\"scheme\":..}): %v", name, line, err)
-		}
-		switch {
-		case req.Method == "":
-			return nil, fmt.Errorf("%s:%d: field method is missing (an HTTP method such as GET)", name, line)
-		case req.Path == "":
-			return nil, fmt.Errorf("%s:%d: field path is missing (the request target, e.g. /a?b=c)", name, line)
-		}
-		reqs = append(reqs, req)
+	stream, err := rulegen.ReadRequests(name, r)
+	if err != nil {
+		return nil, err
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
-	}
-	if len(reqs) == 0 {
+	if len(stream) == 0 {
 		return nil, fmt.Errorf("%s: no requests (one JSON object per line)", name)
+	}
+	reqs := make([]Request, len(stream))
+	for i, q := range stream {
+		reqs[i] = Request{Method: q.Method, Scheme: q.Scheme, Host: q.Host, Path: q.Target, Protocol: q.Protocol}
 	}
 	return reqs, nil
 }
