@@ -151,7 +151,7 @@ func TestBenchRejectsBadArguments(t *testing.T) {
 		{"no callers", []string{"--concurrency", "0"}, 2, "--concurrency and --conns want at least 1"},
 		{"no duration", []string{"--duration", "0s"}, 2, "--duration wants a positive duration"},
 		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
-		{"bad request line", []string{"--requests", badFile}, 1, "bad.jsonl:2: field method is missing"},
+		{"bad request line", []string{"--requests", badFile}, 1, "bad.jsonl:2: method and path are required"},
 		{"missing request file", []string{"--requests", badFile + ".none"}, 1, "no such file"},
 	}
 	for _, tc := range tests {
