@@ -29,6 +29,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/redirectd/redirectd/decision"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
@@ -68,7 +69,7 @@ type Config struct {
 	// Timeout bounds each call; 0 means no deadline.
 	Timeout time.Duration
 	// Requests are sent in order, cycling.
-	Requests []Request
+	Requests []decision.Request
 	// Progress, when set, receives a line per second while the run lasts.
 	Progress io.Writer
 }
@@ -143,12 +144,12 @@ func (r *Result) LatencyHistogram() *Histogram { return &r.latency }
 // caller sends the i-th prepared request over conn.
 type caller func(ctx context.Context, conn grpc.ClientConnInterface, i int) (redirect bool, err error)
 
-func newCaller(rpc RPC, reqs []Request) (caller, error) {
+func newCaller(rpc RPC, reqs []decision.Request) (caller, error) {
 	switch rpc {
 	case RPCDecide:
 		msgs := make([]*redirectv1.DecideRequest, len(reqs))
 		for i, r := range reqs {
-			msgs[i] = &redirectv1.DecideRequest{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Path: r.Path, Protocol: r.Protocol}
+			msgs[i] = &redirectv1.DecideRequest{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Path: r.Target, Protocol: r.Protocol}
 		}
 		return func(ctx context.Context, conn grpc.ClientConnInterface, i int) (bool, error) {
 			resp := new(redirectv1.DecideResponse)
@@ -178,7 +179,7 @@ func newCaller(rpc RPC, reqs []Request) (caller, error) {
 // envoyCheckRequest fills the fields Envoy's ext_authz filter fills for an
 // HTTP request: the request attributes and the headers map, pseudo-headers
 // included, with the path undecoded and carrying its query.
-func envoyCheckRequest(r Request, i int) *authv3.CheckRequest {
+func envoyCheckRequest(r decision.Request, i int) *authv3.CheckRequest {
 	proto := r.Protocol
 	if proto == "" {
 		proto = "HTTP/1.1"
@@ -192,9 +193,9 @@ func envoyCheckRequest(r Request, i int) *authv3.CheckRequest {
 		Source:      &authv3.AttributeContext_Peer{Address: &corev3.Address{}},
 		Destination: &authv3.AttributeContext_Peer{Address: &corev3.Address{}},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: id, Method: r.Method, Host: r.Host, Path: r.Path, Scheme: scheme, Protocol: proto,
+			Id: id, Method: r.Method, Host: r.Host, Path: r.Target, Scheme: scheme, Protocol: proto,
 			Headers: map[string]string{
-				":authority": r.Host, ":method": r.Method, ":path": r.Path, ":scheme": scheme,
+				":authority": r.Host, ":method": r.Method, ":path": r.Target, ":scheme": scheme,
 				"user-agent": "redirectctl-bench", "x-request-id": id,
 			},
 		}},

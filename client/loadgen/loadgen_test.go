@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/redirectd/redirectd/decision"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
@@ -98,10 +99,10 @@ func serve(t *testing.T, f *fakeServer, n int) []grpc.ClientConnInterface {
 	return conns
 }
 
-func requests(paths ...string) []Request {
-	reqs := make([]Request, len(paths))
+func requests(paths ...string) []decision.Request {
+	reqs := make([]decision.Request, len(paths))
 	for i, p := range paths {
-		reqs[i] = Request{Method: "GET", Scheme: "https", Host: "example.com", Path: p}
+		reqs[i] = decision.Request{Method: "GET", Scheme: "https", Host: "example.com", Target: p}
 	}
 	return reqs
 }
@@ -273,53 +274,6 @@ func TestRunRejectsBadConfig(t *testing.T) {
 			_, err := Run(context.Background(), tc.conns, cfg)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
-			}
-		})
-	}
-}
-
-func TestReadRequests(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []Request
-		wantErr string
-	}{
-		{
-			name: "lines with blank lines and an extra field",
-			in: `{"method":"GET","scheme":"https","host":"a.example","path":"/x?y=1"}
-
-{"method":"POST","host":"b.example","path":"/p","expect":"rule-7"}
-`,
-			want: []Request{
-				{Method: "GET", Scheme: "https", Host: "a.example", Path: "/x?y=1"},
-				{Method: "POST", Host: "b.example", Path: "/p"},
-			},
-		},
-		{name: "missing method", in: `{"method":"GET","path":"/"}` + "\n" + `{"path":"/"}`, wantErr: "req.jsonl:2: method and path are required"},
-		{name: "missing path", in: `{"method":"GET"}`, wantErr: "req.jsonl:1: method and path are required"},
-		{name: "not json", in: "GET / HTTP/1.1", wantErr: "req.jsonl:1: invalid character"},
-		{name: "empty", in: "\n\n", wantErr: "req.jsonl: no requests"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ReadRequests("req.jsonl", strings.NewReader(tc.in))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %+v, want %+v", got, tc.want)
-			}
-			for i := range got {
-				if got[i] != tc.want[i] {
-					t.Errorf("request %d = %+v, want %+v", i, got[i], tc.want[i])
-				}
 			}
 		})
 	}

@@ -211,8 +211,8 @@ func TestRequestStreamRoundTrip(t *testing.T) {
 		t.Fatal("requests read back differ from those written")
 	}
 
-	// Protocol is carried; unknown fields are ignored.
-	got, err = rulegen.ReadRequests("notes.jsonl", strings.NewReader(`{"method":"GET","path":"/a","protocol":"HTTP/1.0","expect_rule":"r01"}`+"\n"))
+	// Protocol is carried; unknown fields and blank lines are ignored.
+	got, err = rulegen.ReadRequests("notes.jsonl", strings.NewReader("\n"+`{"method":"GET","path":"/a","protocol":"HTTP/1.0","expect_rule":"r01"}`+"\n\n"))
 	want := []decision.Request{{Method: "GET", Target: "/a", Protocol: "HTTP/1.0"}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadRequests = %+v, %v; want %+v", got, err, want)
@@ -224,6 +224,7 @@ func TestReadRequestsErrors(t *testing.T) {
 		{"{\"method\":\"GET\",\"path\":\"/a\"}\n\nnot json\n", "reqs.jsonl:3:"},
 		{"{\"method\":\"GET\",\"path\":\"/a\"}\n[1,2]\n", "reqs.jsonl:2: json: cannot unmarshal array"},
 		{"{\"path\":\"/a\"}\n", "reqs.jsonl:1: method and path are required"},
+		{"{\"method\":\"GET\"}\n", "reqs.jsonl:1: method and path are required"},
 	}
 	for _, tt := range tests {
 		_, err := rulegen.ReadRequests("reqs.jsonl", strings.NewReader(tt.in))

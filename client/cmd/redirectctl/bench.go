@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/redirectd/redirectd/client/loadgen"
+	"github.com/redirectd/redirectd/decision/rulegen"
 )
 
 // syntheticRequests is how many distinct requests bench sends when no
@@ -53,7 +54,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		reqs, err = loadgen.ReadRequests(*requestsFile, f)
+		reqs, err = rulegen.ReadRequests(*requestsFile, f)
 		f.Close()
 		if err != nil {
 			return err

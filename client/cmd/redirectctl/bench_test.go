@@ -140,6 +140,8 @@ func TestBenchFailsOnFailedCalls(t *testing.T) {
 func TestBenchRejectsBadArguments(t *testing.T) {
 	badFile := filepath.Join(t.TempDir(), "bad.jsonl")
 	os.WriteFile(badFile, []byte(`{"method":"GET","path":"/"}`+"\n"+`{"path":"/x"}`+"\n"), 0o644)
+	emptyFile := filepath.Join(t.TempDir(), "empty.jsonl")
+	os.WriteFile(emptyFile, []byte("\n\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -152,6 +154,7 @@ func TestBenchRejectsBadArguments(t *testing.T) {
 		{"no duration", []string{"--duration", "0s"}, 2, "--duration wants a positive duration"},
 		{"stray argument", []string{"extra"}, 2, `unexpected argument "extra"`},
 		{"bad request line", []string{"--requests", badFile}, 1, "bad.jsonl:2: method and path are required"},
+		{"empty request file", []string{"--requests", emptyFile}, 1, "no requests"},
 		{"missing request file", []string{"--requests", badFile + ".none"}, 1, "no such file"},
 	}
 	for _, tc := range tests {
