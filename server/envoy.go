@@ -32,9 +32,7 @@ var _ PassCounter = (*Metrics)(nil)
 // translates: CheckRequest to decision.Request, Decision to CheckResponse.
 type AuthorizationService struct {
 	authv3.UnimplementedAuthorizationServer
-	engine *Engine
-	log    *slog.Logger
-	passes passes
+	edge edgeDecider
 }
 
 var _ authv3.AuthorizationServer = (*AuthorizationService)(nil)
@@ -42,7 +40,7 @@ var _ authv3.AuthorizationServer = (*AuthorizationService)(nil)
 // NewAuthorizationService returns the ext_authz service deciding with e.
 // passed may be nil.
 func NewAuthorizationService(e *Engine, log *slog.Logger, passed PassCounter) authv3.AuthorizationServer {
-	return &AuthorizationService{engine: e, log: log, passes: passes{adapter: "envoy", counter: passed, log: log}}
+	return &AuthorizationService{edge: edgeDecider{adapter: "envoy", engine: e, counter: passed, log: log}}
 }
 
 // okResponse lets the request through untouched. It is never modified, so
@@ -86,24 +84,14 @@ func (s *AuthorizationService) Check(ctx context.Context, in *authv3.CheckReques
 	if word := attrs.GetContextExtensions()["intent"]; word != "" {
 		intent, err := decision.ParseIntent(word)
 		if err != nil {
-			s.passes.pass(ctx, requestID, "route context_extensions", err)
+			s.edge.pass(ctx, requestID, "route context_extensions", err)
 			return okResponse, nil
 		}
 		req.Intent = intent
 	}
 
-	d, err := s.engine.Decide(&req)
-	if err != nil {
-		s.passes.pass(ctx, requestID, "request", err)
-		return okResponse, nil
-	}
-	if s.log.Enabled(ctx, slog.LevelDebug) {
-		s.log.LogAttrs(ctx, slog.LevelDebug, "envoy check",
-			slog.String("request_id", requestID),
-			slog.String("method", req.Method), slog.String("host", req.Host), slog.String("target", req.Target),
-			slog.Bool("redirect", d.Redirect), slog.Int("status", d.Status), slog.String("rule", d.RuleID))
-	}
-	if !d.Redirect {
+	d, ok := s.edge.decide(ctx, requestID, &req)
+	if !ok || !d.Redirect {
 		return okResponse, nil
 	}
 	return deniedResponse(&d), nil
@@ -157,21 +145,42 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// passes counts and logs requests an edge adapter let through unread.
-// A misconfigured route sends the same bad request many times a second,
-// so the log is sampled: the 1st, 2nd, 4th, 8th... pass is logged, with
-// the running count.
-type passes struct {
-	adapter string
-	counter PassCounter
+// edgeDecider is what the edge adapters (Envoy Check, forward-auth) share
+// around the one engine call: a request they cannot decide is passed on,
+// never blocked, and counted and logged. A misconfigured route sends the
+// same bad request many times a second, so that log is sampled: the 1st,
+// 2nd, 4th, 8th... pass is logged, with the running count.
+type edgeDecider struct {
+	adapter string // "envoy" or "forward_auth", as in metrics and logs
+	engine  *Engine
+	counter PassCounter // may be nil
 	log     *slog.Logger
 	n       atomic.Uint64
 }
 
-func (p *passes) pass(ctx context.Context, requestID, what string, err error) {
-	n := p.n.Add(1)
-	if p.counter != nil {
-		p.counter.PassedUnparsable(p.adapter)
+// decide asks the engine about req; ok is false when the request was
+// passed on without a decision. Decisions are logged at debug with the
+// proxy's request id.
+func (e *edgeDecider) decide(ctx context.Context, requestID string, req *decision.Request) (d decision.Decision, ok bool) {
+	d, err := e.engine.Decide(req)
+	if err != nil {
+		e.pass(ctx, requestID, "request", err)
+		return d, false
+	}
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		e.log.LogAttrs(ctx, slog.LevelDebug, "edge decision",
+			slog.String("adapter", e.adapter), slog.String("request_id", requestID),
+			slog.String("method", req.Method), slog.String("host", req.Host), slog.String("target", req.Target),
+			slog.Bool("redirect", d.Redirect), slog.Int("status", d.Status), slog.String("rule", d.RuleID))
+	}
+	return d, true
+}
+
+// pass counts a request let through unread because what could not be read.
+func (e *edgeDecider) pass(ctx context.Context, requestID, what string, err error) {
+	n := e.n.Add(1)
+	if e.counter != nil {
+		e.counter.PassedUnparsable(e.adapter)
 	}
 	if bits.OnesCount64(n) != 1 {
 		return
@@ -181,8 +190,8 @@ func (p *passes) pass(ctx context.Context, requestID, what string, err error) {
 	if !errors.As(err, &re) && what == "request" {
 		level = slog.LevelError // not the client's fault: a server problem
 	}
-	p.log.LogAttrs(ctx, level, "request passed on without a redirect decision",
-		slog.String("adapter", p.adapter), slog.String("request_id", requestID),
+	e.log.LogAttrs(ctx, level, "request passed on without a redirect decision",
+		slog.String("adapter", e.adapter), slog.String("request_id", requestID),
 		slog.String("unreadable", what), slog.String("error", err.Error()),
 		slog.Uint64("passes_so_far", n))
 }

@@ -43,15 +43,13 @@ const maxForwardedHeaderBytes = 16 << 10
 // the proxy carries on. A request we cannot read answers 200 too (fail
 // open) and is counted.
 type ForwardAuthHandler struct {
-	engine *Engine
-	log    *slog.Logger
-	passes passes
+	edge edgeDecider
 }
 
 // NewForwardAuthHandler returns the forward-auth handler deciding with e.
 // passed may be nil. Mount it with MountForwardAuth.
 func NewForwardAuthHandler(e *Engine, log *slog.Logger, passed PassCounter) http.Handler {
-	return &ForwardAuthHandler{engine: e, log: log, passes: passes{adapter: "forward_auth", counter: passed, log: log}}
+	return &ForwardAuthHandler{edge: edgeDecider{adapter: "forward_auth", engine: e, counter: passed, log: log}}
 }
 
 // MountForwardAuth serves h at ForwardAuthPath (Caddy, Traefik) and below
@@ -68,23 +66,12 @@ func (h *ForwardAuthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	requestID := r.Header.Get("X-Request-Id")
 	req, err := forwardedRequest(r)
 	if err != nil {
-		h.passes.pass(ctx, requestID, "forwarded request", err)
+		h.edge.pass(ctx, requestID, "forwarded request", err)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	d, err := h.engine.Decide(&req)
-	if err != nil {
-		h.passes.pass(ctx, requestID, "request", err)
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	if h.log.Enabled(ctx, slog.LevelDebug) {
-		h.log.LogAttrs(ctx, slog.LevelDebug, "forward-auth check",
-			slog.String("request_id", requestID),
-			slog.String("method", req.Method), slog.String("host", req.Host), slog.String("target", req.Target),
-			slog.Bool("redirect", d.Redirect), slog.Int("status", d.Status), slog.String("rule", d.RuleID))
-	}
-	if !d.Redirect {
+	d, ok := h.edge.decide(ctx, requestID, &req)
+	if !ok || !d.Redirect {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
