@@ -684,13 +684,18 @@ func writeScalar(b *bytes.Buffer, s string, flow bool) {
 // an indicator or a comment), not a word YAML reads as a boolean or null,
 // not ending in ':'; in flow context ([a, b], {k: v}) also without
 // ",[]{}:#".
-func plainSafe(s string, flow bool) bool {
-	if s == "" || !isPlainStart(s[0]) || s[len(s)-1] == ':' || reservedWord(s) {
+func plainSafe(s string, flow bool) bool { return plainScalar(s, flow, false) }
+
+// plainScalar is plainSafe's test; nonASCII also allows bytes above 0x7f,
+// as the fast path reads them (canonicalText checked they are printable
+// UTF-8), though MarshalRules quotes them.
+func plainScalar[T string | []byte](s T, flow, nonASCII bool) bool {
+	if len(s) == 0 || !isPlainStart(s[0]) || s[len(s)-1] == ':' || reservedWord(string(s)) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c <= ' ' || c >= 0x7f {
+		if c <= ' ' || c == 0x7f || c > 0x7f && !nonASCII {
 			return false
 		}
 		if flow && strings.IndexByte(",[]{}:#", c) >= 0 {
@@ -1031,7 +1036,7 @@ func scalarPrefix(v []byte, flow bool) (s string, rest []byte, ok bool) {
 		}
 	}
 	tok := v[:end]
-	if !plainSafeBytes(tok, flow) {
+	if !plainScalar(tok, flow, true) {
 		return "", nil, false
 	}
 	return string(tok), v[end:], true
@@ -1063,23 +1068,6 @@ func unescape(b, v []byte) ([]byte, int) {
 		return b, 0
 	}
 	return utf8.AppendRune(b, rune(n)), 1 + digits
-}
-
-// plainSafeBytes is plainSafe for text the fast path reads, also allowing
-// printable non-ASCII characters (canonicalText checked them).
-func plainSafeBytes(s []byte, flow bool) bool {
-	if len(s) == 0 || !isPlainStart(s[0]) || s[len(s)-1] == ':' || reservedWord(string(s)) {
-		return false
-	}
-	for _, c := range s {
-		if c <= ' ' || c == 0x7f {
-			return false
-		}
-		if flow && strings.IndexByte(",[]{}:#", c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // flowList reads "[a, b]" as MarshalRules writes it.
