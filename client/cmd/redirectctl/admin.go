@@ -83,9 +83,13 @@ func (a *adminConn) describe(err error) error {
 	return fmt.Errorf("%s: %s", st.Code(), st.Message())
 }
 
-// adminCommand parses an admin command's flags and wants exactly nargs
-// positional arguments (any number when nargs < 0).
-func adminCommand(name, usage string, nargs int, args []string, stderr io.Writer, extra func(fs *flag.FlagSet)) (*adminConn, []string, error) {
+// adminCall parses an admin command's flags, wants exactly nargs
+// positional arguments (any number when nargs < 0), connects to
+// RuleService and runs call; nothing is sent before call makes a request.
+func adminCall(ctx context.Context, name, usage string, nargs int, args []string, stderr io.Writer,
+	extra func(fs *flag.FlagSet),
+	call func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error,
+) error {
 	fs := newFlagSet(name, "[--admin ADDR] [--token T] [flags] "+usage, stderr)
 	a := &adminConn{}
 	a.register(fs)
@@ -94,83 +98,83 @@ func adminCommand(name, usage string, nargs int, args []string, stderr io.Writer
 	}
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if nargs >= 0 && len(pos) != nargs {
-		return nil, nil, usagef("want %s; got %d arguments", usage, len(pos))
-	}
-	return a, pos, nil
-}
-
-func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	a, pos, err := adminCommand("get", "ID", 1, args, stderr, nil)
-	if err != nil {
-		return err
+		return usagef("want %s; got %d arguments", usage, len(pos))
 	}
 	rs, ctx, done, err := a.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := rs.GetRule(ctx, &redirectv1.GetRuleRequest{Id: pos[0]})
-	if err != nil {
-		return a.describe(err)
+	return call(ctx, a, rs, pos)
+}
+
+// expectedVersion registers --expected-version, the optimistic
+// concurrency check of the commands that change rules.
+func expectedVersion(v *uint64) func(fs *flag.FlagSet) {
+	return func(fs *flag.FlagSet) {
+		fs.Uint64Var(v, "expected-version", 0, "refuse unless the serving version is this number (0: any); from `list` or a previous change")
 	}
-	return printRules(stdout, []*redirectv1.Rule{resp.GetRule()})
+}
+
+func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return adminCall(ctx, "get", "ID", 1, args, stderr, nil, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+		resp, err := rs.GetRule(ctx, &redirectv1.GetRuleRequest{Id: pos[0]})
+		if err != nil {
+			return a.describe(err)
+		}
+		return printRules(stdout, []*redirectv1.Rule{resp.GetRule()})
+	})
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var pageSize int
 	var output string
-	a, _, err := adminCommand("list", "", 0, args, stderr, func(fs *flag.FlagSet) {
+	flags := func(fs *flag.FlagSet) {
 		fs.IntVar(&pageSize, "page-size", 1000, "rules fetched per call (at most 1000); every page is fetched")
 		fs.StringVar(&output, "o", "table", "output: table, or yaml (a rules file that apply reads back)")
+	}
+	return adminCall(ctx, "list", "", 0, args, stderr, flags, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, _ []string) error {
+		if output != "table" && output != "yaml" {
+			return usagef("-o %q: accepted: table, yaml", output)
+		}
+		var rules []*redirectv1.Rule
+		var version *redirectv1.Version
+		token := ""
+		for {
+			resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
+			if err != nil {
+				return a.describe(err)
+			}
+			// Pages read from different versions would mix two rule sets.
+			if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
+				return fmt.Errorf("the rules changed while listing (version %d, then %d); run list again", version.GetNumber(), resp.GetVersion().GetNumber())
+			}
+			version = resp.GetVersion()
+			rules = append(rules, resp.GetRules()...)
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		if output == "yaml" {
+			fmt.Fprintf(stdout, "# redirectd rules version %d (%s)\n", version.GetNumber(), version.GetHash())
+			return printRules(stdout, rules)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tHOST\tPATH\tMATCH\tTO\tSTATUS")
+		for _, r := range rules {
+			host := r.GetHost()
+			if host == "" {
+				host = "*"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.GetId(), host, r.GetPath(), r.GetMatch(), r.GetTo(), ruleStatus(r))
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "%d rules, version %d\n", len(rules), version.GetNumber())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	if output != "table" && output != "yaml" {
-		return usagef("-o %q: accepted: table, yaml", output)
-	}
-	rs, ctx, done, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	var rules []*redirectv1.Rule
-	var version *redirectv1.Version
-	token := ""
-	for {
-		resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
-		if err != nil {
-			return a.describe(err)
-		}
-		// Pages read from different versions would mix two rule sets.
-		if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
-			return fmt.Errorf("the rules changed while listing (version %d, then %d); run list again", version.GetNumber(), resp.GetVersion().GetNumber())
-		}
-		version = resp.GetVersion()
-		rules = append(rules, resp.GetRules()...)
-		if token = resp.GetNextPageToken(); token == "" {
-			break
-		}
-	}
-	if output == "yaml" {
-		fmt.Fprintf(stdout, "# redirectd rules version %d (%s)\n", version.GetNumber(), version.GetHash())
-		return printRules(stdout, rules)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHOST\tPATH\tMATCH\tTO\tSTATUS")
-	for _, r := range rules {
-		host := r.GetHost()
-		if host == "" {
-			host = "*"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.GetId(), host, r.GetPath(), r.GetMatch(), r.GetTo(), ruleStatus(r))
-	}
-	tw.Flush()
-	fmt.Fprintf(stdout, "%d rules, version %d\n", len(rules), version.GetNumber())
-	return nil
 }
 
 // ruleStatus is the pinned status, or the intent that chooses one.
@@ -186,145 +190,105 @@ func ruleStatus(r *redirectv1.Rule) string {
 
 func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var expected uint64
-	a, pos, err := adminCommand("put", "FILE|-", 1, args, stderr, func(fs *flag.FlagSet) {
-		fs.Uint64Var(&expected, "expected-version", 0, "refuse unless the serving version is this number (0: any)")
-	})
-	if err != nil {
-		return err
-	}
-	rules, err := readRulesArg(pos[0])
-	if err != nil {
-		return err
-	}
-	rs, ctx, done, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	for _, r := range rules {
-		resp, err := rs.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: r, ExpectedVersion: expected})
+	return adminCall(ctx, "put", "FILE|-", 1, args, stderr, expectedVersion(&expected), func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+		rules, err := readRulesArg(pos[0])
 		if err != nil {
-			return fmt.Errorf("put %s: %w", r.GetId(), a.describe(err))
+			return err
 		}
-		printWarnings(stderr, resp.GetWarnings())
-		fmt.Fprintf(stdout, "put %s: version %d\n", r.GetId(), resp.GetVersion().GetNumber())
-		// Each put makes a version; a second rule with the first's
-		// expected version would always be refused.
-		expected = 0
-	}
-	return nil
+		for _, r := range rules {
+			resp, err := rs.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: r, ExpectedVersion: expected})
+			if err != nil {
+				return fmt.Errorf("put %s: %w", r.GetId(), a.describe(err))
+			}
+			printWarnings(stderr, resp.GetWarnings())
+			fmt.Fprintf(stdout, "put %s: version %d\n", r.GetId(), resp.GetVersion().GetNumber())
+			// Each put makes a version; a second rule with the first's
+			// expected version would always be refused.
+			expected = 0
+		}
+		return nil
+	})
 }
 
 func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var expected uint64
-	a, pos, err := adminCommand("delete", "ID", 1, args, stderr, func(fs *flag.FlagSet) {
-		fs.Uint64Var(&expected, "expected-version", 0, "refuse unless the serving version is this number (0: any)")
+	return adminCall(ctx, "delete", "ID", 1, args, stderr, expectedVersion(&expected), func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+		resp, err := rs.DeleteRule(ctx, &redirectv1.DeleteRuleRequest{Id: pos[0], ExpectedVersion: expected})
+		if err != nil {
+			return a.describe(err)
+		}
+		fmt.Fprintf(stdout, "deleted %s: version %d\n", pos[0], resp.GetVersion().GetNumber())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	rs, ctx, done, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := rs.DeleteRule(ctx, &redirectv1.DeleteRuleRequest{Id: pos[0], ExpectedVersion: expected})
-	if err != nil {
-		return a.describe(err)
-	}
-	fmt.Fprintf(stdout, "deleted %s: version %d\n", pos[0], resp.GetVersion().GetNumber())
-	return nil
 }
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var expected uint64
-	a, pos, err := adminCommand("apply", "FILE|-", 1, args, stderr, func(fs *flag.FlagSet) {
-		fs.Uint64Var(&expected, "expected-version", 0, "refuse unless the serving version is this number (0: any); from `list` or a previous apply")
+	return adminCall(ctx, "apply", "FILE|-", 1, args, stderr, expectedVersion(&expected), func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+		rules, err := readRulesArg(pos[0])
+		if err != nil {
+			return err
+		}
+		resp, err := rs.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: rules, ExpectedVersion: expected})
+		if err != nil {
+			return a.describe(err)
+		}
+		printWarnings(stderr, resp.GetWarnings())
+		fmt.Fprintf(stdout, "applied %d rules: version %d (%s)\n", len(rules), resp.GetVersion().GetNumber(), resp.GetVersion().GetHash())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	rules, err := readRulesArg(pos[0])
-	if err != nil {
-		return err
-	}
-	rs, ctx, done, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := rs.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: rules, ExpectedVersion: expected})
-	if err != nil {
-		return a.describe(err)
-	}
-	printWarnings(stderr, resp.GetWarnings())
-	fmt.Fprintf(stdout, "applied %d rules: version %d (%s)\n", len(rules), resp.GetVersion().GetNumber(), resp.GetVersion().GetHash())
-	return nil
 }
 
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	a, pos, err := adminCommand("validate", "FILE|-", 1, args, stderr, nil)
-	if err != nil {
-		return err
-	}
-	name, data, err := readArg(pos[0])
-	if err != nil {
-		return err
-	}
-	rs, ctx, done, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := rs.ValidateRules(ctx, &redirectv1.ValidateRulesRequest{File: data, FileName: name})
-	if err != nil {
-		return a.describe(err)
-	}
-	for _, p := range resp.GetProblems() {
-		fmt.Fprintln(stdout, problemFromProto(p).String())
-	}
-	if !resp.GetValid() {
-		fmt.Fprintf(stdout, "%s: rejected by the server\n", name)
-		return errFailed
-	}
-	fmt.Fprintf(stdout, "%s: ok\n", name)
-	return nil
+	return adminCall(ctx, "validate", "FILE|-", 1, args, stderr, nil, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+		name, data, err := readArg(pos[0])
+		if err != nil {
+			return err
+		}
+		resp, err := rs.ValidateRules(ctx, &redirectv1.ValidateRulesRequest{File: data, FileName: name})
+		if err != nil {
+			return a.describe(err)
+		}
+		for _, p := range resp.GetProblems() {
+			fmt.Fprintln(stdout, problemFromProto(p).String())
+		}
+		if !resp.GetValid() {
+			fmt.Fprintf(stdout, "%s: rejected by the server\n", name)
+			return errFailed
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", name)
+		return nil
+	})
 }
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var unused bool
-	a, ids, err := adminCommand("stats", "[ID...]", -1, args, stderr, func(fs *flag.FlagSet) {
+	flags := func(fs *flag.FlagSet) {
 		fs.BoolVar(&unused, "unused", false, "only rules that never matched since the daemon started (candidates for removal)")
+	}
+	return adminCall(ctx, "stats", "[ID...]", -1, args, stderr, flags, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, ids []string) error {
+		resp, err := rs.GetRuleStats(ctx, &redirectv1.GetRuleStatsRequest{Ids: ids})
+		if err != nil {
+			return a.describe(err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RULE\tHITS\tLAST HIT")
+		shown := 0
+		for _, s := range resp.GetStats() {
+			if unused && s.GetHits() > 0 {
+				continue
+			}
+			last := "never"
+			if s.GetLastHit() != nil {
+				last = s.GetLastHit().AsTime().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", s.GetRuleId(), s.GetHits(), last)
+			shown++
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "%d of %d rules, version %d; counts since the daemon started\n", shown, len(resp.GetStats()), resp.GetVersion().GetNumber())
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	rs, ctx, done, err := a.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := rs.GetRuleStats(ctx, &redirectv1.GetRuleStatsRequest{Ids: ids})
-	if err != nil {
-		return a.describe(err)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tHITS\tLAST HIT")
-	shown := 0
-	for _, s := range resp.GetStats() {
-		if unused && s.GetHits() > 0 {
-			continue
-		}
-		last := "never"
-		if s.GetLastHit() != nil {
-			last = s.GetLastHit().AsTime().Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", s.GetRuleId(), s.GetHits(), last)
-		shown++
-	}
-	tw.Flush()
-	fmt.Fprintf(stdout, "%d of %d rules, version %d; counts since the daemon started\n", shown, len(resp.GetStats()), resp.GetVersion().GetNumber())
-	return nil
 }
 
 // readArg reads a file, or stdin for "-".
