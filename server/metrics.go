@@ -103,10 +103,6 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }
 
-// Registry is the registry the metrics live on, for embedders that add
-// their own collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
-
 // observeDecision counts one decision; it is on the hot path, so it only
 // touches pre-resolved counters.
 func (m *Metrics) observeDecision(d *decision.Decision, err error, took time.Duration) {
