@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -480,7 +481,7 @@ func checkTo(rp *ruleProblems, params []string, pathOK bool) {
 	caps := targetCaptures(r.Match, to)
 	authEnd := authorityEnd(to)
 	for _, c := range caps {
-		if c.start < authEnd && (r.Match == MatchRegex || contains(params, c.name)) {
+		if c.start < authEnd && (r.Match == MatchRegex || slices.Contains(params, c.name)) {
 			rp.errorf("to", "the capture %s is in the scheme or host of %q; captures may appear only in the path, query or fragment (open-redirect guard)", to[c.start:c.end], to)
 			return
 		}
@@ -499,7 +500,7 @@ func checkTo(rp *ruleProblems, params []string, pathOK bool) {
 		if c.start < authEnd || !pathOK {
 			continue // a literal ":word" in an authority (a port is digits), or captures unknown
 		}
-		if !contains(params, c.name) {
+		if !slices.Contains(params, c.name) {
 			rp.errorf("to", "%s refers to a capture the path does not define; %s", to[c.start:c.end], capturesAccepted(r.Match, params))
 			return
 		}
@@ -544,7 +545,7 @@ func checkAbsoluteURL(to string) string {
 	if strings.Contains(auth, "@") {
 		return "has user information (user@host), which hides the real host from a reader"
 	}
-	host, port := auth, ""
+	var port string
 	if strings.HasPrefix(auth, "[") {
 		end := strings.IndexByte(auth, ']')
 		if end < 0 {
@@ -553,11 +554,12 @@ func checkAbsoluteURL(to string) string {
 		if a, err := netip.ParseAddr(auth[1:end]); err != nil || !a.Is6() {
 			return fmt.Sprintf("has the invalid IPv6 literal %s", auth[:end+1])
 		}
-		host, port = auth[:end+1], strings.TrimPrefix(auth[end+1:], ":")
+		port = strings.TrimPrefix(auth[end+1:], ":")
 		if port == "" && len(auth) > end+1 && auth[end+1:] != ":" {
 			return "has text after the IP literal"
 		}
 	} else {
+		host := auth
 		if h, p, ok := strings.Cut(auth, ":"); ok {
 			host, port = h, p
 		}
@@ -582,15 +584,6 @@ func percentEncode(s string) string {
 		fmt.Fprintf(&b, "%%%02X", s[i])
 	}
 	return b.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkEnums rejects values outside the Go enums (possible for rules built
@@ -633,7 +626,7 @@ func checkMethods(rp *ruleProblems) {
 			rp.errorf("methods", "%q is not a method name; accepted: HTTP method tokens such as GET, HEAD, POST (RFC 9110 section 9)", m)
 		case strings.ToUpper(m) != m:
 			rp.errorf("methods", "%q is not upper-case; method names are case-sensitive (RFC 9110 section 9.1), write %q", m, strings.ToUpper(m))
-		case contains(rp.r.Methods[:i], m):
+		case slices.Contains(rp.r.Methods[:i], m):
 			rp.errorf("methods", "%q is listed twice", m)
 		}
 	}

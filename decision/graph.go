@@ -2,6 +2,7 @@ package decision
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -125,7 +126,7 @@ func covers(e, l *route) bool {
 			return false
 		}
 		for _, m := range lm {
-			if !contains(em, m) {
+			if !slices.Contains(em, m) {
 				return false
 			}
 		}

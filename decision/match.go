@@ -2,6 +2,7 @@ package decision
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func varyOf(rs []*route) string {
 	var names []string
 	for _, rt := range rs {
 		for n := range strings.SplitSeq(rt.ext.vary, ", ") {
-			if !contains(names, n) {
+			if !slices.Contains(names, n) {
 				names = append(names, n)
 			}
 		}
@@ -282,7 +283,7 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 	if e == nil {
 		return true, "matched"
 	}
-	if len(e.methods) > 0 && !contains(e.methods, r.method) {
+	if len(e.methods) > 0 && !slices.Contains(e.methods, r.method) {
 		return false, "method " + r.method + " not in methods"
 	}
 	if e.selfScheme != "" && r.scheme == e.selfScheme {

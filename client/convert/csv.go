@@ -279,10 +279,6 @@ func csvRules(row cfRow) ([]decision.Rule, string) {
 // absolute with https://host. Rules Cloudflare cannot express are left out
 // and reported (errors); dropped details are warnings.
 func ExportCSV(w io.Writer, rules []decision.Rule) (skipped []decision.Problem, err error) {
-	type piece struct {
-		rule *decision.Rule
-		row  cfRow
-	}
 	type group struct {
 		apex, sub *decision.Rule
 		row       cfRow
