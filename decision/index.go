@@ -762,12 +762,24 @@ func (ix *Index) Len() int { return len(ix.rules) }
 
 // Rule returns the rule with the given id.
 func (ix *Index) Rule(id string) (Rule, bool) {
-	i := sort.Search(len(ix.byID), func(i int) bool { return ix.rules[ix.byID[i]].ID >= id })
-	if i < len(ix.byID) && ix.rules[ix.byID[i]].ID == id {
-		return ix.rules[ix.byID[i]], true
+	if pos, ok := ix.Position(id); ok {
+		return ix.rules[pos], true
 	}
 	return Rule{}, false
 }
+
+// Position returns the position (file order, 0-based) of the rule with the
+// given id: the Decision.RulePos of the decisions it makes.
+func (ix *Index) Position(id string) (int, bool) {
+	i := sort.Search(len(ix.byID), func(i int) bool { return ix.rules[ix.byID[i]].ID >= id })
+	if i < len(ix.byID) && ix.rules[ix.byID[i]].ID == id {
+		return int(ix.byID[i]), true
+	}
+	return 0, false
+}
+
+// RuleAt returns the rule at position pos (0 ≤ pos < Len()).
+func (ix *Index) RuleAt(pos int) Rule { return ix.rules[pos] }
 
 // Rules returns up to limit rules (all when limit <= 0) whose ids sort
 // after after, in id order: a page of an admin listing.

@@ -47,6 +47,20 @@ func TestIndexAccessors(t *testing.T) {
 	if _, ok := ix.Rule("zz"); ok {
 		t.Error("Rule(zz) found")
 	}
+	// Positions are file order, and a decision names its rule's position.
+	for want, r := range rules {
+		pos, ok := ix.Position(r.ID)
+		if !ok || pos != want || ix.RuleAt(pos).ID != r.ID {
+			t.Errorf("Position(%q) = %d, %v; want %d", r.ID, pos, ok, want)
+		}
+	}
+	if _, ok := ix.Position("zz"); ok {
+		t.Error("Position(zz) found")
+	}
+	d, err := ix.Decide(&Request{Method: "GET", Host: "h", Target: "/e"}, time.Unix(0, 0))
+	if err != nil || d.RuleID != "e" || d.RulePos != 4 {
+		t.Errorf("Decide(/e) = rule %q at %d, %v; want e at 4", d.RuleID, d.RulePos, err)
+	}
 	ids := func(rs []Rule) []string {
 		var out []string
 		for _, r := range rs {

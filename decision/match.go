@@ -63,6 +63,7 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		FollowUpKeepsBody: keepsBody,
 		Cache:             cache,
 		RuleID:            rt.id,
+		RulePos:           int(rt.order),
 		Explanation:       ex,
 	}
 	if vary == "" {

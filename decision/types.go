@@ -161,6 +161,10 @@ type Decision struct {
 	// Headers are exactly the response headers to send.
 	Headers []Header
 	RuleID  string
+	// RulePos is the deciding rule's position in its Index (file order, see
+	// Index.Position), so per-rule state can live in a slice indexed by it
+	// instead of a map keyed by id. 0 when Redirect is false.
+	RulePos int
 	// Explanation is filled when the request asked for it.
 	Explanation *Explanation
 }
