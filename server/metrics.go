@@ -163,7 +163,7 @@ func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, 
 		o.Metrics.observeDecision(d, err, took)
 	}
 	if o.Hits != nil && err == nil && d.Redirect {
-		o.Hits.hit(d.RuleID, at)
+		o.Hits.hit(d.RuleID, d.RulePos, at)
 	}
 	if o.LogSample > 0 && o.Log != nil && rand.Float64() < o.LogSample {
 		attrs := []any{"method", req.Method, "host", req.Host, "target", req.Target,

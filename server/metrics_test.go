@@ -105,7 +105,7 @@ func BenchmarkDecisionObserver(b *testing.B) {
 		b.Fatal(err)
 	}
 	hits := NewHits()
-	hits.track(rules)
+	hits.track(st.Engine.Current().Index)
 	for _, tc := range []struct {
 		name string
 		o    *DecisionObserver

@@ -153,7 +153,7 @@ func contentSum(data []byte) [sha256.Size]byte {
 func (s *RuleStore) publish(snap *Snapshot) {
 	if s.Hits != nil {
 		// Counters first, so a decision made on the new set finds its rule.
-		s.Hits.track(snap.Rules)
+		s.Hits.track(snap.Index)
 	}
 	s.Engine.Swap(snap)
 	if s.Metrics != nil {
