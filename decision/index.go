@@ -3,9 +3,11 @@ package decision
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/textproto"
 	"regexp"
 	"regexp/syntax"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -233,15 +235,19 @@ func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
 	}
 	sortProblems(checkIDs(rules))
 	bad := make([]bool, len(rules))
-	for i := range rules {
-		ps := checkRule(&rules[i])
-		for _, p := range ps {
-			if p.Severity == SeverityError {
-				bad[i] = true
+	found := newChunkProblems(len(rules))
+	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ps := checkRule(&rules[i])
+			for _, p := range ps {
+				if p.Severity == SeverityError {
+					bad[i] = true
+				}
 			}
+			found.add(lo, ps...)
 		}
-		sortProblems(ps)
-	}
+	})
+	sortProblems(found.all())
 
 	ix := &Index{
 		rules:     rules,
@@ -255,15 +261,27 @@ func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
 		k.args[0] = k
 		return k
 	}
-	ccs := map[[2]time.Duration]*cacheStrings{}
-	hostNames := map[string]string{} // interned scopes
-	for i := range ix.rules {
-		if bad[i] {
-			continue
+	compilers := make([]compiler, runtime.GOMAXPROCS(0))
+	compiled := newChunkProblems(len(rules))
+	workers := inChunks(len(rules), len(compilers), func(w, lo, hi int) {
+		c := &compilers[w]
+		for i := lo; i < hi; i++ {
+			if bad[i] {
+				continue
+			}
+			if p := ix.compile(i, c); p != nil {
+				compiled.add(lo, *p)
+			}
 		}
-		if p := ix.compile(i, ccs, hostNames); p != nil {
-			errs = append(errs, *p)
+	})
+	errs = append(errs, compiled.all()...)
+	for _, c := range compilers[:workers] {
+		for k, n := range c.counts {
+			ix.counts[k] += n
 		}
+		ix.anyHost = ix.anyHost || c.anyHost
+		maps.Copy(ix.hosts, c.hosts)
+		maps.Copy(ix.wildcards, c.wildcards)
 	}
 	if len(errs) > 0 {
 		return nil, warns, &RulesError{Problems: errs}
@@ -289,9 +307,24 @@ func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
 	return ix, warns, nil
 }
 
+// compiler is one Build worker's share of what compile learns about the
+// whole set, merged into the Index when every rule is compiled, and its
+// interning tables.
+type compiler struct {
+	counts           [4]int
+	anyHost          bool
+	hosts, wildcards map[string]struct{}
+	ccs              map[[2]time.Duration]*cacheStrings
+	hostNames        map[string]string // interned scopes
+}
+
 // compile fills ix.routes[i]. A problem here means a check in checkRule let
 // something through that matching cannot use; it is reported, not hidden.
-func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostNames map[string]string) *Problem {
+func (ix *Index) compile(i int, c *compiler) *Problem {
+	if c.hosts == nil {
+		c.hosts, c.wildcards = map[string]struct{}{}, map[string]struct{}{}
+		c.ccs, c.hostNames = map[[2]time.Duration]*cacheStrings{}, map[string]string{}
+	}
 	r := &ix.rules[i]
 	rt := &ix.routes[i]
 	fail := func(field, msg string) *Problem {
@@ -303,24 +336,24 @@ func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostName
 	rt.kind = r.Match
 	rt.strict = r.TrailingSlash == TrailingSlashStrict
 	rt.fold = r.CaseInsensitive
-	ix.counts[r.Match]++
+	c.counts[r.Match]++
 
 	host := strings.ToLower(strings.TrimSuffix(r.Host, "."))
 	switch {
 	case host == "" || host == "*":
 		rt.scope = "*"
-		ix.anyHost = true
+		c.anyHost = true
 	case strings.HasPrefix(host, "*."):
-		ix.wildcards[host[2:]] = struct{}{}
+		c.wildcards[host[2:]] = struct{}{}
 		rt.scope = host
 	default:
-		ix.hosts[host] = struct{}{}
+		c.hosts[host] = struct{}{}
 		rt.scope = host
 	}
-	if s, ok := hostNames[rt.scope]; ok {
+	if s, ok := c.hostNames[rt.scope]; ok {
 		rt.scope = s
 	} else {
-		hostNames[rt.scope] = rt.scope
+		c.hostNames[rt.scope] = rt.scope
 	}
 
 	var ext routeExtra
@@ -426,7 +459,7 @@ func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostName
 		perm = r.CacheMaxAge
 	}
 	ck := [2]time.Duration{perm, max(r.CacheMaxAge, 0)}
-	cc, ok := ccs[ck]
+	cc, ok := c.ccs[ck]
 	if !ok {
 		cc = &cacheStrings{
 			permMaxAge: perm, tempMaxAge: ck[1],
@@ -437,7 +470,7 @@ func (ix *Index) compile(i int, ccs map[[2]time.Duration]*cacheStrings, hostName
 			cc.tempPublic = strings.TrimPrefix(secs, "public, ")
 			cc.tempPrivate = cacheControl("private", ck[1])
 		}
-		ccs[ck] = cc
+		c.ccs[ck] = cc
 	}
 	rt.cc = cc
 	return nil

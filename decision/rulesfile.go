@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,19 +72,23 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, error
 			Message: fmt.Sprintf("the file has %d rules; accepted: at most %d", len(rules), maxRules),
 		}}}
 	}
-	for i := range rules {
-		// A rule whose fields did not decode would only add noise such
-		// as "to: missing" after "to: must be a string".
-		if decoded != nil && !decoded[i] {
-			continue
-		}
-		for _, p := range checkRule(&rules[i]) {
-			if p.Severity == SeverityError {
-				p.Line = lines[i].of(rules[i].Line, p.Field)
-				problems = append(problems, p)
+	found := newChunkProblems(len(rules))
+	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			// A rule whose fields did not decode would only add noise
+			// such as "to: missing" after "to: must be a string".
+			if decoded != nil && !decoded[i] {
+				continue
+			}
+			for _, p := range checkRule(&rules[i]) {
+				if p.Severity == SeverityError {
+					p.Line = lines[i].of(rules[i].Line, p.Field)
+					found.add(lo, p)
+				}
 			}
 		}
-	}
+	})
+	problems = append(problems, found.all()...)
 	if dups := checkIDs(rules); len(dups) > 0 {
 		byLine := make(map[int]int, len(rules))
 		for i := range rules {

@@ -1,0 +1,73 @@
+package decision
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// loadChunk is how many rules a load step handles between yields: about a
+// millisecond of checking or compiling.
+const loadChunk = 1024
+
+// inChunks calls f for consecutive chunks [lo, hi) of [0, n), on up to
+// maxWorkers goroutines at once; worker (0 ≤ worker < maxWorkers) names the
+// goroutine, so f can keep per-worker state without locks. It returns when
+// every chunk is done, and returns how many workers ran. Callers pass
+// runtime.GOMAXPROCS(0): more goroutines than processors only add
+// switching.
+//
+// A million-rule load is seconds of CPU: spread over the cores it halves
+// the daemon's startup. Each worker yields the processor after every chunk,
+// because a reload runs while decisions are served, and a goroutine that
+// never blocks keeps its processor for the scheduler's whole 10 ms time
+// slice while the goroutines answering requests wait behind it.
+func inChunks(n, maxWorkers int, f func(worker, lo, hi int)) (workers int) {
+	chunks := (n + loadChunk - 1) / loadChunk
+	workers = max(min(maxWorkers, chunks), 1)
+	var next atomic.Int64
+	work := func(w int) {
+		for {
+			c := int(next.Add(1) - 1)
+			if c >= chunks {
+				return
+			}
+			lo := c * loadChunk
+			f(w, lo, min(lo+loadChunk, n))
+			runtime.Gosched()
+		}
+	}
+	if workers == 1 {
+		work(0)
+		return 1
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { work(w) })
+	}
+	wg.Wait()
+	return workers
+}
+
+// chunkProblems collects problems found by inChunks workers in the order of
+// the items they are about, whichever worker finished first.
+type chunkProblems [][]Problem
+
+func newChunkProblems(n int) chunkProblems {
+	return make(chunkProblems, (n+loadChunk-1)/loadChunk)
+}
+
+// add records problems of the chunk starting at lo; only that chunk's worker
+// calls it.
+func (c chunkProblems) add(lo int, ps ...Problem) {
+	c[lo/loadChunk] = append(c[lo/loadChunk], ps...)
+}
+
+// all returns every problem, in item order.
+func (c chunkProblems) all() []Problem {
+	var out []Problem
+	for _, ps := range c {
+		out = append(out, ps...)
+	}
+	return out
+}
