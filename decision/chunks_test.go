@@ -3,6 +3,7 @@ package decision_test
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +59,89 @@ func TestLoadOnManyCores(t *testing.T) {
 	}
 	if diff := cmp.Diff(one, many); diff != "" {
 		t.Errorf("GOMAXPROCS=1 vs 4 (-one +many):\n%s", diff)
+	}
+}
+
+// TestLoadRules checks the one-check file load against ParseRules followed
+// by Build: the same outcome, with every problem in the file, warnings at
+// the line of their field.
+func TestLoadRules(t *testing.T) {
+	tests := []struct {
+		name, file string
+		wantErr    string   // "" = loads
+		wantWarns  []string // the start of Problem.String() of each warning
+	}{
+		{"clean", "rules:\n  - id: a\n    path: /a\n    to: /b\n", "", nil},
+		{
+			"warning from the rule's own check, at its field's line",
+			"rules:\n  - id: p\n    path: /docs/\n    match: prefix\n    to: /d\n",
+			"",
+			[]string{`r.yaml:3: warning: rule "p": path: prefix "/docs/" ends with '/'`},
+		},
+		{
+			"warning from the graph",
+			"rules:\n  - id: a\n    path: /a\n    to: /b\n  - id: b\n    path: /b\n    to: /c\n",
+			"",
+			[]string{`r.yaml:2: warning: rule "a": to: redirect chain`},
+		},
+		{
+			"error from the rule's own check",
+			"rules:\n  - id: a\n    path: /a\n    to: /b\n    status: 304\n",
+			`r.yaml:5: rule "a": status:`,
+			nil,
+		},
+		{
+			"error from the graph",
+			"rules:\n  - id: a\n    path: /a\n    to: /b\n  - id: b\n    path: /b\n    to: /a\n",
+			`r.yaml:2: rule "a": to: redirect cycle`,
+			nil,
+		},
+		{
+			"duplicate id",
+			"rules:\n  - id: a\n    path: /a\n    to: /b\n  - id: a\n    path: /c\n    to: /b\n",
+			`r.yaml:5: rule "a": id: duplicate id`,
+			nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ix, rules, warns, err := decision.LoadRules("r.yaml", []byte(tt.file), decision.Options{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+				if ix != nil {
+					t.Error("an Index came with the error")
+				}
+			} else if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			var got []string
+			for _, w := range warns {
+				got = append(got, w.String())
+			}
+			if len(got) != len(tt.wantWarns) {
+				t.Fatalf("warnings %q, want %d", got, len(tt.wantWarns))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.wantWarns[i]) {
+					t.Errorf("warning %q, want it to start with %q", got[i], tt.wantWarns[i])
+				}
+			}
+			if err != nil {
+				return
+			}
+			// The same rules and index as the two-step path.
+			parsed, perr := decision.ParseRules("r.yaml", []byte(tt.file))
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			if diff := cmp.Diff(parsed, rules); diff != "" {
+				t.Errorf("rules (-ParseRules +LoadRules):\n%s", diff)
+			}
+			if ix.Len() != len(parsed) {
+				t.Errorf("index holds %d rules, want %d", ix.Len(), len(parsed))
+			}
+		})
 	}
 }

@@ -220,6 +220,12 @@ func (rt *route) methods() []string {
 // the caller must not modify the slice or its rules afterwards. Build a
 // changed set from a copy.
 func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
+	return build(rules, opts, true)
+}
+
+// build is Build; check = false skips the per-rule and id checks, for rules
+// that parseRules has checked already.
+func build(rules []Rule, opts Options, check bool) (*Index, []Problem, error) {
 	if opts.PermanentMaxAge <= 0 {
 		opts.PermanentMaxAge = DefaultPermanentMaxAge
 	}
@@ -233,21 +239,23 @@ func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
 			}
 		}
 	}
-	sortProblems(checkIDs(rules))
-	bad := make([]bool, len(rules))
-	found := newChunkProblems(len(rules))
-	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			ps := checkRule(&rules[i])
-			for _, p := range ps {
-				if p.Severity == SeverityError {
-					bad[i] = true
+	bad := make([]bool, len(rules)) // rules with errors are not compiled
+	if check {
+		sortProblems(checkIDs(rules))
+		found := newChunkProblems(len(rules))
+		inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				ps := checkRule(&rules[i])
+				for _, p := range ps {
+					if p.Severity == SeverityError {
+						bad[i] = true
+					}
 				}
+				found.add(lo, ps...)
 			}
-			found.add(lo, ps...)
-		}
-	})
-	sortProblems(found.all())
+		})
+		sortProblems(found.all())
+	}
 
 	ix := &Index{
 		rules:     rules,

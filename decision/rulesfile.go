@@ -49,13 +49,40 @@ var fieldsAccepted = "accepted: " + strings.Join(ruleFieldNames, ", ")
 // not build a YAML node tree; anything else goes through gopkg.in/yaml.v3.
 // Both give the same rules for the same text.
 func ParseRules(file string, data []byte) ([]Rule, error) {
-	return parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	rules, _, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	return rules, err
 }
 
-// parseRules is ParseRules with its limits as arguments, for tests.
-func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, error) {
+// LoadRules parses a rules file and builds its Index (ParseRules, then
+// Build), checking each rule once: Build checks every rule it is given,
+// because rules also come from the admin API and from library users, and a
+// second pass costs a second at a million rules. Every problem and warning
+// names file and line, warnings the line of the field they are about. The
+// Index keeps the returned rules, as with Build.
+func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Problem, error) {
+	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ix, more, err := build(rules, opts, false)
+	warns = append(warns, more...)
+	var re *RulesError
+	if errors.As(err, &re) {
+		for i := range re.Problems {
+			re.Problems[i].File = file
+		}
+	}
+	for i := range warns {
+		warns[i].File = file
+	}
+	return ix, rules, warns, err
+}
+
+// parseRules is ParseRules with its limits as arguments, for tests. It
+// also returns the warnings checkRule found, with their field's line.
+func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, []Problem, error) {
 	if len(data) > maxBytes {
-		return nil, &RulesError{Problems: []Problem{{
+		return nil, nil, &RulesError{Problems: []Problem{{
 			File:    file,
 			Message: fmt.Sprintf("the file is %d bytes; accepted: at most %d (%d MiB)", len(data), maxBytes, maxBytes>>20),
 		}}}
@@ -67,7 +94,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, error
 		rules, lines, decoded, problems = parseYAML(data)
 	}
 	if len(rules) > maxRules {
-		return nil, &RulesError{Problems: []Problem{{
+		return nil, nil, &RulesError{Problems: []Problem{{
 			File:    file,
 			Message: fmt.Sprintf("the file has %d rules; accepted: at most %d", len(rules), maxRules),
 		}}}
@@ -81,14 +108,19 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, error
 				continue
 			}
 			for _, p := range checkRule(&rules[i]) {
-				if p.Severity == SeverityError {
-					p.Line = lines[i].of(rules[i].Line, p.Field)
-					found.add(lo, p)
-				}
+				p.Line = lines[i].of(rules[i].Line, p.Field)
+				found.add(lo, p)
 			}
 		}
 	})
-	problems = append(problems, found.all()...)
+	var warns []Problem
+	for _, p := range found.all() {
+		if p.Severity == SeverityWarning {
+			warns = append(warns, p)
+		} else {
+			problems = append(problems, p)
+		}
+	}
 	if dups := checkIDs(rules); len(dups) > 0 {
 		byLine := make(map[int]int, len(rules))
 		for i := range rules {
@@ -100,13 +132,13 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, error
 		}
 	}
 	if len(problems) == 0 {
-		return rules, nil
+		return rules, warns, nil
 	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 	for i := range problems {
 		problems[i].File = file
 	}
-	return nil, &RulesError{Problems: problems}
+	return nil, nil, &RulesError{Problems: problems}
 }
 
 // fieldLines holds, for one rule, each field's line as an offset from the

@@ -51,13 +51,13 @@ func (s *RuleStore) Load() error {
 func (s *RuleStore) LoadBytes(source string, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rules, err := decision.ParseRules(source, data)
+	snap, err := s.prepareFile(source, data, contentSum(data))
 	if err != nil {
 		s.reject(source, err)
 		return err
 	}
-	_, err = s.apply(rules, source, contentSum(data))
-	return err
+	s.publish(snap)
+	return nil
 }
 
 // Reload re-reads the rules file through its path (following symlinks, as
@@ -84,27 +84,26 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	rules, err := decision.ParseRules(s.Path, data)
+	snap, err := s.prepareFile(s.Path, data, sum)
 	if err != nil {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	if _, err := s.apply(rules, s.Path, sum); err != nil {
-		return false, err
-	}
+	s.publish(snap)
 	return true, nil
 }
 
-// apply builds rules aside and publishes them; sum is the SHA-256 of the
-// rules file they were read from. The caller holds s.mu.
-func (s *RuleStore) apply(rules []decision.Rule, source string, sum [sha256.Size]byte) (*Snapshot, error) {
-	snap, err := s.prepare(rules, source, sum)
+// prepareFile parses and builds the Snapshot that would serve a rules
+// file's content, without publishing it; sum is the content's SHA-256.
+// decision.LoadRules checks each rule once, where ParseRules then Build
+// would check it twice.
+func (s *RuleStore) prepareFile(source string, data []byte, sum [sha256.Size]byte) (*Snapshot, error) {
+	start := s.Now()
+	ix, rules, warnings, err := decision.LoadRules(source, data, s.Options)
 	if err != nil {
-		s.reject(source, err)
 		return nil, err
 	}
-	s.publish(snap)
-	return snap, nil
+	return s.snapshot(ix, rules, warnings, source, sum, start), nil
 }
 
 // prepare builds the Snapshot that would serve rules, without publishing
@@ -118,6 +117,11 @@ func (s *RuleStore) prepare(rules []decision.Rule, source string, sum [sha256.Si
 	if err != nil {
 		return nil, locate(err, source)
 	}
+	return s.snapshot(ix, rules, locateProblems(warnings, source), source, sum, start), nil
+}
+
+// snapshot is the next version serving ix, built at start from rules.
+func (s *RuleStore) snapshot(ix *decision.Index, rules []decision.Rule, warnings []decision.Problem, source string, sum [sha256.Size]byte, start time.Time) *Snapshot {
 	var number uint64 = 1
 	if cur := s.Engine.Current(); cur != nil {
 		number = cur.Version.Number + 1
@@ -125,11 +129,11 @@ func (s *RuleStore) prepare(rules []decision.Rule, source string, sum [sha256.Si
 	return &Snapshot{
 		Index:    ix,
 		Rules:    rules,
-		Warnings: locateProblems(warnings, source),
+		Warnings: warnings,
 		Version:  Version{Number: number, Hash: hex.EncodeToString(sum[:])},
 		Source:   source,
 		LoadedAt: start,
-	}, nil
+	}
 }
 
 // contentSum is the SHA-256 of a rules file, fed in 1 MiB pieces. The hash
