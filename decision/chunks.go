@@ -49,6 +49,20 @@ func inChunks(n, maxWorkers int, f func(worker, lo, hi int)) (workers int) {
 	return workers
 }
 
+// inParallel calls f(0) … f(n-1), each on its own goroutine, and returns
+// when all have returned.
+func inParallel(n int, f func(i int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { f(i) })
+	}
+	wg.Wait()
+}
+
 // chunkProblems collects problems found by inChunks workers in the order of
 // the items they are about, whichever worker finished first.
 type chunkProblems [][]Problem

@@ -2,6 +2,7 @@ package decision
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 )
@@ -13,20 +14,20 @@ import (
 // hop: a warning (Options.FlattenChains answers A with C's Location).
 // Rules that can never match are warnings too.
 func (ix *Index) checkGraph(slots []*slot) (errs, warns []Problem) {
-	next := make(map[*route]*route) // exact/prefix rule → the rule its target hits
+	// next[i] is the rule the target of exact or prefix rule i hits. Each
+	// is a lookup in the finished index, so they spread over the cores.
+	next := make([]*route, len(ix.routes))
+	inChunks(len(ix.routes), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if a := &ix.routes[i]; a.rule != nil && (a.kind == MatchExact || a.kind == MatchPrefix) {
+				next[i] = ix.targetRule(a)
+			}
+		}
+	})
 	for i := range ix.routes {
 		a := &ix.routes[i]
-		if a.rule == nil || (a.kind != MatchExact && a.kind != MatchPrefix) {
-			continue
-		}
-		if b := ix.targetRule(a); b != nil {
-			next[a] = b
-		}
-	}
-	for i := range ix.routes {
-		a := &ix.routes[i]
-		b, ok := next[a]
-		if !ok {
+		b := next[i]
+		if b == nil {
 			continue
 		}
 		if b == a {
@@ -36,7 +37,7 @@ func (ix *Index) checkGraph(slots []*slot) (errs, warns []Problem) {
 		}
 		path := []*route{a}
 		cyclic := false
-		for cur := b; cur != nil; cur = next[cur] {
+		for cur := b; cur != nil; cur = next[cur.order] {
 			if cur == a {
 				cyclic = true
 				break

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"unicode/utf8"
@@ -802,9 +803,6 @@ func yamlPrintable(c rune) bool {
 // reports problems with their lines. FuzzParseRules checks that whenever
 // this path accepts a file, yaml.v3 reads the same rules from it.
 func parseCanonical(data []byte) (rules []Rule, lines []fieldLines, ok bool) {
-	if !canonicalText(data) {
-		return nil, nil, false
-	}
 	p := canonicalParser{data: data, hosts: make(map[string]string)}
 	line, ok := p.nextContent()
 	if !ok {
@@ -814,57 +812,140 @@ func parseCanonical(data []byte) (rules []Rule, lines []fieldLines, ok bool) {
 	case "rules:":
 	case "rules: []":
 		_, more := p.nextContent()
-		return nil, nil, !more
+		return nil, nil, !more && canonicalText(data)
 	default:
 		return nil, nil, false
 	}
-	// Size the slices once: growing a slice of a million rules copies
-	// hundreds of megabytes. The count is exact for canonical files.
-	if n := bytes.Count(data, []byte("\n  - ")); n > 0 {
-		rules = make([]Rule, 0, n)
-		lines = make([]fieldLines, 0, n)
+	body, bodyLine := data[p.pos:], p.lineNo+1
+	if !canonicalText(data[:p.pos]) { // the pieces check the rest
+		return nil, nil, false
 	}
-	indent := -1 // of the "- " that starts each rule
+	// Every rule starts on a line "- " at the indent of the first one
+	// (that is what the form allows), so counting those lines sizes the
+	// slices once (growing a slice of a million rules copies hundreds of
+	// megabytes) and splits the body into pieces that parse on their own.
+	first, more := p.nextContent()
+	if !more {
+		return nil, nil, canonicalText(data) // "rules:" alone is null: no rules
+	}
+	indent := countSpaces(first)
+	if indent > 2 || !bytes.HasPrefix(first[indent:], []byte("- ")) {
+		return nil, nil, false
+	}
+	marker := append(bytes.Repeat([]byte(" "), indent), "- "...)
+	pieces := splitRules(body, marker, runtime.GOMAXPROCS(0))
+	total := 0
+	for i := range pieces {
+		total += pieces[i].rules
+	}
+	rules, lines = make([]Rule, total), make([]fieldLines, total)
+	at, lineNo := 0, bodyLine
+	for i := range pieces {
+		pc := &pieces[i]
+		pc.firstLine = lineNo
+		lineNo += bytes.Count(pc.text, []byte("\n"))
+		pc.into, pc.lines = rules[at:at+pc.rules], lines[at:at+pc.rules]
+		at += pc.rules
+	}
+	var failed atomic.Bool
+	inParallel(len(pieces), func(i int) {
+		if !pieces[i].parse(indent) {
+			failed.Store(true)
+		}
+	})
+	if failed.Load() {
+		return nil, nil, false
+	}
+	return rules, lines, true
+}
+
+// rulesPiece is a run of whole rules of a canonical file: text starts at
+// the start of a line (its first content line starts a rule) and ends
+// after a line break or at the end of the file.
+type rulesPiece struct {
+	text      []byte
+	rules     int // lines in text that start a rule
+	firstLine int // line number of text's first line
+	into      []Rule
+	lines     []fieldLines
+}
+
+// splitRules cuts body into up to n pieces of about equal size at lines
+// that start with marker, counting each piece's rule lines. Small bodies
+// stay whole: a piece is worth a goroutine from about a megabyte.
+func splitRules(body, marker []byte, n int) []rulesPiece {
+	const minPiece = 1 << 20
+	n = max(min(n, len(body)/minPiece), 1)
+	nlMarker := append([]byte("\n"), marker...)
+	var pieces []rulesPiece
+	for k := 1; k <= n && len(body) > 0; k++ {
+		cut := len(body)
+		if k < n {
+			want := len(body) / (n - k + 1)
+			if i := bytes.Index(body[want:], nlMarker); i >= 0 {
+				cut = want + i + 1
+			}
+		}
+		text := body[:cut]
+		count := bytes.Count(text, nlMarker)
+		if bytes.HasPrefix(text, marker) {
+			count++
+		}
+		pieces = append(pieces, rulesPiece{text: text, rules: count})
+		body = body[cut:]
+	}
+	return pieces
+}
+
+// parse reads the piece's rules into pc.into and pc.lines, which have
+// room for exactly pc.rules rules. indent is the indent of "- ".
+func (pc *rulesPiece) parse(indent int) bool {
+	if !canonicalText(pc.text) {
+		return false
+	}
+	p := canonicalParser{data: pc.text, lineNo: pc.firstLine - 1, hosts: make(map[string]string)}
+	n := -1 // index of the rule being read
 	var seen uint32
 	for {
 		line, more := p.nextContent()
 		if !more {
 			break
 		}
-		n := countSpaces(line)
+		sp := countSpaces(line)
 		switch {
-		case indent < 0 || n == indent:
-			if n > 2 || !bytes.HasPrefix(line[n:], []byte("- ")) {
-				return nil, nil, false
+		case sp == indent:
+			if !bytes.HasPrefix(line[sp:], []byte("- ")) || n+1 >= len(pc.into) {
+				return false
 			}
-			indent = n
-			rules = append(rules, Rule{Line: p.lineNo})
-			lines = append(lines, fieldLines{})
+			if n++; n%loadChunk == 0 {
+				runtime.Gosched() // see inChunks
+			}
+			pc.into[n] = Rule{Line: p.lineNo}
 			seen = 0
-			line = line[n+2:]
-		case n == indent+2:
-			line = line[n:]
+			line = line[sp+2:]
+		case sp == indent+2 && n >= 0:
+			line = line[sp:]
 		default:
-			return nil, nil, false
+			return false
 		}
 		key, value, found := bytes.Cut(line, []byte(": "))
 		if !found || len(value) == 0 || value[0] == ' ' || value[len(value)-1] == ' ' {
-			return nil, nil, false
+			return false
 		}
 		field := fieldIndex(key)
 		if field < 0 || seen&(1<<field) != 0 {
-			return nil, nil, false
+			return false
 		}
 		seen |= 1 << field
-		r := &rules[len(rules)-1]
+		r := &pc.into[n]
 		if offset := p.lineNo - r.Line; offset <= math.MaxUint16 {
-			lines[len(lines)-1][field] = uint16(offset)
+			pc.lines[n][field] = uint16(offset)
 		}
 		if !p.field(field, value, r) {
-			return nil, nil, false
+			return false
 		}
 	}
-	return rules, lines, true // "rules:" alone is null: no rules
+	return n+1 == len(pc.into)
 }
 
 // canonicalText reports whether data holds only characters the fast path

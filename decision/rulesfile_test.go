@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -459,5 +460,45 @@ func BenchmarkMarshalRules(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/rule")
 			b.ReportMetric(float64(size)/float64(n), "bytes/rule")
 		})
+	}
+}
+
+// TestParseCanonicalInPieces reads a file big enough to be split into
+// pieces parsed on their own goroutines, with blank lines and comments at
+// the cuts' neighbourhood, and wants what yaml.v3 reads: the same rules,
+// lines and field lines.
+func TestParseCanonicalInPieces(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	rules := genRules(30000)
+	rules[7].Methods, rules[9].QueryStrip = []string{"GET", "HEAD"}, []string{"utm_*"}
+	var data []byte
+	for i, line := range bytes.SplitAfter(MarshalRules(rules), []byte("\n")) {
+		data = append(data, line...)
+		if i%997 == 0 { // every few hundred rules: a blank line and a comment
+			data = append(data, "\n  # a comment\n"...)
+		}
+	}
+	if pieces := splitRules(data, []byte("  - "), 4); len(pieces) < 2 {
+		t.Fatalf("a %d-byte file made %d piece(s); the test wants it split", len(data), len(pieces))
+	}
+	fast, fastLines, ok := parseCanonical(data)
+	if !ok {
+		t.Fatal("the fast path refused a canonical file")
+	}
+	slow, slowLines, _, problems := parseYAML(data)
+	if len(problems) > 0 {
+		t.Fatalf("yaml.v3: %v", problems)
+	}
+	if diff := cmp.Diff(slow, fast, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("pieces differ from yaml.v3 (-yaml +fast):\n%s", diff)
+	}
+	if diff := cmp.Diff(slowLines, fastLines, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("field lines differ (-yaml +fast):\n%s", diff)
+	}
+	// A rule line the count did not see (here, indented wrongly in the
+	// last piece) must fail the fast path, not drop or shift rules.
+	bad := bytes.Replace(data, []byte("\n  - id: r29000\n"), []byte("\n   - id: r29000\n"), 1)
+	if _, _, ok := parseCanonical(bad); ok {
+		t.Error("the fast path accepted a misindented rule")
 	}
 }
