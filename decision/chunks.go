@@ -2,6 +2,7 @@ package decision
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -84,4 +85,26 @@ func (c chunkProblems) all() []Problem {
 		out = append(out, ps...)
 	}
 	return out
+}
+
+// sortInHalves sorts s by cmp, which must order every pair of distinct
+// elements (no ties): the two halves sort on two goroutines, then merge
+// into a new slice, which is returned. Sorting a million slot keys takes
+// half a second on one core.
+func sortInHalves[E any](s []E, cmp func(a, b E) int) []E {
+	if len(s) < 4*loadChunk || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(s, cmp)
+		return s
+	}
+	a, b := s[:len(s)/2], s[len(s)/2:]
+	inParallel(2, func(i int) { slices.SortFunc([][]E{a, b}[i], cmp) })
+	out := make([]E, 0, len(s))
+	for len(a) > 0 && len(b) > 0 {
+		if cmp(a[0], b[0]) <= 0 {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }

@@ -510,7 +510,7 @@ func (ix *Index) load() ([]*slot, error) {
 		arena = rt.appendKeyPath(arena)
 		items = append(items, keyed{arena[start:len(arena):len(arena)], rt})
 	}
-	slices.SortFunc(items, func(a, b keyed) int {
+	items = sortInHalves(items, func(a, b keyed) int {
 		if c := bytes.Compare(a.key, b.key); c != 0 {
 			return c
 		}
@@ -560,10 +560,16 @@ func (ix *Index) load() ([]*slot, error) {
 		i = j
 	}
 
-	ix.slotsByKey = make(map[string]*slot, len(slots))
-	for _, s := range slots {
-		ix.slotsByKey[unsafe.String(&s.key[0], len(s.key))] = s
-	}
+	// The whole-key map and the radix tree are independent: build the map
+	// on another goroutine while this one fills memdb.
+	var byKey sync.WaitGroup
+	byKey.Go(func() {
+		ix.slotsByKey = make(map[string]*slot, len(slots))
+		for _, s := range slots {
+			ix.slotsByKey[unsafe.String(&s.key[0], len(s.key))] = s
+		}
+	})
+	defer byKey.Wait()
 
 	db, err := memdb.NewMemDB(routesSchema())
 	if err != nil {

@@ -2,6 +2,9 @@ package decision
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -183,5 +186,20 @@ func TestBuildDoesNotDisturbReaders(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+func TestSortInHalves(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for _, n := range []int{0, 5, 4*loadChunk - 1, 4 * loadChunk, 50001} {
+		rng := rand.New(rand.NewPCG(uint64(n), 1))
+		s := make([]int, n)
+		for i := range s {
+			s[i] = rng.IntN(n + 1)
+		}
+		want := slices.Sorted(slices.Values(s))
+		if got := sortInHalves(s, func(a, b int) int { return a - b }); !slices.Equal(got, want) {
+			t.Errorf("n=%d: not sorted like slices.Sort", n)
+		}
 	}
 }
