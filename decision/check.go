@@ -106,7 +106,9 @@ func checkIDs(rules []Rule) []Problem {
 	found := make([][]dup, shards)
 	inParallel(shards, func(shard int) {
 		first := make(map[string]int, len(rules)/shards+1)
+		var y yielder
 		for i := range rules {
+			y.step()
 			id := rules[i].ID
 			if id == "" || shards > 1 && maphash.String(seed, id)%uint64(shards) != uint64(shard) {
 				continue

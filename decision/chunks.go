@@ -50,6 +50,16 @@ func inChunks(n, maxWorkers int, f func(worker, lo, hi int)) (workers int) {
 	return workers
 }
 
+// yielder lets a long loop on the load path give up its processor every
+// loadChunk steps, for the reason inChunks gives. One per goroutine.
+type yielder int
+
+func (y *yielder) step() {
+	if *y++; *y%loadChunk == 0 {
+		runtime.Gosched()
+	}
+}
+
 // inParallel calls f(0) … f(n-1), each on its own goroutine, and returns
 // when all have returned.
 func inParallel(n int, f func(i int)) {
@@ -97,9 +107,14 @@ func sortInHalves[E any](s []E, cmp func(a, b E) int) []E {
 		return s
 	}
 	a, b := s[:len(s)/2], s[len(s)/2:]
-	inParallel(2, func(i int) { slices.SortFunc([][]E{a, b}[i], cmp) })
+	inParallel(2, func(i int) {
+		var y yielder
+		slices.SortFunc([][]E{a, b}[i], func(x, z E) int { y.step(); return cmp(x, z) })
+	})
 	out := make([]E, 0, len(s))
+	var y yielder
 	for len(a) > 0 && len(b) > 0 {
+		y.step()
 		if cmp(a[0], b[0]) <= 0 {
 			out, a = append(out, a[0]), a[1:]
 		} else {

@@ -24,7 +24,9 @@ func (ix *Index) checkGraph(slots []*slot) (errs, warns []Problem) {
 			}
 		}
 	})
+	var y yielder
 	for i := range ix.routes {
+		y.step()
 		a := &ix.routes[i]
 		b := next[i]
 		if b == nil {
@@ -56,6 +58,7 @@ func (ix *Index) checkGraph(slots []*slot) (errs, warns []Problem) {
 		}
 	}
 	for _, s := range slots {
+		y.step()
 		warns = append(warns, shadowed(s.exact())...)
 		warns = append(warns, shadowed(s.prefix())...)
 		warns = append(warns, shadowed(s.dynamic())...)

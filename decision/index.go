@@ -311,7 +311,8 @@ func build(rules []Rule, opts Options, check bool) (*Index, []Problem, error) {
 	for i := range ix.byID {
 		ix.byID[i] = int32(i)
 	}
-	sort.Slice(ix.byID, func(a, b int) bool { return ix.rules[ix.byID[a]].ID < ix.rules[ix.byID[b]].ID })
+	var y yielder
+	slices.SortFunc(ix.byID, func(a, b int32) int { y.step(); return strings.Compare(ix.rules[a].ID, ix.rules[b].ID) })
 	return ix, warns, nil
 }
 
@@ -495,7 +496,9 @@ func (ix *Index) load() ([]*slot, error) {
 	}
 	items := make([]keyed, 0, len(ix.routes))
 	var arena []byte
+	var y yielder
 	for i := range ix.routes {
+		y.step()
 		rt := &ix.routes[i]
 		if rt.rule == nil {
 			continue
@@ -530,6 +533,7 @@ func (ix *Index) load() ([]*slot, error) {
 	// keys are sorted, so a slot's ancestors are on it when it is reached.
 	var stack []*slot
 	for i := 0; i < len(items); {
+		y.step()
 		j := i + 1
 		for j < len(items) && bytes.Equal(items[j].key, items[i].key) {
 			j++
@@ -564,8 +568,10 @@ func (ix *Index) load() ([]*slot, error) {
 	// on another goroutine while this one fills memdb.
 	var byKey sync.WaitGroup
 	byKey.Go(func() {
+		var y yielder
 		ix.slotsByKey = make(map[string]*slot, len(slots))
 		for _, s := range slots {
+			y.step()
 			ix.slotsByKey[unsafe.String(&s.key[0], len(s.key))] = s
 		}
 	})
@@ -590,6 +596,7 @@ func (ix *Index) load() ([]*slot, error) {
 	txn := db.Txn(true)
 	defer txn.Abort()
 	for _, s := range slots {
+		y.step()
 		if s.nExact == uint32(len(s.rules)) {
 			// Only exact rules: reachable only by the whole key, which
 			// slotsByKey answers. Leaving them out of the radix tree halves

@@ -952,7 +952,11 @@ func (pc *rulesPiece) parse(indent int) bool {
 // can take as they are: no tabs, CR or other control characters, no byte
 // order mark, no characters YAML reads as line breaks, valid UTF-8.
 func canonicalText(data []byte) bool {
+	var y yielder // a 150 MB file is a long loop; see inChunks
 	for i := 0; i < len(data); {
+		if i&0x3ff == 0 {
+			y.step()
+		}
 		c := data[i]
 		if c < 0x80 {
 			if c < 0x20 && c != '\n' || c == 0x7f {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -37,7 +38,20 @@ type RuleStore struct {
 	// written, good or bad: the watcher skips an event that left the
 	// content as it was, including the echo of our own admin write.
 	seenSum [sha256.Size]byte
+	// seenFile is what stat said of the rules file just before it was
+	// last read, kept only when the file had not been modified for
+	// stableAge: then an event that finds the same file, size and mtime
+	// is skipped without reading and hashing it (a second of CPU at a
+	// million rules, as the watcher's first look right after startup
+	// would spend). A file modified more recently may be written again
+	// within the file system's timestamp granularity without its mtime
+	// moving, so its content is always compared (git's "racy" rule).
+	seenFile os.FileInfo
 }
+
+// stableAge is how long a rules file must have been left alone for its
+// stat to stand for its content.
+const stableAge = 2 * time.Second
 
 // Load reads, builds and publishes the rules file. At startup an error
 // means there is nothing to serve: the caller should exit with it.
@@ -66,6 +80,14 @@ func (s *RuleStore) LoadBytes(source string, data []byte) error {
 func (s *RuleStore) Reload() (applied bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	info, err := os.Stat(s.Path)
+	if err == nil && s.Engine.Ready() && unchangedFile(s.seenFile, info) {
+		return false, nil
+	}
+	s.seenFile = nil
+	if err == nil && time.Since(info.ModTime()) >= stableAge { // file times are wall-clock times
+		s.seenFile = info
+	}
 	data, err := os.ReadFile(s.Path)
 	if err != nil {
 		err = fmt.Errorf("read rules %s: %w", s.Path, err)
@@ -91,6 +113,12 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 	}
 	s.publish(snap)
 	return true, nil
+}
+
+// unchangedFile reports whether now is the same file as seen, not
+// modified since; false when seen is nil.
+func unchangedFile(seen, now os.FileInfo) bool {
+	return seen != nil && os.SameFile(seen, now) && seen.Size() == now.Size() && seen.ModTime().Equal(now.ModTime())
 }
 
 // prepareFile parses and builds the Snapshot that would serve a rules
@@ -146,6 +174,7 @@ func contentSum(data []byte) [sha256.Size]byte {
 	for len(data) > piece {
 		h.Write(data[:piece])
 		data = data[piece:]
+		runtime.Gosched() // let decisions run during a reload; see decision.inChunks
 	}
 	h.Write(data)
 	var sum [sha256.Size]byte

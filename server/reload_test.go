@@ -280,3 +280,54 @@ func TestContentSumIsSHA256(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadSkipsAStableFile checks when Reload trusts stat over content:
+// a file left alone for stableAge is not read again while its file, size
+// and mtime stay; a recently modified one is always read, because a
+// second write within the file system's timestamp granularity can keep
+// its mtime (here forced with Chtimes).
+func TestReloadSkipsAStableFile(t *testing.T) {
+	tests := []struct {
+		name        string
+		age         time.Duration // of the file's mtime when first loaded
+		wantApplied bool          // the same-size, same-mtime rewrite
+	}{
+		{"stable file: stat stands for content", time.Hour, false},
+		{"recent file: content is compared", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeRules(t, t.TempDir(), "rules.yaml", versionRules("v1"))
+			mtime := time.Now().Add(-tt.age)
+			if err := os.Chtimes(path, mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			st := newTestStore(t, path, time.Now)
+			if err := st.Load(); err != nil {
+				t.Fatal(err)
+			}
+			// Same size, other content, same mtime.
+			if err := os.WriteFile(path, []byte(versionRules("v2")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(path, mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			applied, err := st.Reload()
+			if err != nil || applied != tt.wantApplied {
+				t.Fatalf("Reload = %v, %v; want %v", applied, err, tt.wantApplied)
+			}
+			// Any real change of mtime is always read.
+			later := mtime.Add(time.Second)
+			if err := os.Chtimes(path, later, later); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			if to, _ := st.Engine.Current().Index.Rule("moved"); to.To != "/new-v2" {
+				t.Errorf("after the mtime moved, serving %q, want /new-v2", to.To)
+			}
+		})
+	}
+}

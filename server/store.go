@@ -66,7 +66,7 @@ func (s *RuleStore) Update(expected uint64, change func(current []decision.Rule)
 	}
 	// The file now holds canonical: the watcher's echo of this write
 	// finds the content it has seen and does not apply it twice.
-	s.seenSum = sum
+	s.seenSum, s.seenFile = sum, nil
 	s.publish(snap)
 	return snap, nil
 }
