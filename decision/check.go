@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -99,9 +98,9 @@ func checkRule(r *Rule) []Problem {
 // A million ids take half a second in one map, so the ids are split by
 // hash into one map per core: each goroutine reads every id but keeps only
 // its share, and a duplicate always falls into the share of its first use.
-func checkIDs(rules []Rule) []Problem {
+func checkIDs(rules []Rule, workers int) []Problem {
 	seed := maphash.MakeSeed()
-	shards := max(min(runtime.GOMAXPROCS(0), len(rules)/loadChunk), 1)
+	shards := max(min(workers, len(rules)/loadChunk), 1)
 	type dup struct{ first, at int }
 	found := make([][]dup, shards)
 	inParallel(shards, func(shard int) {

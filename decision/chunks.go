@@ -15,8 +15,7 @@ const loadChunk = 1024
 // maxWorkers goroutines at once; worker (0 ≤ worker < maxWorkers) names the
 // goroutine, so f can keep per-worker state without locks. It returns when
 // every chunk is done, and returns how many workers ran. Callers pass
-// runtime.GOMAXPROCS(0): more goroutines than processors only add
-// switching.
+// Options.loadWorkers.
 //
 // A million-rule load is seconds of CPU: spread over the cores it halves
 // the daemon's startup. Each worker yields the processor after every chunk,
@@ -98,11 +97,12 @@ func (c chunkProblems) all() []Problem {
 }
 
 // sortInHalves sorts s by cmp, which must order every pair of distinct
-// elements (no ties): the two halves sort on two goroutines, then merge
+// elements (no ties): given two workers or more, the two halves sort on
+// two goroutines, then merge
 // into a new slice, which is returned. Sorting a million slot keys takes
 // half a second on one core.
-func sortInHalves[E any](s []E, cmp func(a, b E) int) []E {
-	if len(s) < 4*loadChunk || runtime.GOMAXPROCS(0) < 2 {
+func sortInHalves[E any](s []E, workers int, cmp func(a, b E) int) []E {
+	if len(s) < 4*loadChunk || workers < 2 {
 		slices.SortFunc(s, cmp)
 		return s
 	}

@@ -25,7 +25,7 @@ func FuzzParseRules(f *testing.F) {
 	}
 	f.Add(MarshalRules(roundTripRules()))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if fast, fastLines, ok := parseCanonical(data); ok {
+		if fast, fastLines, ok := parseCanonical(data, 2); ok {
 			slow, slowLines, _, problems := parseYAML(data)
 			if len(problems) > 0 {
 				t.Fatalf("fast path accepted what yaml.v3 rejects: %v", problems)
@@ -49,7 +49,7 @@ func FuzzParseRules(f *testing.F) {
 		if diff := cmp.Diff(rules, again, ignoreLine); diff != "" {
 			t.Fatalf("round trip (-parsed +reparsed):\n%s\n%s", diff, out)
 		}
-		if _, _, ok := parseCanonical(out); !ok {
+		if _, _, ok := parseCanonical(out, 2); !ok {
 			t.Fatalf("MarshalRules output did not take the fast path:\n%s", out)
 		}
 	})
@@ -76,7 +76,7 @@ func FuzzMarshalRules(f *testing.F) {
 			r.Headers = map[string]string{header: glob}
 		}
 		out := MarshalRules([]Rule{r})
-		fast, _, fastOK := parseCanonical(out)
+		fast, _, fastOK := parseCanonical(out, 2)
 		if fastOK {
 			slow, _, _, problems := parseYAML(out)
 			if len(problems) > 0 {

@@ -2,7 +2,6 @@ package decision
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 )
@@ -17,7 +16,7 @@ func (ix *Index) checkGraph(slots []*slot) (errs, warns []Problem) {
 	// next[i] is the rule the target of exact or prefix rule i hits. Each
 	// is a lookup in the finished index, so they spread over the cores.
 	next := make([]*route, len(ix.routes))
-	inChunks(len(ix.routes), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+	inChunks(len(ix.routes), ix.opts.loadWorkers(), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			if a := &ix.routes[i]; a.rule != nil && (a.kind == MatchExact || a.kind == MatchPrefix) {
 				next[i] = ix.targetRule(a)

@@ -7,7 +7,6 @@ import (
 	"net/textproto"
 	"regexp"
 	"regexp/syntax"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -241,9 +240,9 @@ func build(rules []Rule, opts Options, check bool) (*Index, []Problem, error) {
 	}
 	bad := make([]bool, len(rules)) // rules with errors are not compiled
 	if check {
-		sortProblems(checkIDs(rules))
+		sortProblems(checkIDs(rules, opts.loadWorkers()))
 		found := newChunkProblems(len(rules))
-		inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+		inChunks(len(rules), opts.loadWorkers(), func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {
 				ps := checkRule(&rules[i])
 				for _, p := range ps {
@@ -269,7 +268,7 @@ func build(rules []Rule, opts Options, check bool) (*Index, []Problem, error) {
 		k.args[0] = k
 		return k
 	}
-	compilers := make([]compiler, runtime.GOMAXPROCS(0))
+	compilers := make([]compiler, opts.loadWorkers())
 	compiled := newChunkProblems(len(rules))
 	workers := inChunks(len(rules), len(compilers), func(w, lo, hi int) {
 		c := &compilers[w]
@@ -513,7 +512,7 @@ func (ix *Index) load() ([]*slot, error) {
 		arena = rt.appendKeyPath(arena)
 		items = append(items, keyed{arena[start:len(arena):len(arena)], rt})
 	}
-	items = sortInHalves(items, func(a, b keyed) int {
+	items = sortInHalves(items, ix.opts.loadWorkers(), func(a, b keyed) int {
 		if c := bytes.Compare(a.key, b.key); c != 0 {
 			return c
 		}
@@ -564,18 +563,24 @@ func (ix *Index) load() ([]*slot, error) {
 		i = j
 	}
 
-	// The whole-key map and the radix tree are independent: build the map
-	// on another goroutine while this one fills memdb.
-	var byKey sync.WaitGroup
-	byKey.Go(func() {
+	// The whole-key map and the radix tree are independent: given two
+	// workers, the map is built on another goroutine while this one fills
+	// memdb.
+	keyMap := func() {
 		var y yielder
 		ix.slotsByKey = make(map[string]*slot, len(slots))
 		for _, s := range slots {
 			y.step()
 			ix.slotsByKey[unsafe.String(&s.key[0], len(s.key))] = s
 		}
-	})
-	defer byKey.Wait()
+	}
+	if ix.opts.loadWorkers() < 2 {
+		keyMap()
+	} else {
+		var byKey sync.WaitGroup
+		byKey.Go(keyMap)
+		defer byKey.Wait()
+	}
 
 	db, err := memdb.NewMemDB(routesSchema())
 	if err != nil {

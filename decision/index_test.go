@@ -198,7 +198,7 @@ func TestSortInHalves(t *testing.T) {
 			s[i] = rng.IntN(n + 1)
 		}
 		want := slices.Sorted(slices.Values(s))
-		if got := sortInHalves(s, func(a, b int) int { return a - b }); !slices.Equal(got, want) {
+		if got := sortInHalves(s, 2, func(a, b int) int { return a - b }); !slices.Equal(got, want) {
 			t.Errorf("n=%d: not sorted like slices.Sort", n)
 		}
 	}

@@ -50,7 +50,7 @@ var fieldsAccepted = "accepted: " + strings.Join(ruleFieldNames, ", ")
 // not build a YAML node tree; anything else goes through gopkg.in/yaml.v3.
 // Both give the same rules for the same text.
 func ParseRules(file string, data []byte) ([]Rule, error) {
-	rules, _, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	rules, _, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, runtime.GOMAXPROCS(0))
 	return rules, err
 }
 
@@ -61,7 +61,7 @@ func ParseRules(file string, data []byte) ([]Rule, error) {
 // names file and line, warnings the line of the field they are about. The
 // Index keeps the returned rules, as with Build.
 func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Problem, error) {
-	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, opts.loadWorkers())
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -79,16 +79,17 @@ func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Proble
 	return ix, rules, warns, err
 }
 
-// parseRules is ParseRules with its limits as arguments, for tests. It
-// also returns the warnings checkRule found, with their field's line.
-func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, []Problem, error) {
+// parseRules is ParseRules with its limits and the goroutines it may keep
+// busy as arguments. It also returns the warnings checkRule found, with
+// their field's line.
+func parseRules(file string, data []byte, maxBytes, maxRules, workers int) ([]Rule, []Problem, error) {
 	if len(data) > maxBytes {
 		return nil, nil, &RulesError{Problems: []Problem{{
 			File:    file,
 			Message: fmt.Sprintf("the file is %d bytes; accepted: at most %d (%d MiB)", len(data), maxBytes, maxBytes>>20),
 		}}}
 	}
-	rules, lines, ok := parseCanonical(data)
+	rules, lines, ok := parseCanonical(data, workers)
 	var problems []Problem
 	var decoded []bool // whether rules[i] decoded without problems
 	if !ok {
@@ -101,7 +102,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, []Pro
 		}}}
 	}
 	found := newChunkProblems(len(rules))
-	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+	inChunks(len(rules), workers, func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			// A rule whose fields did not decode would only add noise
 			// such as "to: missing" after "to: must be a string".
@@ -122,7 +123,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) ([]Rule, []Pro
 			problems = append(problems, p)
 		}
 	}
-	if dups := checkIDs(rules); len(dups) > 0 {
+	if dups := checkIDs(rules, workers); len(dups) > 0 {
 		byLine := make(map[int]int, len(rules))
 		for i := range rules {
 			byLine[rules[i].Line] = i
@@ -802,7 +803,7 @@ func yamlPrintable(c rune) bool {
 // would be a problem, and ParseRules then takes the yaml.v3 path, which
 // reports problems with their lines. FuzzParseRules checks that whenever
 // this path accepts a file, yaml.v3 reads the same rules from it.
-func parseCanonical(data []byte) (rules []Rule, lines []fieldLines, ok bool) {
+func parseCanonical(data []byte, workers int) (rules []Rule, lines []fieldLines, ok bool) {
 	p := canonicalParser{data: data, hosts: make(map[string]string)}
 	line, ok := p.nextContent()
 	if !ok {
@@ -833,7 +834,7 @@ func parseCanonical(data []byte) (rules []Rule, lines []fieldLines, ok bool) {
 		return nil, nil, false
 	}
 	marker := append(bytes.Repeat([]byte(" "), indent), "- "...)
-	pieces := splitRules(body, marker, runtime.GOMAXPROCS(0))
+	pieces := splitRules(body, marker, workers)
 	total := 0
 	for i := range pieces {
 		total += pieces[i].rules

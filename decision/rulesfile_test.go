@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -261,7 +260,7 @@ func TestMarshalRulesRoundTrip(t *testing.T) {
 		t.Errorf("round trip (-want +got):\n%s\n%s", diff, data)
 	}
 	// Canonical output takes the fast path, and yaml.v3 agrees with it.
-	fast, _, ok := parseCanonical(data)
+	fast, _, ok := parseCanonical(data, 4)
 	if !ok {
 		t.Fatalf("MarshalRules output did not take the fast path:\n%s", data)
 	}
@@ -335,7 +334,7 @@ func TestParseRulesLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := parseRules("big.yaml", data, tt.maxBytes, tt.maxRules)
+			_, _, err := parseRules("big.yaml", data, tt.maxBytes, tt.maxRules, 1)
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -360,7 +359,7 @@ func TestParseRulesFastPathAgrees(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fast, fastLines, ok := parseCanonical(data)
+		fast, fastLines, ok := parseCanonical(data, 4)
 		if !ok {
 			continue
 		}
@@ -468,7 +467,6 @@ func BenchmarkMarshalRules(b *testing.B) {
 // the cuts' neighbourhood, and wants what yaml.v3 reads: the same rules,
 // lines and field lines.
 func TestParseCanonicalInPieces(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	rules := genRules(30000)
 	rules[7].Methods, rules[9].QueryStrip = []string{"GET", "HEAD"}, []string{"utm_*"}
 	var data []byte
@@ -481,7 +479,7 @@ func TestParseCanonicalInPieces(t *testing.T) {
 	if pieces := splitRules(data, []byte("  - "), 4); len(pieces) < 2 {
 		t.Fatalf("a %d-byte file made %d piece(s); the test wants it split", len(data), len(pieces))
 	}
-	fast, fastLines, ok := parseCanonical(data)
+	fast, fastLines, ok := parseCanonical(data, 4)
 	if !ok {
 		t.Fatal("the fast path refused a canonical file")
 	}
@@ -498,7 +496,7 @@ func TestParseCanonicalInPieces(t *testing.T) {
 	// A rule line the count did not see (here, indented wrongly in the
 	// last piece) must fail the fast path, not drop or shift rules.
 	bad := bytes.Replace(data, []byte("\n  - id: r29000\n"), []byte("\n   - id: r29000\n"), 1)
-	if _, _, ok := parseCanonical(bad); ok {
+	if _, _, ok := parseCanonical(bad, 2); ok {
 		t.Error("the fast path accepted a misindented rule")
 	}
 }

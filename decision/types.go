@@ -11,6 +11,7 @@ package decision
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -205,6 +206,17 @@ type Options struct {
 	PermanentMaxAge time.Duration
 	// FlattenChains makes A→B→C answer A→C directly.
 	FlattenChains bool
+	// LoadWorkers is how many goroutines Build and LoadRules may keep busy;
+	// 0 means GOMAXPROCS, the fastest load. A server reloading while it
+	// answers requests gives 1, leaving the other cores to decisions.
+	LoadWorkers int
+}
+
+func (o Options) loadWorkers() int {
+	if o.LoadWorkers > 0 {
+		return o.LoadWorkers
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // DefaultPermanentMaxAge is one day.

@@ -127,7 +127,7 @@ func unchangedFile(seen, now os.FileInfo) bool {
 // would check it twice.
 func (s *RuleStore) prepareFile(source string, data []byte, sum [sha256.Size]byte) (*Snapshot, error) {
 	start := s.Now()
-	ix, rules, warnings, err := decision.LoadRules(source, data, s.Options)
+	ix, rules, warnings, err := decision.LoadRules(source, data, s.buildOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +141,23 @@ func (s *RuleStore) prepareFile(source string, data []byte, sum [sha256.Size]byt
 // are *decision.RulesError with every problem located in source.
 func (s *RuleStore) prepare(rules []decision.Rule, source string, sum [sha256.Size]byte) (*Snapshot, error) {
 	start := s.Now()
-	ix, warnings, err := decision.Build(rules, s.Options)
+	ix, warnings, err := decision.Build(rules, s.buildOptions())
 	if err != nil {
 		return nil, locate(err, source)
 	}
 	return s.snapshot(ix, rules, locateProblems(warnings, source), source, sum, start), nil
+}
+
+// buildOptions are s.Options for the next build: on every core for the
+// first (nothing is served yet: readiness waits on it), on one while a set
+// is serving, so a reload of a million rules leaves the other cores to
+// the decisions it must not delay.
+func (s *RuleStore) buildOptions() decision.Options {
+	opts := s.Options
+	if s.Engine.Ready() {
+		opts.LoadWorkers = 1
+	}
+	return opts
 }
 
 // snapshot is the next version serving ix, built at start from rules.

@@ -33,7 +33,14 @@ var (
 // published: when Update returns without error the change survives a crash
 // and Decide already answers with it. expected, when non-zero, must be the
 // serving version number.
-func (s *RuleStore) Update(expected uint64, change func(current []decision.Rule) ([]decision.Rule, error)) (*Snapshot, error) {
+func (s *RuleStore) Update(expected uint64, change func(current []decision.Rule) ([]decision.Rule, error)) (snap *Snapshot, err error) {
+	// Rebuilding and writing a large set is background work next to the
+	// decisions being served.
+	atLowPriority(func() { snap, err = s.update(expected, change) })
+	return snap, err
+}
+
+func (s *RuleStore) update(expected uint64, change func(current []decision.Rule) ([]decision.Rule, error)) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.Engine.Current()
