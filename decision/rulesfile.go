@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"unicode/utf8"
+	"unsafe"
 
 	"gopkg.in/yaml.v3"
 )
@@ -997,6 +998,27 @@ type canonicalParser struct {
 	pos    int
 	lineNo int
 	hosts  map[string]string // interned: few hosts, many rules
+	// text holds the bytes of the ids, paths and targets read so far, so
+	// a million rules are a few hundred allocations for the GC to track,
+	// not three million; it is only ever appended to.
+	text []byte
+}
+
+// scalar reads a field's whole value as a string kept in p.text.
+func (p *canonicalParser) scalar(v []byte) (string, bool) {
+	b, rest, ok := scalarBytes(v, false)
+	if !ok || len(rest) > 0 {
+		return "", false
+	}
+	if len(b) == 0 {
+		return "", true
+	}
+	if cap(p.text)-len(p.text) < len(b) {
+		p.text = make([]byte, 0, max(len(b), 1<<20))
+	}
+	start := len(p.text)
+	p.text = append(p.text, b...)
+	return unsafe.String(&p.text[start], len(b)), true
 }
 
 // nextContent returns the next line that is neither blank nor a comment.
@@ -1026,7 +1048,7 @@ func (p *canonicalParser) field(field int, v []byte, r *Rule) bool {
 	var ok bool
 	switch ruleFieldNames[field] {
 	case "id":
-		r.ID, ok = scalar(v, false)
+		r.ID, ok = p.scalar(v)
 	case "host":
 		if h, seen := p.hosts[string(v)]; seen { // no allocation
 			r.Host, ok = h, true
@@ -1034,9 +1056,9 @@ func (p *canonicalParser) field(field int, v []byte, r *Rule) bool {
 			p.hosts[string(v)] = r.Host
 		}
 	case "path":
-		r.Path, ok = scalar(v, false)
+		r.Path, ok = p.scalar(v)
 	case "to":
-		r.To, ok = scalar(v, false)
+		r.To, ok = p.scalar(v)
 	case "match":
 		var err error
 		r.Match, err = ParseMatchKind(string(v))
@@ -1122,8 +1144,15 @@ func scalar(v []byte, flow bool) (string, bool) {
 // A plain scalar ends at the end of v, or in flow context at ',', ']',
 // '}' or ':'.
 func scalarPrefix(v []byte, flow bool) (s string, rest []byte, ok bool) {
+	b, rest, ok := scalarBytes(v, flow)
+	return string(b), rest, ok
+}
+
+// scalarBytes is scalarPrefix with the scalar's bytes, which may be part
+// of v.
+func scalarBytes(v []byte, flow bool) (s, rest []byte, ok bool) {
 	if len(v) == 0 {
-		return "", nil, false
+		return nil, nil, false
 	}
 	if v[0] == '"' {
 		var b []byte
@@ -1131,16 +1160,16 @@ func scalarPrefix(v []byte, flow bool) (s string, rest []byte, ok bool) {
 			switch c := v[i]; c {
 			case '"':
 				if b == nil {
-					return string(v[1:i]), v[i+1:], true
+					return v[1:i], v[i+1:], true
 				}
-				return string(b), v[i+1:], true
+				return b, v[i+1:], true
 			case '\\':
 				if b == nil {
 					b = append(make([]byte, 0, len(v)), v[1:i]...)
 				}
 				var n int
 				if b, n = unescape(b, v[i+1:]); n == 0 {
-					return "", nil, false
+					return nil, nil, false
 				}
 				i += n
 			default:
@@ -1149,7 +1178,7 @@ func scalarPrefix(v []byte, flow bool) (s string, rest []byte, ok bool) {
 				}
 			}
 		}
-		return "", nil, false
+		return nil, nil, false
 	}
 	end := len(v)
 	if flow {
@@ -1160,9 +1189,9 @@ func scalarPrefix(v []byte, flow bool) (s string, rest []byte, ok bool) {
 	}
 	tok := v[:end]
 	if !plainScalar(tok, flow, true) {
-		return "", nil, false
+		return nil, nil, false
 	}
-	return string(tok), v[end:], true
+	return tok, v[end:], true
 }
 
 // unescape appends the character of the escape at the start of v (after

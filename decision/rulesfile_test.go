@@ -500,3 +500,28 @@ func TestParseCanonicalInPieces(t *testing.T) {
 		t.Error("the fast path accepted a misindented rule")
 	}
 }
+
+// TestParsedRulesOwnTheirText overwrites the file's bytes after parsing:
+// no rule may change, on either path, because callers reuse or drop the
+// buffer (and the fast path keeps text in an arena of its own).
+func TestParsedRulesOwnTheirText(t *testing.T) {
+	rules := genRules(3000)
+	rules[5].Methods, rules[6].Headers = []string{"GET"}, map[string]string{"x-a": "b*"}
+	rules[7].To = "https://example.com/q?a=\"1\"&b=%C3%A9" // quoted, escaped
+	for name, data := range map[string][]byte{
+		"canonical": MarshalRules(rules),
+		"json":      []byte(`{"rules": [{"id": "j", "path": "/j", "to": "/k"}]}`),
+	} {
+		got, err := ParseRules("r", data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, _ := ParseRules("r", bytes.Clone(data))
+		for i := range data {
+			data[i] = 'x'
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: rules changed with the file's bytes (-before +after):\n%s", name, diff)
+		}
+	}
+}
