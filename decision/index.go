@@ -840,6 +840,10 @@ func (ix *Index) Position(id string) (int, bool) {
 // RuleAt returns the rule at position pos (0 ≤ pos < Len()).
 func (ix *Index) RuleAt(pos int) Rule { return ix.rules[pos] }
 
+// RuleID is RuleAt(pos).ID without copying the rule: per-decision
+// bookkeeping reads it.
+func (ix *Index) RuleID(pos int) string { return ix.rules[pos].ID }
+
 // Rules returns up to limit rules (all when limit <= 0) whose ids sort
 // after after, in id order: a page of an admin listing.
 func (ix *Index) Rules(after string, limit int) []Rule {

@@ -70,7 +70,7 @@ func (h *Hits) track(ix *decision.Index) {
 			if n == 0 {
 				continue
 			}
-			to, ok := next.position(old.ix.RuleAt(pos).ID, pos)
+			to, ok := next.position(old.ix.RuleID(pos), pos)
 			if !ok {
 				continue // the rule was removed
 			}
@@ -86,7 +86,7 @@ func (h *Hits) track(ix *decision.Index) {
 // pos first: an unchanged or appended-to file keeps every position, and
 // comparing one id is cheaper than a binary search.
 func (t *hitTable) position(id string, pos int) (int, bool) {
-	if uint(pos) < uint(len(t.counters)) && t.ix.RuleAt(pos).ID == id {
+	if uint(pos) < uint(len(t.counters)) && t.ix.RuleID(pos) == id {
 		return pos, true
 	}
 	if t.ix == nil {
@@ -139,7 +139,7 @@ func (h *Hits) Get(ids []string) ([]RuleHits, error) {
 
 func (t *hitTable) stats(pos int) RuleHits {
 	c := &t.counters[pos]
-	rh := RuleHits{RuleID: t.ix.RuleAt(pos).ID, Hits: c.hits.Load()}
+	rh := RuleHits{RuleID: t.ix.RuleID(pos), Hits: c.hits.Load()}
 	if ns := c.lastHit.Load(); ns != 0 {
 		rh.LastHit = time.Unix(0, ns).UTC()
 	}
