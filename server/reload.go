@@ -66,7 +66,7 @@ func (s *RuleStore) Load() error {
 func (s *RuleStore) LoadBytes(source string, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap, err := s.prepareFile(source, data, contentSum(data))
+	snap, err := s.prepareFile(source, data, hashAside(data, false))
 	if err != nil {
 		s.reject(source, err)
 		return err
@@ -99,19 +99,23 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	sum := contentSum(data)
-	if sum == s.seenSum && s.Engine.Ready() {
+	// While a set is serving, the hash decides first whether there is
+	// anything to build. At start-up there is nothing to compare with, and
+	// the hash (half a second at a million rules) runs beside the parse.
+	sum := hashAside(data, !s.Engine.Ready())
+	if s.Engine.Ready() && sum() == s.seenSum {
 		return false, nil
 	}
-	s.seenSum = sum
 	if len(bytes.TrimSpace(data)) == 0 {
 		// Most likely a truncate-and-write caught in the middle: serving
 		// it would drop every redirect at once.
+		s.seenSum = sum()
 		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", s.Path)
 		s.reject(s.Path, err)
 		return false, err
 	}
 	snap, err := s.prepareFile(s.Path, data, sum)
+	s.seenSum = sum()
 	if err != nil {
 		s.reject(s.Path, err)
 		return false, err
@@ -165,16 +169,16 @@ func unchangedFile(seen, now os.FileInfo) bool {
 }
 
 // prepareFile parses and builds the Snapshot that would serve a rules
-// file's content, without publishing it; sum is the content's SHA-256.
+// file's content, without publishing it; sum gives the content's SHA-256.
 // decision.LoadRules checks each rule once, where ParseRules then Build
 // would check it twice.
-func (s *RuleStore) prepareFile(source string, data []byte, sum [sha256.Size]byte) (*Snapshot, error) {
+func (s *RuleStore) prepareFile(source string, data []byte, sum func() [sha256.Size]byte) (*Snapshot, error) {
 	start := s.Now()
 	ix, rules, warnings, err := decision.LoadRules(source, data, s.buildOptions())
 	if err != nil {
 		return nil, err
 	}
-	return s.snapshot(ix, rules, warnings, source, sum, start), nil
+	return s.snapshot(ix, rules, warnings, source, sum(), start), nil
 }
 
 // prepare builds the Snapshot that would serve rules, without publishing
@@ -217,6 +221,17 @@ func (s *RuleStore) snapshot(ix *decision.Index, rules []decision.Rule, warnings
 		Source:   source,
 		LoadedAt: start,
 	}
+}
+
+// hashAside returns a func giving contentSum(data): computed on another
+// goroutine from now on when aside is true, else on the first call.
+func hashAside(data []byte, aside bool) func() [sha256.Size]byte {
+	if !aside {
+		return sync.OnceValue(func() [sha256.Size]byte { return contentSum(data) })
+	}
+	done := make(chan [sha256.Size]byte, 1)
+	go func() { done <- contentSum(data) }()
+	return sync.OnceValue(func() [sha256.Size]byte { return <-done })
 }
 
 // contentSum is the SHA-256 of a rules file, fed in 1 MiB pieces. The hash
