@@ -81,8 +81,10 @@ func (s *RuleStore) LoadBytes(source string, data []byte) error {
 func (s *RuleStore) Reload() (applied bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Before the first set nothing is served: the load may take every core.
+	serving := s.Engine.Ready()
 	info, err := os.Stat(s.Path)
-	if err == nil && s.Engine.Ready() && unchangedFile(s.seenFile, info) {
+	if err == nil && serving && unchangedFile(s.seenFile, info) {
 		return false, nil
 	}
 	s.seenFile = nil
@@ -90,8 +92,8 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.seenFile = info
 	}
 	read := os.ReadFile
-	if !s.Engine.Ready() {
-		read = readInHalves // start-up: every core, as for the build
+	if !serving {
+		read = readInHalves
 	}
 	data, err := read(s.Path)
 	if err != nil {
@@ -102,8 +104,8 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 	// While a set is serving, the hash decides first whether there is
 	// anything to build. At start-up there is nothing to compare with, and
 	// the hash (half a second at a million rules) runs beside the parse.
-	sum := hashAside(data, !s.Engine.Ready())
-	if s.Engine.Ready() && sum() == s.seenSum {
+	sum := hashAside(data, !serving)
+	if serving && sum() == s.seenSum {
 		return false, nil
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
