@@ -936,7 +936,7 @@ func (pc *rulesPiece) parse(indent int) bool {
 			if n++; n%loadChunk == 0 {
 				runtime.Gosched() // see inChunks
 			}
-			pc.into[n] = Rule{Line: p.lineNo}
+			pc.into[n].Line = p.lineNo // the slice is fresh: every other field is already zero
 			seen = 0
 			line = line[sp+2:]
 		case sp == indent+2 && n >= 0:
