@@ -2,7 +2,6 @@ package decision
 
 import (
 	"fmt"
-	"hash/maphash"
 	"net/netip"
 	"path"
 	"regexp"
@@ -92,41 +91,48 @@ func checkRule(r *Rule) []Problem {
 	return rp.list
 }
 
-// checkIDs reports ids used by more than one rule, in file order, naming
-// where each id was first used. Missing ids are checkRule's to report.
-//
-// A million ids take half a second in one map, so the ids are split by
-// hash into one map per core: each goroutine reads every id but keeps only
-// its share, and a duplicate always falls into the share of its first use.
-func checkIDs(rules []Rule, workers int) []Problem {
-	seed := maphash.MakeSeed()
-	shards := max(min(workers, len(rules)/loadChunk), 1)
-	type dup struct{ first, at int }
-	found := make([][]dup, shards)
-	inParallel(shards, func(shard int) {
-		first := make(map[string]int, len(rules)/shards+1)
-		var y yielder
-		for i := range rules {
-			y.step()
-			id := rules[i].ID
-			if id == "" || shards > 1 && maphash.String(seed, id)%uint64(shards) != uint64(shard) {
-				continue
-			}
-			if j, seen := first[id]; seen {
-				found[shard] = append(found[shard], dup{j, i})
-			} else {
-				first[id] = i
-			}
+// sortIDs returns the positions of rules ordered by id, equal ids in file
+// order. The Index keeps it for lookups by id, and checkIDs finds
+// duplicates as neighbours in it, so a million ids are sorted once and not
+// also put in a map.
+func sortIDs(rules []Rule, workers int) []int32 {
+	byID := make([]int32, len(rules))
+	for i := range byID {
+		byID[i] = int32(i)
+	}
+	return sortInHalves(byID, workers, func(a, b int32) int {
+		if c := strings.Compare(rules[a].ID, rules[b].ID); c != 0 {
+			return c
 		}
+		return int(a - b)
 	})
-	dups := slices.Concat(found...)
-	slices.SortFunc(dups, func(a, b dup) int { return a.at - b.at })
+}
+
+// checkIDs reports ids used by more than one rule, in file order, naming
+// where each id was first used; byID is sortIDs(rules). Missing ids are
+// checkRule's to report.
+func checkIDs(rules []Rule, byID []int32) []Problem {
+	var dups []int32 // positions of second and later uses
+	first := map[int32]int32{}
+	for k := 1; k < len(byID); k++ {
+		a, b := byID[k-1], byID[k]
+		if rules[b].ID == "" || rules[a].ID != rules[b].ID {
+			continue
+		}
+		if f, ok := first[a]; ok {
+			first[b] = f
+		} else {
+			first[b] = a
+		}
+		dups = append(dups, b)
+	}
+	slices.Sort(dups)
 	list := make([]Problem, 0, len(dups))
-	for _, d := range dups {
-		r := &rules[d.at]
-		where := fmt.Sprintf("rules[%d]", d.first)
-		if rules[d.first].Line > 0 {
-			where = fmt.Sprintf("line %d", rules[d.first].Line)
+	for _, at := range dups {
+		r, f := &rules[at], first[at]
+		where := fmt.Sprintf("rules[%d]", f)
+		if rules[f].Line > 0 {
+			where = fmt.Sprintf("line %d", rules[f].Line)
 		}
 		list = append(list, Problem{
 			Severity: SeverityError,

@@ -219,12 +219,12 @@ func (rt *route) methods() []string {
 // the caller must not modify the slice or its rules afterwards. Build a
 // changed set from a copy.
 func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
-	return build(rules, opts, true)
+	return build(rules, opts, nil)
 }
 
-// build is Build; check = false skips the per-rule and id checks, for rules
-// that parseRules has checked already.
-func build(rules []Rule, opts Options, check bool) (*Index, []Problem, error) {
+// build is Build. Given checkedByID, sortIDs of rules that parseRules has
+// checked already, it skips the per-rule and id checks and the id sort.
+func build(rules []Rule, opts Options, checkedByID []int32) (*Index, []Problem, error) {
 	if opts.PermanentMaxAge <= 0 {
 		opts.PermanentMaxAge = DefaultPermanentMaxAge
 	}
@@ -239,8 +239,10 @@ func build(rules []Rule, opts Options, check bool) (*Index, []Problem, error) {
 		}
 	}
 	bad := make([]bool, len(rules)) // rules with errors are not compiled
-	if check {
-		sortProblems(checkIDs(rules, opts.loadWorkers()))
+	byID := checkedByID
+	if byID == nil {
+		byID = sortIDs(rules, opts.loadWorkers())
+		sortProblems(checkIDs(rules, byID))
 		found := newChunkProblems(len(rules))
 		inChunks(len(rules), opts.loadWorkers(), func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {
@@ -306,12 +308,7 @@ func build(rules []Rule, opts Options, check bool) (*Index, []Problem, error) {
 		return nil, warns, &RulesError{Problems: ge}
 	}
 
-	ix.byID = make([]int32, len(ix.rules))
-	for i := range ix.byID {
-		ix.byID[i] = int32(i)
-	}
-	var y yielder
-	slices.SortFunc(ix.byID, func(a, b int32) int { y.step(); return strings.Compare(ix.rules[a].ID, ix.rules[b].ID) })
+	ix.byID = byID
 	return ix, warns, nil
 }
 

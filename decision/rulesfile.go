@@ -51,7 +51,7 @@ var fieldsAccepted = "accepted: " + strings.Join(ruleFieldNames, ", ")
 // not build a YAML node tree; anything else goes through gopkg.in/yaml.v3.
 // Both give the same rules for the same text.
 func ParseRules(file string, data []byte) ([]Rule, error) {
-	rules, _, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, runtime.GOMAXPROCS(0))
+	rules, _, _, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, runtime.GOMAXPROCS(0))
 	return rules, err
 }
 
@@ -62,11 +62,11 @@ func ParseRules(file string, data []byte) ([]Rule, error) {
 // names file and line, warnings the line of the field they are about. The
 // Index keeps the returned rules, as with Build.
 func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Problem, error) {
-	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, opts.loadWorkers())
+	rules, byID, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, opts.loadWorkers())
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ix, more, err := build(rules, opts, false)
+	ix, more, err := build(rules, opts, byID)
 	warns = append(warns, more...)
 	var re *RulesError
 	if errors.As(err, &re) {
@@ -81,11 +81,11 @@ func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Proble
 }
 
 // parseRules is ParseRules with its limits and the goroutines it may keep
-// busy as arguments. It also returns the warnings checkRule found, with
-// their field's line.
-func parseRules(file string, data []byte, maxBytes, maxRules, workers int) ([]Rule, []Problem, error) {
+// busy as arguments. It also returns sortIDs(rules), and the warnings
+// checkRule found, with their field's line.
+func parseRules(file string, data []byte, maxBytes, maxRules, workers int) (rules []Rule, byID []int32, warns []Problem, err error) {
 	if len(data) > maxBytes {
-		return nil, nil, &RulesError{Problems: []Problem{{
+		return nil, nil, nil, &RulesError{Problems: []Problem{{
 			File:    file,
 			Message: fmt.Sprintf("the file is %d bytes; accepted: at most %d (%d MiB)", len(data), maxBytes, maxBytes>>20),
 		}}}
@@ -97,7 +97,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules, workers int) ([]Ru
 		rules, lines, decoded, problems = parseYAML(data)
 	}
 	if len(rules) > maxRules {
-		return nil, nil, &RulesError{Problems: []Problem{{
+		return nil, nil, nil, &RulesError{Problems: []Problem{{
 			File:    file,
 			Message: fmt.Sprintf("the file has %d rules; accepted: at most %d", len(rules), maxRules),
 		}}}
@@ -116,7 +116,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules, workers int) ([]Ru
 			}
 		}
 	})
-	var warns []Problem
+	// Warnings go back with their field lines; errors reject the file.
 	for _, p := range found.all() {
 		if p.Severity == SeverityWarning {
 			warns = append(warns, p)
@@ -124,7 +124,8 @@ func parseRules(file string, data []byte, maxBytes, maxRules, workers int) ([]Ru
 			problems = append(problems, p)
 		}
 	}
-	if dups := checkIDs(rules, workers); len(dups) > 0 {
+	byID = sortIDs(rules, workers)
+	if dups := checkIDs(rules, byID); len(dups) > 0 {
 		byLine := make(map[int]int, len(rules))
 		for i := range rules {
 			byLine[rules[i].Line] = i
@@ -135,13 +136,13 @@ func parseRules(file string, data []byte, maxBytes, maxRules, workers int) ([]Ru
 		}
 	}
 	if len(problems) == 0 {
-		return rules, warns, nil
+		return rules, byID, warns, nil
 	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 	for i := range problems {
 		problems[i].File = file
 	}
-	return nil, nil, &RulesError{Problems: problems}
+	return nil, nil, nil, &RulesError{Problems: problems}
 }
 
 // fieldLines holds, for one rule, each field's line as an offset from the
