@@ -270,6 +270,7 @@ func build(rules []Rule, opts Options, checkedByID []int32) (*Index, []Problem, 
 		k.args[0] = k
 		return k
 	}
+	hugePages(ix.routes)
 	compilers := make([]compiler, opts.loadWorkers())
 	compiled := newChunkProblems(len(rules))
 	workers := inChunks(len(rules), len(compilers), func(w, lo, hi int) {
@@ -523,6 +524,7 @@ func (ix *Index) load() ([]*slot, error) {
 		}
 	}
 	slotArray := make([]slot, n)
+	hugePages(slotArray)
 	slots := make([]*slot, 0, n)
 	ruleArray := make([]*route, len(items))
 	// stack holds the slots whose keys are prefixes of the current key:

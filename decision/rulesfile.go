@@ -842,6 +842,8 @@ func parseCanonical(data []byte, workers int) (rules []Rule, lines []fieldLines,
 		total += pieces[i].rules
 	}
 	rules, lines = make([]Rule, total), make([]fieldLines, total)
+	hugePages(rules)
+	hugePages(lines)
 	at, lineNo := 0, bodyLine
 	for i := range pieces {
 		pc := &pieces[i]
