@@ -85,10 +85,7 @@ func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Proble
 // checkRule found, with their field's line.
 func parseRules(file string, data []byte, maxBytes, maxRules, workers int) (rules []Rule, byID []int32, warns []Problem, err error) {
 	if len(data) > maxBytes {
-		return nil, nil, nil, &RulesError{Problems: []Problem{{
-			File:    file,
-			Message: fmt.Sprintf("the file is %d bytes; accepted: at most %d (%d MiB)", len(data), maxBytes, maxBytes>>20),
-		}}}
+		return nil, nil, nil, &RulesError{Problems: []Problem{tooBig(file, int64(len(data)), maxBytes)}}
 	}
 	rules, lines, ok := parseCanonical(data, workers)
 	var problems []Problem

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -91,13 +90,12 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 	if err == nil && time.Since(info.ModTime()) >= stableAge { // file times are wall-clock times
 		s.seenFile = info
 	}
-	read := os.ReadFile
-	if !serving {
-		read = readInHalves
-	}
-	data, err := read(s.Path)
-	if err != nil {
+	data, err := decision.ReadRulesFile(s.Path, s.buildOptions())
+	var tooBig *decision.RulesError
+	if err != nil && !errors.As(err, &tooBig) {
 		err = fmt.Errorf("read rules %s: %w", s.Path, err)
+	}
+	if err != nil {
 		s.reject(s.Path, err)
 		return false, err
 	}
@@ -124,44 +122,6 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 	}
 	s.publish(snap)
 	return true, nil
-}
-
-// readInHalves is os.ReadFile for a start-up load: a large file is read in
-// two halves on two goroutines. Copying 150 MB from the page cache into
-// memory the process has not touched yet is about half a second of page
-// faults on one core, and the halves fault in parallel. A file that
-// shrinks or grows meanwhile is read again with os.ReadFile.
-func readInHalves(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := info.Size()
-	if size < 4<<20 || !info.Mode().IsRegular() {
-		return os.ReadFile(path)
-	}
-	data := make([]byte, size)
-	var errs [2]error
-	var wg sync.WaitGroup
-	for i, from := range [2]int64{0, size / 2} {
-		to := [2]int64{size / 2, size}[i]
-		// ReadAt fills its part or says why not (io.EOF: the file shrank).
-		wg.Go(func() { _, errs[i] = f.ReadAt(data[from:to], from) })
-	}
-	wg.Wait()
-	var probe [1]byte
-	if n, _ := f.ReadAt(probe[:], size); n > 0 || errors.Is(errors.Join(errs[:]...), io.EOF) {
-		return os.ReadFile(path) // the size changed under the read
-	}
-	if err := errors.Join(errs[:]...); err != nil {
-		return nil, err
-	}
-	return data, nil
 }
 
 // unchangedFile reports whether now is the same file as seen, not

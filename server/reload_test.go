@@ -332,28 +332,6 @@ func TestReloadSkipsAStableFile(t *testing.T) {
 	}
 }
 
-// TestReadInHalves reads files below and above the size that splits the
-// read, with content that tells any misplaced byte.
-func TestReadInHalves(t *testing.T) {
-	for _, size := range []int{0, 10, 4<<20 - 1, 4 << 20, 9<<20 + 3} {
-		data := make([]byte, size)
-		for i := range data {
-			data[i] = byte(i*7 + i>>12)
-		}
-		path := filepath.Join(t.TempDir(), "rules.yaml")
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got, err := readInHalves(path)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("%d bytes: read %d bytes, equal %v, error %v", size, len(got), bytes.Equal(got, data), err)
-		}
-	}
-	if _, err := readInHalves(filepath.Join(t.TempDir(), "missing.yaml")); !os.IsNotExist(err) {
-		t.Errorf("missing file: error %v, want not-exist", err)
-	}
-}
-
 // TestReloadsBuildOnOneWorker: the first load may use every core (nothing
 // is served yet); later builds keep to one goroutine.
 func TestReloadsBuildOnOneWorker(t *testing.T) {

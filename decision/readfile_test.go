@@ -1,0 +1,51 @@
+package decision
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadRulesFile reads files below and above the size that splits the
+// read, on one worker and on two, with content that tells any misplaced
+// byte; a file over the limit is refused by its size.
+func TestReadRulesFile(t *testing.T) {
+	for _, size := range []int{0, 10, 4<<20 - 1, 4 << 20, 9<<20 + 3} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + i>>12)
+		}
+		path := filepath.Join(t.TempDir(), "rules.yaml")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, workers := range []int{1, 2} {
+			got, err := ReadRulesFile(path, Options{LoadWorkers: workers})
+			if err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%d bytes, %d workers: read %d bytes, equal %v, error %v", size, workers, len(got), bytes.Equal(got, data), err)
+			}
+		}
+	}
+	if _, err := ReadRulesFile(filepath.Join(t.TempDir(), "missing.yaml"), Options{}); !os.IsNotExist(err) {
+		t.Errorf("missing file: error %v, want not-exist", err)
+	}
+
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sparse: the size is over the limit, the disk use is not.
+	if err := f.Truncate(MaxRulesFileBytes + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = ReadRulesFile(big, Options{})
+	var re *RulesError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "big.yaml: the file is 268435457 bytes; accepted: at most 268435456 (256 MiB)") {
+		t.Errorf("over the limit: error %v, want a RulesError naming the file and both sizes", err)
+	}
+}
