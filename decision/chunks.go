@@ -113,6 +113,7 @@ func sortInHalves[E any](s []E, workers int, cmp func(a, b E) int) []E {
 	a, b := s[:len(s)/2], s[len(s)/2:]
 	inParallel(2, func(i int) { sort([][]E{a, b}[i]) })
 	out := make([]E, 0, len(s))
+	hugePages(out[:len(s)])
 	var y yielder
 	for len(a) > 0 && len(b) > 0 {
 		y.step()

@@ -492,6 +492,7 @@ func (ix *Index) load() ([]*slot, error) {
 		rt  *route
 	}
 	items := make([]keyed, 0, len(ix.routes))
+	hugePages(items[:cap(items)])
 	var arena []byte
 	var y yielder
 	for i := range ix.routes {
@@ -527,6 +528,7 @@ func (ix *Index) load() ([]*slot, error) {
 	hugePages(slotArray)
 	slots := make([]*slot, 0, n)
 	ruleArray := make([]*route, len(items))
+	hugePages(ruleArray)
 	// stack holds the slots whose keys are prefixes of the current key:
 	// keys are sorted, so a slot's ancestors are on it when it is reached.
 	var stack []*slot

@@ -1018,6 +1018,10 @@ type canonicalParser struct {
 	text []byte
 }
 
+// textBlock is the size of p.text's blocks (smaller for a smaller file):
+// whole huge pages.
+const textBlock = 4 << 20
+
 // scalar reads a field's whole value as a string kept in p.text.
 func (p *canonicalParser) scalar(v []byte) (string, bool) {
 	b, rest, ok := scalarBytes(v, false)
@@ -1028,7 +1032,9 @@ func (p *canonicalParser) scalar(v []byte) (string, bool) {
 		return "", true
 	}
 	if cap(p.text)-len(p.text) < len(b) {
-		p.text = make([]byte, 0, max(len(b), 1<<20))
+		// A block never needs to be bigger than the text it is read from.
+		p.text = make([]byte, 0, max(len(b), min(textBlock, len(p.data))))
+		hugePages(p.text[:cap(p.text)])
 	}
 	start := len(p.text)
 	p.text = append(p.text, b...)
