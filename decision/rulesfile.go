@@ -1013,7 +1013,7 @@ type canonicalParser struct {
 	lineNo int
 	hosts  map[string]string // interned: few hosts, many rules
 	// text holds the bytes of the ids, paths and targets read so far, so
-	// a million rules are a few hundred allocations for the GC to track,
+	// a million rules are a few dozen allocations for the GC to track,
 	// not three million; it is only ever appended to.
 	text []byte
 }
