@@ -114,6 +114,9 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.reject(s.Path, err)
 		return false, err
 	}
+	if serving {
+		defer rebuildGC()()
+	}
 	snap, err := s.prepareFile(s.Path, data, sum)
 	s.seenSum = sum()
 	if err != nil {

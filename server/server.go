@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,30 +327,12 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 // loadAtStart serves --rules, or the built-in example when there is none.
 // The error of a rejected file lists every problem with file:line.
 func (s *Server) loadAtStart() error {
-	defer relaxGCForStartup()()
+	defer relaxGC()()
 	if s.cfg.Rules == "" {
 		s.log.Info("serving the built-in example rules; pass --rules FILE to serve your own", "rules", deploy.ExampleRulesName)
 		return startupError(s.store.LoadBytes(deploy.ExampleRulesName, deploy.ExampleRules), "built-in example")
 	}
 	return startupError(s.store.Load(), "--rules")
-}
-
-// startupGOGC is the GC target while the first rule set loads.
-const startupGOGC = 400
-
-// relaxGCForStartup sets GOGC to startupGOGC, unless the GOGC environment
-// variable chose a value, until the returned func restores it. The first
-// load is nearly all allocation of a set that stays, and the pacing meant
-// for serving (GOGC=100) marks it again at each doubling: five collections
-// on the way to a million rules. At 400 the daemon is ready 0.5 s sooner at
-// a million rules, with the same peak RSS (the load's garbage is reused
-// instead of collected early); GOMEMLIMIT, when set, still bounds the heap.
-func relaxGCForStartup() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	prev := debug.SetGCPercent(startupGOGC)
-	return func() { debug.SetGCPercent(prev) }
 }
 
 // startupError lists every problem of a rejected rule set, one per line,

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -607,23 +606,4 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(m.Run())
-}
-
-func TestRelaxGCForStartup(t *testing.T) {
-	t.Setenv("GOGC", "") // as when unset
-	before := debug.SetGCPercent(77)
-	defer debug.SetGCPercent(before)
-	restore := relaxGCForStartup()
-	if got := debug.SetGCPercent(startupGOGC); got != startupGOGC {
-		t.Errorf("GOGC during the first load = %d, want %d", got, startupGOGC)
-	}
-	restore()
-	if got := debug.SetGCPercent(77); got != 77 {
-		t.Errorf("GOGC after the first load = %d, want the previous 77", got)
-	}
-	t.Setenv("GOGC", "50") // the operator's choice stands
-	relaxGCForStartup()()
-	if got := debug.SetGCPercent(77); got != 77 {
-		t.Errorf("with GOGC set, the first load changed GOGC to %d", got)
-	}
 }

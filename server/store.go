@@ -61,6 +61,7 @@ func (s *RuleStore) update(expected uint64, change func(current []decision.Rule)
 	if err != nil {
 		return nil, err
 	}
+	defer rebuildGC()()
 	// The file is written in canonical form, so its hash is the version's.
 	canonical := decision.MarshalRules(rules)
 	sum := contentSum(canonical)
