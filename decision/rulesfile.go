@@ -345,29 +345,13 @@ func (d *nodeDecoder) field(name string, v *yaml.Node, r *Rule) {
 	case "to":
 		r.To, _ = d.str(name, v)
 	case "match":
-		if s, ok := d.str(name, v); ok {
-			k, err := ParseMatchKind(s)
-			d.wordErr(v, name, err)
-			r.Match = k
-		}
+		r.Match = decodeWord(d, name, v, ParseMatchKind)
 	case "intent":
-		if s, ok := d.str(name, v); ok {
-			in, err := ParseIntent(s)
-			d.wordErr(v, name, err)
-			r.Intent = in
-		}
+		r.Intent = decodeWord(d, name, v, ParseIntent)
 	case "query":
-		if s, ok := d.str(name, v); ok {
-			q, err := parseQueryPolicy(s)
-			d.wordErr(v, name, err)
-			r.Query = q
-		}
+		r.Query = decodeWord(d, name, v, parseQueryPolicy)
 	case "trailing_slash":
-		if s, ok := d.str(name, v); ok {
-			t, err := parseTrailingSlash(s)
-			d.wordErr(v, name, err)
-			r.TrailingSlash = t
-		}
+		r.TrailingSlash = decodeWord(d, name, v, parseTrailingSlash)
 	case "status":
 		if n, ok := d.integer(name, v, statusAccepted); ok {
 			if n > math.MaxInt32 {
@@ -397,10 +381,25 @@ func (d *nodeDecoder) field(name string, v *yaml.Node, r *Rule) {
 	}
 }
 
-func (d *nodeDecoder) wordErr(v *yaml.Node, field string, err error) {
-	if err != nil {
-		d.errorf(v, field, "%s", err)
+// plainWord is decodeWord for the fast path, which has no problem to
+// report: a word it cannot take sends the file to yaml.v3, which reports it.
+func plainWord[T any](v []byte, parse func(string) (T, error)) (T, bool) {
+	w, err := parse(string(v))
+	return w, err == nil
+}
+
+// decodeWord reads a field that takes one of a few words (match, intent,
+// query, trailing_slash) with that field's parse function, which names
+// the accepted words when it refuses one.
+func decodeWord[T any](d *nodeDecoder, field string, v *yaml.Node, parse func(string) (T, error)) T {
+	var w T
+	if s, ok := d.str(field, v); ok {
+		var err error
+		if w, err = parse(s); err != nil {
+			d.errorf(v, field, "%s", err)
+		}
 	}
+	return w
 }
 
 // str reads a scalar as written. Numbers and booleans are taken as their
@@ -1080,21 +1079,13 @@ func (p *canonicalParser) field(field int, v []byte, r *Rule) bool {
 	case "to":
 		r.To, ok = p.scalar(v)
 	case "match":
-		var err error
-		r.Match, err = ParseMatchKind(string(v))
-		ok = err == nil
+		r.Match, ok = plainWord(v, ParseMatchKind)
 	case "intent":
-		var err error
-		r.Intent, err = ParseIntent(string(v))
-		ok = err == nil
+		r.Intent, ok = plainWord(v, ParseIntent)
 	case "query":
-		var err error
-		r.Query, err = parseQueryPolicy(string(v))
-		ok = err == nil
+		r.Query, ok = plainWord(v, parseQueryPolicy)
 	case "trailing_slash":
-		var err error
-		r.TrailingSlash, err = parseTrailingSlash(string(v))
-		ok = err == nil
+		r.TrailingSlash, ok = plainWord(v, parseTrailingSlash)
 	case "status":
 		var n int64
 		n, ok = decimal(v)
