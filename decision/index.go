@@ -838,11 +838,8 @@ func (ix *Index) Position(id string) (int, bool) {
 	return 0, false
 }
 
-// RuleAt returns the rule at position pos (0 ≤ pos < Len()).
-func (ix *Index) RuleAt(pos int) Rule { return ix.rules[pos] }
-
-// RuleID is RuleAt(pos).ID without copying the rule: per-decision
-// bookkeeping reads it.
+// RuleID returns the id of the rule at position pos (0 ≤ pos < Len()),
+// for bookkeeping by position such as hit counting.
 func (ix *Index) RuleID(pos int) string { return ix.rules[pos].ID }
 
 // Rules returns up to limit rules (all when limit <= 0) whose ids sort

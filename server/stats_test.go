@@ -314,7 +314,7 @@ func BenchmarkHitsTrack(b *testing.B) {
 					h := NewHits()
 					h.track(kept)
 					for pos := 0; pos < n; pos += tc.every {
-						h.hit(kept.RuleAt(pos).ID, pos, at)
+						h.hit(kept.RuleID(pos), pos, at)
 					}
 					b.StartTimer()
 					h.track(tc.next)
