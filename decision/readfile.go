@@ -31,7 +31,7 @@ func ReadRulesFile(path string, opts Options) ([]byte, error) {
 		return nil, &RulesError{Problems: []Problem{tooBig(path, size, MaxRulesFileBytes)}}
 	}
 	if size < 4<<20 || !info.Mode().IsRegular() {
-		return readWhole(path)
+		return readWhole(f)
 	}
 	data := make([]byte, size)
 	hugePages(data)
@@ -48,7 +48,7 @@ func ReadRulesFile(path string, opts Options) ([]byte, error) {
 	wg.Wait()
 	var probe [1]byte
 	if n, _ := f.ReadAt(probe[:], size); n > 0 || errors.Is(errors.Join(errs...), io.EOF) {
-		return readWhole(path) // the size changed under the read
+		return readWhole(f) // the size changed under the read
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -56,19 +56,15 @@ func ReadRulesFile(path string, opts Options) ([]byte, error) {
 	return data, nil
 }
 
-// readWhole is os.ReadFile with the size limit.
-func readWhole(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+// readWhole reads f to its end, whatever its size said, within the size
+// limit. Nothing has moved f's offset: ReadAt leaves it at the start.
+func readWhole(f *os.File) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, MaxRulesFileBytes+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > MaxRulesFileBytes {
-		return nil, &RulesError{Problems: []Problem{tooBig(path, int64(len(data)), MaxRulesFileBytes)}}
+		return nil, &RulesError{Problems: []Problem{tooBig(f.Name(), int64(len(data)), MaxRulesFileBytes)}}
 	}
 	return data, nil
 }
