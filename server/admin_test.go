@@ -27,6 +27,13 @@ import (
 // startRuleService serves RuleService for st on a loopback listener.
 func startRuleService(t *testing.T, st *RuleStore, opts ...grpc.ServerOption) redirectv1.RuleServiceClient {
 	t.Helper()
+	return startRuleServiceDialing(t, st, opts)
+}
+
+// startRuleServiceDialing is startRuleService with options for the
+// client's connection too.
+func startRuleServiceDialing(t *testing.T, st *RuleStore, opts []grpc.ServerOption, dialOpts ...grpc.DialOption) redirectv1.RuleServiceClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +42,8 @@ func startRuleService(t *testing.T, st *RuleStore, opts ...grpc.ServerOption) re
 	redirectv1.RegisterRuleServiceServer(gs, NewRuleService(st))
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dialOpts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, dialOpts...)
+	conn, err := grpc.NewClient(lis.Addr().String(), dialOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,20 +367,8 @@ func TestApplyLargeRuleSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(opts...)
-	redirectv1.RegisterRuleServiceServer(gs, NewRuleService(st))
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	rs := startRuleServiceDialing(t, st, opts,
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 
 	long := strings.Repeat("a", 400)
 	req := &redirectv1.ApplyRulesRequest{}
@@ -382,7 +378,7 @@ func TestApplyLargeRuleSet(t *testing.T) {
 	if size := proto.Size(req); size < 5<<20 {
 		t.Fatalf("request is only %d bytes; the test needs more than 4 MB", size)
 	}
-	resp, err := redirectv1.NewRuleServiceClient(conn).ApplyRules(context.Background(), req)
+	resp, err := rs.ApplyRules(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
