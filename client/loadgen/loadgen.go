@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/redirectd/redirectd/decision"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
@@ -145,36 +147,50 @@ func (r *Result) LatencyHistogram() *Histogram { return &r.latency }
 type caller func(ctx context.Context, conn grpc.ClientConnInterface, i int) (redirect bool, err error)
 
 func newCaller(rpc RPC, reqs []decision.Request) (caller, error) {
+	var method string
+	var redirectAt []protowire.Number // the answer's field that says redirect
+	var build func(i int, r decision.Request) proto.Message
 	switch rpc {
 	case RPCDecide:
-		msgs := make([]*redirectv1.DecideRequest, len(reqs))
-		for i, r := range reqs {
-			msgs[i] = &redirectv1.DecideRequest{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Path: r.Target, Protocol: r.Protocol}
+		method, redirectAt = redirectv1.DecisionService_Decide_FullMethodName, decideRedirect
+		build = func(_ int, r decision.Request) proto.Message {
+			return &redirectv1.DecideRequest{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Path: r.Target, Protocol: r.Protocol}
 		}
-		return func(ctx context.Context, conn grpc.ClientConnInterface, i int) (bool, error) {
-			resp := new(redirectv1.DecideResponse)
-			err := conn.Invoke(ctx, redirectv1.DecisionService_Decide_FullMethodName, msgs[i], resp)
-			return resp.GetRedirect(), err
-		}, nil
 	case RPCCheck:
-		msgs := make([]*authv3.CheckRequest, len(reqs))
-		for i, r := range reqs {
-			msgs[i] = envoyCheckRequest(r, i)
-		}
-		return func(ctx context.Context, conn grpc.ClientConnInterface, i int) (bool, error) {
-			resp := new(authv3.CheckResponse)
-			err := conn.Invoke(ctx, "/envoy.service.auth.v3.Authorization/Check", msgs[i], resp)
-			// ext_authz: a redirect is a denial carrying the 3xx (DESIGN.md §6).
-			return resp.GetStatus().GetCode() == int32(codes.PermissionDenied), err
-		}, nil
+		// ext_authz: a redirect is a denial carrying the 3xx (DESIGN.md §6).
+		method, redirectAt = "/envoy.service.auth.v3.Authorization/Check", checkStatusCode
+		build = func(i int, r decision.Request) proto.Message { return envoyCheckRequest(r, i) }
 	case RPCHealth:
-		msg := &healthpb.HealthCheckRequest{}
-		return func(ctx context.Context, conn grpc.ClientConnInterface, _ int) (bool, error) {
-			return false, conn.Invoke(ctx, healthpb.Health_Check_FullMethodName, msg, new(healthpb.HealthCheckResponse))
-		}, nil
+		method, redirectAt = healthpb.Health_Check_FullMethodName, nil
+		reqs = reqs[:1] // every health check is the same empty request
+		build = func(int, decision.Request) proto.Message { return &healthpb.HealthCheckRequest{} }
+	default:
+		return nil, fmt.Errorf("rpc %q: want %q, %q or %q", rpc, RPCDecide, RPCCheck, RPCHealth)
 	}
-	return nil, fmt.Errorf("rpc %q: want %q, %q or %q", rpc, RPCDecide, RPCCheck, RPCHealth)
+	msgs := make([]encoded, len(reqs))
+	for i, r := range reqs {
+		m, err := encode(build(i, r))
+		if err != nil {
+			return nil, fmt.Errorf("request %d: %w", i+1, err)
+		}
+		msgs[i] = m
+	}
+	return func(ctx context.Context, conn grpc.ClientConnInterface, i int) (bool, error) {
+		a := &answer{path: redirectAt}
+		err := conn.Invoke(ctx, method, msgs[i%len(msgs)], a, wire)
+		if rpc == RPCCheck {
+			return a.value == uint64(codes.PermissionDenied), err
+		}
+		return a.value != 0, err
+	}, nil
 }
+
+// The fields of the answers that say "redirect": DecideResponse.redirect,
+// and CheckResponse.status.code (google.rpc.Status).
+var (
+	decideRedirect  = []protowire.Number{1}
+	checkStatusCode = []protowire.Number{1, 1}
+)
 
 // envoyCheckRequest fills the fields Envoy's ext_authz filter fills for an
 // HTTP request: the request attributes and the headers map, pseudo-headers
