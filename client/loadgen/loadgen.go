@@ -121,6 +121,10 @@ type Result struct {
 	// only when the generator fell behind.
 	Latency Summary `json:"latency"`
 	Service Summary `json:"service"`
+	// Stalls is how much longer than 1 ms the generator's own 1 ms sleeps
+	// took during the measured window: its machine's hiccups, which every
+	// call in flight shares (see stallMeter).
+	Stalls Summary `json:"generator_stalls"`
 	// Behind counts calls sent more than 1 ms after their scheduled time.
 	Behind uint64 `json:"behind"`
 	// Unsent counts fixed-rate calls scheduled in the measured window but
@@ -322,13 +326,15 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, cfg Config) (*Re
 	}
 
 	stop := make(chan struct{})
-	var progress sync.WaitGroup
+	var watchers sync.WaitGroup // progress lines and the stall meter
 	if cfg.Progress != nil {
-		progress.Go(func() { reportProgress(cfg.Progress, workers, start, measureFrom, stop) })
+		watchers.Go(func() { reportProgress(cfg.Progress, workers, start, measureFrom, stop) })
 	}
+	var stalls Histogram
+	watchers.Go(func() { realStallMeter.run(measureFrom, stop, &stalls) })
 	wg.Wait()
 	close(stop)
-	progress.Wait()
+	watchers.Wait()
 
 	res := &Result{
 		RPC: cfg.RPC, Rate: cfg.Rate, Concurrency: cfg.Concurrency, Conns: len(conns),
@@ -369,6 +375,7 @@ func Run(ctx context.Context, conns []grpc.ClientConnInterface, cfg Config) (*Re
 	}
 	res.Latency = summarize(&res.latency)
 	res.Service = summarize(&service)
+	res.Stalls = summarize(&stalls)
 	return res, nil
 }
 

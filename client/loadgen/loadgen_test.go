@@ -142,6 +142,11 @@ func TestFixedRateSendsEveryScheduledCall(t *testing.T) {
 	if h := res.LatencyHistogram(); h.Count() != res.Calls || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
 		t.Errorf("latency summary inconsistent: count %d, %+v", h.Count(), res.Latency)
 	}
+	// A 1 ms sleep always takes longer than 1 ms; zero means no sleep was
+	// measured.
+	if res.Stalls.Mean <= 0 || res.Stalls.Max < res.Stalls.P50 {
+		t.Errorf("generator stalls %+v: the stall meter measured nothing in the window", res.Stalls)
+	}
 }
 
 // TestLatencyIncludesQueueingDuringStall: the server stalls every call for

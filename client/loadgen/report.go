@@ -41,12 +41,16 @@ func WriteTable(w io.Writer, r *Result) error {
 	for _, row := range []struct {
 		name string
 		s    Summary
-	}{{"from schedule", r.Latency}, {"service", r.Service}} {
+	}{{"from schedule", r.Latency}, {"service", r.Service}, {"generator stalls", r.Stalls}} {
 		s := row.s
 		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", row.name,
 			msf(s.P50), msf(s.P90), msf(s.P99), msf(s.P999), msf(s.Max), msf(s.Mean))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\ngenerator stalls: how much longer than 1 ms the generator's own 1 ms sleeps took;\nthis machine's hiccups, which every call in flight shares")
+	return err
 }
 
 func errorList(errs map[string]uint64) string {

@@ -390,14 +390,14 @@ func TestScale(t *testing.T) {
 
 				// Steady state at a fixed 5,000/s, no reload; the health floor
 				// at the same rate shows what the machine and gRPC alone cost.
-				fmt.Fprintf(&report, "| fixed 5000/s, %s callers, 4 conns, %v, steady | calls/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p99 ms | behind schedule |\n|---|---|---|---|---|---|---|---|---|\n", fixedCallers, fixed)
+				fmt.Fprintf(&report, "| fixed 5000/s, %s callers, 4 conns, %v, steady | calls/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p99 ms | behind schedule | generator stalls p99 / p99.9 / max ms |\n|---|---|---|---|---|---|---|---|---|---|\n", fixedCallers, fixed)
 				var decideSteady string
 				for _, rpc := range rpcs {
 					steady := bench(t, f, d, "--rpc", rpc, "--rate", "5000", "--concurrency", fixedCallers, "--conns", "4", "--duration", fixed.String())
 					res := benchResult(t, steady)
-					fmt.Fprintf(&report, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %d |\n", rpc, res.Throughput,
+					fmt.Fprintf(&report, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %d | %s / %s / %s |\n", rpc, res.Throughput,
 						msOf(res.Latency.P50), msOf(res.Latency.P90), msOf(res.Latency.P99), msOf(res.Latency.P999), msOf(res.Latency.Max),
-						msOf(res.Service.P99), res.Behind)
+						msOf(res.Service.P99), res.Behind, msOf(res.Stalls.P99), msOf(res.Stalls.P999), msOf(res.Stalls.Max))
 					if res.Failed() > 0 {
 						t.Errorf("%s at a fixed rate, steady: %d calls failed: %v", rpc, res.Failed(), res.Errors)
 					}
@@ -433,10 +433,10 @@ func TestScale(t *testing.T) {
 			_, peak := d.memory(t)
 			reloadPeak = peak
 			fmt.Fprintf(&report, "fixed 5000/s decide, %s callers, %v with a full reload of %d rules at %v (built in %v): %d calls, %.0f calls/s, "+
-				"p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms (service time p99 %s ms, p99.9 %s ms); %d failed, %d behind schedule, %d unsent; VmHWM %.0f MiB before the reload, %.0f MiB after\n\n",
+				"p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms (service time p99 %s ms, p99.9 %s ms; generator stalls p99 %s ms, p99.9 %s ms, max %s ms); %d failed, %d behind schedule, %d unsent; VmHWM %.0f MiB before the reload, %.0f MiB after\n\n",
 				fixedCallers, res.Duration.Round(time.Second), f.n, reloadAt, took.Round(time.Millisecond), res.Calls, res.Throughput,
 				msOf(res.Latency.P50), msOf(res.Latency.P99), msOf(res.Latency.P999), msOf(res.Latency.Max),
-				msOf(res.Service.P99), msOf(res.Service.P999),
+				msOf(res.Service.P99), msOf(res.Service.P999), msOf(res.Stalls.P99), msOf(res.Stalls.P999), msOf(res.Stalls.Max),
 				res.Failed(), res.Behind, res.Unsent, mib(peakBefore), mib(peak))
 			fmt.Fprintf(&report, "per second (the reload starts %v after the warm-up's start):\n\n```\n%s```\n\n", warmup+reloadAt, progress(cmd))
 			if res.Failed() > 0 {
