@@ -27,7 +27,7 @@ func WriteTable(w io.Writer, r *Result) error {
 	fmt.Fprintf(tw, "throughput\t%.0f\tcalls/s\n", r.Throughput)
 	fmt.Fprintf(tw, "errors\t%d\t%s\n", r.Failed(), errorList(r.Errors))
 	if r.Rate > 0 {
-		fmt.Fprintf(tw, "behind schedule\t%d\tsent >1 ms after their scheduled time: too few callers, or the client's CPU is saturated\n", r.Behind)
+		fmt.Fprintf(tw, "behind schedule\t%d\tsent >1 ms after their scheduled time: too few callers, a saturated client CPU, or a machine stall\n", r.Behind)
 		if r.Unsent > 0 {
 			fmt.Fprintf(tw, "unsent\t%d\tscheduled but never sent: the generator was still behind when the run stopped\n", r.Unsent)
 		}
