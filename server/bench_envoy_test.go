@@ -39,7 +39,7 @@ func (staticAuthorization) Check(context.Context, *authv3.CheckRequest) (*authv3
 func BenchmarkEnvoyCheck(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
 	redirectd := benchServer(b, log, func(s *grpc.Server) {
-		authv3.RegisterAuthorizationServer(s, NewAuthorizationService(edgeEngine(b), log, nil))
+		registerAuthorization(s, NewAuthorizationService(edgeEngine(b), log, nil))
 		s.RegisterService(&noopDesc, struct{}{})
 	})
 	static := benchServer(b, log, func(s *grpc.Server) {

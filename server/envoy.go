@@ -38,8 +38,10 @@ type AuthorizationService struct {
 var _ authv3.AuthorizationServer = (*AuthorizationService)(nil)
 
 // NewAuthorizationService returns the ext_authz service deciding with e.
-// passed may be nil.
-func NewAuthorizationService(e *Engine, log *slog.Logger, passed PassCounter) authv3.AuthorizationServer {
+// passed may be nil. Register it with authv3.RegisterAuthorizationServer;
+// the daemon registers it with registerAuthorization, which reads each
+// request straight from the wire.
+func NewAuthorizationService(e *Engine, log *slog.Logger, passed PassCounter) *AuthorizationService {
 	return &AuthorizationService{edge: edgeDecider{adapter: "envoy", engine: e, counter: passed, log: log}}
 }
 
@@ -57,32 +59,36 @@ var okResponse = &authv3.CheckResponse{
 // any request we cannot read, answers OK: a redirect service must never
 // block traffic.
 func (s *AuthorizationService) Check(ctx context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	attrs := in.GetAttributes()
-	hr := attrs.GetRequest().GetHttp()
-	headers := hr.GetHeaders()
-	if len(headers) == 0 && len(hr.GetHeaderMap().GetHeaders()) > 0 {
-		headers = rawHeaders(hr.GetHeaderMap().GetHeaders())
+	return s.check(ctx, checkInputOf(in))
+}
+
+// check is Check on the fields it reads, however they were decoded: by
+// registerAuthorization's handler from the wire, or from a CheckRequest.
+func (s *AuthorizationService) check(ctx context.Context, in *checkInput) (*authv3.CheckResponse, error) {
+	headers := in.headers
+	if len(headers) == 0 && len(in.headerMap) > 0 {
+		headers = rawHeaders(in.headerMap)
 	}
 	requestID := headers["x-request-id"]
 	if requestID == "" {
-		requestID = hr.GetId()
+		requestID = in.id
 	}
 
 	req := decision.Request{
-		Method: firstNonEmpty(hr.GetMethod(), headers[":method"]),
-		Scheme: firstNonEmpty(hr.GetScheme(), headers[":scheme"]),
+		Method: firstNonEmpty(in.method, headers[":method"]),
+		Scheme: firstNonEmpty(in.scheme, headers[":scheme"]),
 		// Host or :authority as the client sent it, port included; the
 		// engine drops the port and lower-cases it.
-		Host: firstNonEmpty(hr.GetHost(), headers[":authority"], headers["host"]),
+		Host: firstNonEmpty(in.host, headers[":authority"], headers["host"]),
 		// The request target exactly as on the request line, query
 		// included and nothing decoded: the engine normalises it once,
 		// the same way for every adapter.
-		Target:   firstNonEmpty(hr.GetPath(), headers[":path"]),
-		Protocol: hr.GetProtocol(),
+		Target:   firstNonEmpty(in.path, headers[":path"]),
+		Protocol: in.protocol,
 		Headers:  headers,
 	}
-	if word := attrs.GetContextExtensions()["intent"]; word != "" {
-		intent, err := decision.ParseIntent(word)
+	if in.intent != "" {
+		intent, err := decision.ParseIntent(in.intent)
 		if err != nil {
 			s.edge.pass(ctx, requestID, "route context_extensions", err)
 			return okResponse, nil
@@ -120,13 +126,13 @@ func deniedResponse(d *decision.Decision) *authv3.CheckResponse {
 // rawHeaders reads header_map, which Envoy sends instead of headers when
 // the filter sets encode_raw_headers. Repeated names are joined with ","
 // as RFC 9110 section 5.3 allows.
-func rawHeaders(hs []*corev3.HeaderValue) map[string]string {
+func rawHeaders(hs []headerField) map[string]string {
 	m := make(map[string]string, len(hs))
 	for _, h := range hs {
-		k := strings.ToLower(h.GetKey())
-		v := string(h.GetRawValue())
+		k := strings.ToLower(h.key)
+		v := string(h.raw)
 		if v == "" {
-			v = h.GetValue()
+			v = h.value
 		}
 		if prev, ok := m[k]; ok {
 			v = prev + "," + v

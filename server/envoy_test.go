@@ -76,15 +76,24 @@ func edgeEngine(t testing.TB) *Engine {
 }
 
 // startAuthorization serves the ext_authz service on a real loopback
-// listener with the daemon's server options and returns Envoy's own
-// generated client for it.
+// listener as the daemon does (serverOptions, registerAuthorization: the
+// request read from the wire) and returns Envoy's own generated client
+// for it.
 func startAuthorization(t *testing.T) (authv3.AuthorizationClient, *passCount, *logBuffer) {
+	return startAuthorizationWith(t, func(log *slog.Logger, svc *AuthorizationService) *grpc.Server {
+		srv := grpc.NewServer(serverOptions(log)...)
+		registerAuthorization(srv, svc)
+		return srv
+	})
+}
+
+// startAuthorizationWith serves the service on the server serve makes.
+func startAuthorizationWith(t *testing.T, serve func(*slog.Logger, *AuthorizationService) *grpc.Server) (authv3.AuthorizationClient, *passCount, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	passed := &passCount{}
-	srv := grpc.NewServer(serverOptions(log)...)
-	authv3.RegisterAuthorizationServer(srv, NewAuthorizationService(edgeEngine(t), log, passed))
+	srv := serve(log, NewAuthorizationService(edgeEngine(t), log, passed))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +208,23 @@ func redirect(status int, location, cacheControl string, more ...string) checkAn
 var pass = checkAnswer{Code: codes.OK}
 
 func TestEnvoyCheck(t *testing.T) {
-	client, passed, _ := startAuthorization(t)
+	t.Run("as the daemon serves it", func(t *testing.T) {
+		client, passed, _ := startAuthorization(t)
+		testEnvoyCheck(t, client, passed)
+	})
+	// A program embedding the service may register it with Envoy's
+	// generated code, on a server of its own: the proto-decoded path.
+	t.Run("registered with Envoy's generated code", func(t *testing.T) {
+		client, passed, _ := startAuthorizationWith(t, func(_ *slog.Logger, svc *AuthorizationService) *grpc.Server {
+			srv := grpc.NewServer()
+			authv3.RegisterAuthorizationServer(srv, svc)
+			return srv
+		})
+		testEnvoyCheck(t, client, passed)
+	})
+}
+
+func testEnvoyCheck(t *testing.T, client authv3.AuthorizationClient, passed *passCount) {
 	const day = "public, max-age=86400"
 
 	tests := []struct {

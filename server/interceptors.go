@@ -30,6 +30,9 @@ func serverOptions(log *slog.Logger) []grpc.ServerOption {
 		// per call.
 		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		// Protobuf, with Envoy's CheckRequest read straight from the wire
+		// (registerAuthorization).
+		grpc.ForceServerCodecV2(newServerCodec()),
 		// Envoy and grpc-go clients ping idle connections; allow it, but
 		// not more often than every 5 s (a faster pinger gets GOAWAY).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{

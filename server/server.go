@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -113,7 +112,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	// Other services register here, one line each. They may use
 	// s.public, s.admin (nil when disabled), s.mux, s.engine, s.store and
 	// append to s.tasks.
-	authv3.RegisterAuthorizationServer(s.public, NewAuthorizationService(s.engine, log, s.store.Metrics))
+	registerAuthorization(s.public, NewAuthorizationService(s.engine, log, s.store.Metrics))
 	MountForwardAuth(s.mux, NewForwardAuthHandler(s.engine, log, s.store.Metrics))
 
 	if err := s.listen(); err != nil {
