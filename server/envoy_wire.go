@@ -258,6 +258,8 @@ var authorizationDesc = grpc.ServiceDesc{
 	Metadata:    authv3.Authorization_ServiceDesc.Metadata,
 }
 
+// checkHandler is Envoy's generated _Authorization_Check_Handler, with a
+// checkInput where that has a CheckRequest.
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	in := new(checkInput)
 	if err := dec(in); err != nil {
