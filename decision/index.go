@@ -272,6 +272,12 @@ func build(rules []Rule, opts Options, checkedByID []int32) (*Index, []Problem, 
 	}
 	hugePages(ix.routes)
 	compilers := make([]compiler, opts.loadWorkers())
+	for w := range compilers {
+		compilers[w] = compiler{
+			hosts: map[string]struct{}{}, wildcards: map[string]struct{}{},
+			ccs: map[[2]time.Duration]*cacheStrings{}, hostNames: map[string]string{},
+		}
+	}
 	compiled := newChunkProblems(len(rules))
 	workers := inChunks(len(rules), len(compilers), func(w, lo, hi int) {
 		c := &compilers[w]
@@ -327,10 +333,6 @@ type compiler struct {
 // compile fills ix.routes[i]. A problem here means a check in checkRule let
 // something through that matching cannot use; it is reported, not hidden.
 func (ix *Index) compile(i int, c *compiler) *Problem {
-	if c.hosts == nil {
-		c.hosts, c.wildcards = map[string]struct{}{}, map[string]struct{}{}
-		c.ccs, c.hostNames = map[[2]time.Duration]*cacheStrings{}, map[string]string{}
-	}
 	r := &ix.rules[i]
 	rt := &ix.routes[i]
 	fail := func(field, msg string) *Problem {
@@ -588,17 +590,6 @@ func (ix *Index) load() ([]*slot, error) {
 		return nil, fmt.Errorf("rule index schema: %w", err)
 	}
 	ix.gates, ix.rootWalk = map[string]struct{}{}, map[string]struct{}{}
-	for _, s := range slots {
-		if s.nExact == uint32(len(s.rules)) {
-			continue
-		}
-		if g := gateLen(s.key); g == len(s.key) && bytes.HasSuffix(s.key, []byte("\x00/")) {
-			ix.rootWalk[s.scope] = struct{}{}
-		} else {
-			ix.gates[unsafe.String(&s.key[0], g)] = struct{}{}
-		}
-	}
-
 	txn := db.Txn(true)
 	defer txn.Abort()
 	for _, s := range slots {
@@ -612,6 +603,11 @@ func (ix *Index) load() ([]*slot, error) {
 		}
 		if err := txn.Insert(routesTable, s); err != nil {
 			return nil, fmt.Errorf("rule index insert %q: %w", s.key, err)
+		}
+		if g := gateLen(s.key); g == len(s.key) && bytes.HasSuffix(s.key, []byte("\x00/")) {
+			ix.rootWalk[s.scope] = struct{}{}
+		} else {
+			ix.gates[unsafe.String(&s.key[0], g)] = struct{}{}
 		}
 	}
 	txn.Commit()
