@@ -173,7 +173,7 @@ func newCaller(rpc RPC, reqs []decision.Request) (caller, error) {
 	}
 	msgs := make([]encoded, len(reqs))
 	for i, r := range reqs {
-		m, err := encode(build(i, r))
+		m, err := proto.Marshal(build(i, r))
 		if err != nil {
 			return nil, fmt.Errorf("request %d: %w", i+1, err)
 		}

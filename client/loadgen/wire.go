@@ -6,7 +6,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 )
 
 // The generator encodes each request once, before the run, and reads one
@@ -23,8 +22,6 @@ import (
 
 // encoded is a request message in its wire form.
 type encoded []byte
-
-func encode(m proto.Message) (encoded, error) { return proto.Marshal(m) }
 
 // answer is the one varint the generator reads from a response: the field
 // at path (field numbers, outer message first). It stays 0 when the field
