@@ -95,17 +95,18 @@ func checkRule(r *Rule) []Problem {
 // order. The Index keeps it for lookups by id, and checkIDs finds
 // duplicates as neighbours in it, so a million ids are sorted once and not
 // also put in a map.
-func sortIDs(rules []Rule, workers int) []int32 {
+func sortIDs(rules []Rule) []int32 {
 	byID := make([]int32, len(rules))
 	for i := range byID {
 		byID[i] = int32(i)
 	}
-	return sortInHalves(byID, workers, func(a, b int32) int {
+	slices.SortFunc(byID, func(a, b int32) int {
 		if c := strings.Compare(rules[a].ID, rules[b].ID); c != 0 {
 			return c
 		}
 		return int(a - b)
 	})
+	return byID
 }
 
 // checkIDs reports ids used by more than one rule, in file order, naming

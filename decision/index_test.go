@@ -2,9 +2,6 @@ package decision
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,11 +12,11 @@ import (
 
 var testNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-func TestRoutesSchemaValid(t *testing.T) {
-	if err := routesSchema().Validate(); err != nil {
+func TestOverlaySchemaValid(t *testing.T) {
+	if err := overlaySchema().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := memdb.NewMemDB(routesSchema()); err != nil {
+	if _, err := memdb.NewMemDB(overlaySchema()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -50,19 +47,9 @@ func TestIndexAccessors(t *testing.T) {
 	if _, ok := ix.Rule("zz"); ok {
 		t.Error("Rule(zz) found")
 	}
-	// Positions are file order, and a decision names its rule's position.
-	for want, r := range rules {
-		pos, ok := ix.Position(r.ID)
-		if !ok || pos != want || ix.RuleID(pos) != r.ID {
-			t.Errorf("Position(%q) = %d, %v; want %d", r.ID, pos, ok, want)
-		}
-	}
-	if _, ok := ix.Position("zz"); ok {
-		t.Error("Position(zz) found")
-	}
 	d, err := ix.Decide(&Request{Method: "GET", Host: "h", Target: "/e"}, time.Unix(0, 0))
-	if err != nil || d.RuleID != "e" || d.RulePos != 4 {
-		t.Errorf("Decide(/e) = rule %q at %d, %v; want e at 4", d.RuleID, d.RulePos, err)
+	if err != nil || d.RuleID != "e" {
+		t.Errorf("Decide(/e) = rule %q, %v; want e", d.RuleID, err)
 	}
 	ids := func(rs []Rule) []string {
 		var out []string
@@ -186,20 +173,5 @@ func TestBuildDoesNotDisturbReaders(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-}
-
-func TestSortInHalves(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
-	for _, n := range []int{0, 5, 4*loadChunk - 1, 4 * loadChunk, 50001} {
-		rng := rand.New(rand.NewPCG(uint64(n), 1))
-		s := make([]int, n)
-		for i := range s {
-			s[i] = rng.IntN(n + 1)
-		}
-		want := slices.Sorted(slices.Values(s))
-		if got := sortInHalves(s, 2, func(a, b int) int { return a - b }); !slices.Equal(got, want) {
-			t.Errorf("n=%d: not sorted like slices.Sort", n)
-		}
 	}
 }

@@ -71,7 +71,7 @@ func pathEnd(to string) int {
 // left after a prefix rule's prefix ("" otherwise); caps are pattern or
 // regex captures over path.
 func (rt *route) location(req *request, rest string, path string, caps *captures) string {
-	t := rt.to
+	t := rt.template()
 	pe := int(rt.pathEnd)
 	reqQuery := req.query
 	if rt.drop {

@@ -1,11 +1,16 @@
 package decision
 
 import (
+	"cmp"
+	"hash/maphash"
+	"iter"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
 )
 
 // maxChainHops bounds FlattenChains; cycles are rejected at Build, so this
@@ -14,14 +19,15 @@ const maxChainHops = 8
 
 // match is the rule that decided a request.
 type match struct {
-	rt   *route
+	rt   *route // &win
+	win  route
 	rest string // prefix rules: the path after the prefix
 	path string // the path captures index into
 	caps captures
 	// varies lists the rules whose header conditions were evaluated
 	// before (and including) the winner: the answer depends on those
 	// headers, whether they matched or not (RFC 9110 section 12.5.5).
-	varies []*route
+	varies []*routeExtra
 }
 
 // Decide answers one request; the error is a *RequestError. now drives the
@@ -63,7 +69,6 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		FollowUpKeepsBody: keepsBody,
 		Cache:             cache,
 		RuleID:            rt.id,
-		RulePos:           int(rt.order),
 		Explanation:       ex,
 	}
 	if vary == "" {
@@ -75,16 +80,16 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 }
 
 // varyOf joins the header names of the rules a decision depended on.
-func varyOf(rs []*route) string {
+func varyOf(rs []*routeExtra) string {
 	switch len(rs) {
 	case 0:
 		return ""
 	case 1:
-		return rs[0].ext.vary
+		return rs[0].vary
 	}
 	var names []string
-	for _, rt := range rs {
-		for n := range strings.SplitSeq(rt.ext.vary, ", ") {
+	for _, e := range rs {
+		for n := range strings.SplitSeq(e.vary, ", ") {
 			if !slices.Contains(names, n) {
 				names = append(names, n)
 			}
@@ -159,6 +164,77 @@ func (ix *Index) match(r *request, hdr map[string]string, ex *Explanation, m *ma
 	return ix.anyHost && ix.matchScope(k, "", "*", r, hdr, ex, m)
 }
 
+// candidates appends the live rules of the slot with the given key to
+// k.cands, in the order they are tried: exact, then pattern and regex,
+// then prefix, each in file order. Away from the whole path (level > 0)
+// only prefix, pattern and regex rules can match.
+func (ix *Index) candidates(k *lookupKey, key []byte, level int) {
+	start := len(k.cands)
+	b := ix.base
+	if pos, ok := b.slot(key); ok {
+		for p := pos + 1; p != 0; p = b.next[p-1] {
+			c := &b.rules[p-1]
+			if level > 0 && c.kind == MatchExact {
+				continue
+			}
+			if ix.changes > 0 && !ix.live(b.str(c, sID)) {
+				continue
+			}
+			k.cands = append(k.cands, candidate{level: level})
+			b.route(p-1, &k.cands[len(k.cands)-1].rt)
+		}
+	}
+	if ix.changes > 0 && (level == 0 || ix.dynamic > 0) {
+		rows, err := ix.txn.Get(rulesTable, slotIndex, string(key))
+		for raw := range memdbRows(rows, err) {
+			if rt := raw.(*change).rt; level == 0 || rt.kind != MatchExact {
+				k.cands = append(k.cands, candidate{rt: *rt, level: level})
+			}
+		}
+	}
+	if added := k.cands[start:]; len(added) > 1 {
+		slices.SortFunc(added, func(a, b candidate) int {
+			if c := kindClass(a.rt.kind) - kindClass(b.rt.kind); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.rt.order, b.rt.order)
+		})
+	}
+}
+
+// memdbRows yields the rows of a memdb query.
+func memdbRows(it memdb.ResultIterator, err error) iter.Seq[any] {
+	return func(yield func(any) bool) {
+		if err != nil || it == nil {
+			return
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			if !yield(raw) {
+				return
+			}
+		}
+	}
+}
+
+// walksUp reports whether a request whose key is key may have a prefix,
+// pattern or regex candidate above its whole path in this scope.
+func (ix *Index) walksUp(key []byte, scopeLen int) bool {
+	if ix.dynamic > 0 {
+		return true
+	}
+	b := ix.base
+	if len(b.rootWalk) > 0 {
+		if _, ok := b.rootWalk[string(key[:scopeLen])]; ok {
+			return true
+		}
+	}
+	if len(b.gates) == 0 {
+		return false
+	}
+	_, ok := b.gates[maphash.Bytes(b.seed, key[:gateLen(key)])]
+	return ok
+}
+
 // matchScope looks the path up in one host scope. Inside a scope, an exact
 // rule wins, then pattern and regex rules in file order, then the longest
 // prefix; a rule whose methods, headers or case do not fit is skipped and
@@ -167,6 +243,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	trim := trimSlash(r.path)
 	k.buf = append(k.buf[:0], scopePrefix...)
 	k.buf = append(k.buf, scope...)
+	scopeLen := len(k.buf)
 	k.buf = append(k.buf, 0)
 	start := len(k.buf)
 	k.buf = append(k.buf, trim...)
@@ -181,96 +258,92 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	if trim != "/" {
 		k.buf = append(k.buf, '/')
 	}
-	// A slot whose key is the whole path is found by hashing (the common
-	// exact hit); otherwise memdb's radix tree finds the deepest slot on
-	// the path that has pattern, regex or prefix rules. Parents link every
-	// slot to the next one up, so the way up is the same from either.
-	s, full := ix.slotsByKey[string(k.buf)]
-	if !full {
-		if _, ok := ix.rootWalk[string(k.buf[:len(scopePrefix)+len(scope)])]; !ok {
-			if _, ok := ix.gates[string(k.buf[:gateLen(k.buf)])]; !ok {
-				return false
-			}
+	k.cands = k.cands[:0]
+	ix.candidates(k, k.buf, 0)
+	for i := range k.cands {
+		rt := &k.cands[i].rt
+		if rt.kind != MatchExact {
+			break
 		}
-		raw, err := ix.read.LongestPrefix(routesTable, routePrefixIndex, k.args[:]...)
-		if err != nil || raw == nil {
-			return false
+		ok, why := true, "path differs in case or trailing slash"
+		if !rt.fold && (folded || !rt.lower) && rt.path != trim || rt.strict && rt.trailing != r.trailing {
+			ok = false
+		} else {
+			ok, why = ix.admit(rt, r, hdr, m)
 		}
-		s = raw.(*slot)
-		full = len(s.key) == len(k.buf)
+		explain(ex, rt, ok, why)
+		if ok {
+			m.win = *rt
+			m.rt, m.rest, m.path = &m.win, "", r.path
+			return true
+		}
 	}
-
-	if full {
-		for _, rt := range s.exact() {
-			ok, why := true, "path differs in case or trailing slash"
-			if !rt.fold && (folded || !rt.lower) && rt.path != trim || rt.strict && rt.trailing != r.trailing {
-				ok = false
-			} else {
-				ok, why = ix.admit(rt, r, hdr, m)
+	// Every slot on the way up may hold prefix, pattern or regex rules.
+	if ix.walksUp(k.buf, scopeLen) {
+		for level, end := 1, len(k.buf)-1; end > start; level++ {
+			for end--; k.buf[end] != '/'; end-- {
 			}
-			explain(ex, s, rt, ok, why)
-			if ok {
-				m.rt, m.rest, m.path = rt, "", r.path
-				return true
-			}
+			ix.candidates(k, k.buf[:end+1], level)
 		}
 	}
 
-	// Pattern and regex rules: every slot on the way up may hold some;
-	// the earliest in file order that matches wins.
-	var best *route
+	// Pattern and regex rules: the earliest in file order that matches
+	// wins, whichever slot holds it.
 	var caps captures
-	bestCand := -1
-	for c := s; c != nil; c = c.parent {
-		for _, rt := range c.dynamic() {
-			if best != nil && rt.order > best.order {
-				break
-			}
-			p := trim
-			if rt.strict {
-				p = r.path
-			}
-			ok, why := false, "path does not match"
-			if rt.matchDynamic(p, &caps) {
-				ok, why = ix.admit(rt, r, hdr, m)
-			}
-			explain(ex, c, rt, false, why)
-			if ok {
-				best, m.caps, m.path = rt, caps, p
-				if ex != nil {
-					if bestCand >= 0 {
-						ex.Candidates[bestCand].Reason = "matched, but rule " + strconv.Quote(rt.id) + " comes first in the file"
-					}
-					bestCand = len(ex.Candidates) - 1
+	found, bestCand := false, -1
+	for i := range k.cands {
+		rt := &k.cands[i].rt
+		if kindClass(rt.kind) != 1 || found && rt.order > m.win.order {
+			continue
+		}
+		p := trim
+		if rt.strict {
+			p = r.path
+		}
+		ok, why := false, "path does not match"
+		if rt.matchDynamic(p, &caps) {
+			ok, why = ix.admit(rt, r, hdr, m)
+		}
+		explain(ex, rt, false, why)
+		if ok {
+			found = true
+			m.win, m.caps, m.path = *rt, caps, p
+			if ex != nil {
+				if bestCand >= 0 {
+					ex.Candidates[bestCand].Reason = "matched, but rule " + strconv.Quote(rt.id) + " comes first in the file"
 				}
+				bestCand = len(ex.Candidates) - 1
 			}
 		}
 	}
-	if best != nil {
+	if found {
 		if ex != nil {
 			ex.Candidates[bestCand].Applied = true
 			ex.Candidates[bestCand].Reason = "matched"
 		}
-		m.rt, m.rest = best, ""
+		m.rt, m.rest = &m.win, ""
 		return true
 	}
 
-	for c := s; c != nil; c = c.parent {
-		for _, rt := range c.prefix() {
-			ok, why, rest := false, "path differs in case", ""
-			switch {
-			case !rt.fold && (folded || !rt.lower) && !strings.HasPrefix(r.path, rt.path):
-			case rt.strict && rt.trailing && len(r.path) == len(rt.path):
-				why = "trailing_slash strict: the prefix ends in '/'"
-			default:
-				rest = r.path[len(rt.path):]
-				ok, why = ix.admit(rt, r, hdr, m)
-			}
-			explain(ex, c, rt, ok, why)
-			if ok {
-				m.rt, m.rest, m.path = rt, rest, r.path
-				return true
-			}
+	for i := range k.cands {
+		rt := &k.cands[i].rt
+		if rt.kind != MatchPrefix {
+			continue
+		}
+		ok, why, rest := false, "path differs in case", ""
+		switch {
+		case !rt.fold && (folded || !rt.lower) && !strings.HasPrefix(r.path, rt.path):
+		case rt.strict && rt.trailing && len(r.path) == len(rt.path):
+			why = "trailing_slash strict: the prefix ends in '/'"
+		default:
+			rest = r.path[len(rt.path):]
+			ok, why = ix.admit(rt, r, hdr, m)
+		}
+		explain(ex, rt, ok, why)
+		if ok {
+			m.win = *rt
+			m.rt, m.rest, m.path = &m.win, rest, r.path
+			return true
 		}
 	}
 	return false
@@ -291,7 +364,7 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 		return false, "request is already the target (" + r.scheme + ")"
 	}
 	if len(e.headers) > 0 {
-		m.varies = append(m.varies, rt)
+		m.varies = append(m.varies, e)
 		for _, h := range e.headers {
 			v := hdr[h.name]
 			if h.glob == "" && v != "" || h.glob != "" && !globMatch(h.glob, v) {
@@ -359,11 +432,11 @@ func (rt *route) matchPattern(p string, caps *captures) bool {
 	return i == len(p)
 }
 
-func explain(ex *Explanation, s *slot, rt *route, applied bool, why string) {
+func explain(ex *Explanation, rt *route, applied bool, why string) {
 	if ex == nil {
 		return
 	}
 	ex.Candidates = append(ex.Candidates, Candidate{
-		RuleID: rt.id, Scope: s.scope, Match: rt.kind, Applied: applied, Reason: why,
+		RuleID: rt.id, Scope: rt.scope, Match: rt.kind, Applied: applied, Reason: why,
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,41 +52,17 @@ var fieldsAccepted = "accepted: " + strings.Join(ruleFieldNames, ", ")
 // not build a YAML node tree; anything else goes through gopkg.in/yaml.v3.
 // Both give the same rules for the same text.
 func ParseRules(file string, data []byte) ([]Rule, error) {
-	rules, _, _, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, runtime.GOMAXPROCS(0))
+	rules, _, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
 	return rules, err
-}
-
-// LoadRules parses a rules file and builds its Index (ParseRules, then
-// Build), checking each rule once: Build checks every rule it is given,
-// because rules also come from the admin API and from library users, and a
-// second pass costs a second at a million rules. Every problem and warning
-// names file and line, warnings the line of the field they are about. The
-// Index keeps the returned rules, as with Build.
-func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Problem, error) {
-	rules, byID, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules, opts.loadWorkers())
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ix, more, err := build(rules, opts, byID)
-	warns = append(warns, more...)
-	var re *RulesError
-	if errors.As(err, &re) {
-		for i := range re.Problems {
-			re.Problems[i].File = file
-		}
-	}
-	for i := range warns {
-		warns[i].File = file
-	}
-	return ix, rules, warns, err
 }
 
 // parseRules is ParseRules with its limits and the goroutines it may keep
 // busy as arguments. It also returns sortIDs(rules), and the warnings
 // checkRule found, with their field's line.
-func parseRules(file string, data []byte, maxBytes, maxRules, workers int) (rules []Rule, byID []int32, warns []Problem, err error) {
+func parseRules(file string, data []byte, maxBytes, maxRules int) (rules []Rule, warns []Problem, err error) {
+	workers := runtime.GOMAXPROCS(0)
 	if len(data) > maxBytes {
-		return nil, nil, nil, &RulesError{Problems: []Problem{tooBig(file, int64(len(data)), maxBytes)}}
+		return nil, nil, &RulesError{Problems: []Problem{tooBig(file, int64(len(data)), maxBytes)}}
 	}
 	rules, lines, ok := parseCanonical(data, workers)
 	var problems []Problem
@@ -94,7 +71,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules, workers int) (rule
 		rules, lines, decoded, problems = parseYAML(data)
 	}
 	if len(rules) > maxRules {
-		return nil, nil, nil, &RulesError{Problems: []Problem{{
+		return nil, nil, &RulesError{Problems: []Problem{{
 			File:    file,
 			Message: fmt.Sprintf("the file has %d rules; accepted: at most %d", len(rules), maxRules),
 		}}}
@@ -121,7 +98,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules, workers int) (rule
 			problems = append(problems, p)
 		}
 	}
-	byID = sortIDs(rules, workers)
+	byID := sortIDs(rules)
 	if dups := checkIDs(rules, byID); len(dups) > 0 {
 		byLine := make(map[int]int, len(rules))
 		for i := range rules {
@@ -133,13 +110,13 @@ func parseRules(file string, data []byte, maxBytes, maxRules, workers int) (rule
 		}
 	}
 	if len(problems) == 0 {
-		return rules, byID, warns, nil
+		return rules, warns, nil
 	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 	for i := range problems {
 		problems[i].File = file
 	}
-	return nil, nil, nil, &RulesError{Problems: problems}
+	return nil, nil, &RulesError{Problems: problems}
 }
 
 // fieldLines holds, for one rule, each field's line as an offset from the
@@ -838,8 +815,6 @@ func parseCanonical(data []byte, workers int) (rules []Rule, lines []fieldLines,
 		total += pieces[i].rules
 	}
 	rules, lines = make([]Rule, total), make([]fieldLines, total)
-	hugePages(rules)
-	hugePages(lines)
 	at, lineNo := 0, bodyLine
 	for i := range pieces {
 		pc := &pieces[i]
@@ -849,11 +824,15 @@ func parseCanonical(data []byte, workers int) (rules []Rule, lines []fieldLines,
 		at += pc.rules
 	}
 	var failed atomic.Bool
-	inParallel(len(pieces), func(i int) {
-		if !pieces[i].parse(indent) {
-			failed.Store(true)
-		}
-	})
+	var wg sync.WaitGroup
+	for i := range pieces {
+		wg.Go(func() {
+			if !pieces[i].parse(indent) {
+				failed.Store(true)
+			}
+		})
+	}
+	wg.Wait()
 	if failed.Load() {
 		return nil, nil, false
 	}
@@ -967,11 +946,7 @@ func (pc *rulesPiece) parse(indent int) bool {
 // can take as they are: no tabs, CR or other control characters, no byte
 // order mark, no characters YAML reads as line breaks, valid UTF-8.
 func canonicalText(data []byte) bool {
-	var y yielder // a 150 MB file is a long loop; see inChunks
 	for i := 0; i < len(data); {
-		if i&0x3ff == 0 {
-			y.step()
-		}
 		c := data[i]
 		if c < 0x80 {
 			if c < 0x20 && c != '\n' || c == 0x7f {
@@ -1033,7 +1008,6 @@ func (p *canonicalParser) scalar(v []byte) (string, bool) {
 	if cap(p.text)-len(p.text) < len(b) {
 		// A block never needs to be bigger than the text it is read from.
 		p.text = make([]byte, 0, max(len(b), min(textBlock, len(p.data))))
-		hugePages(p.text[:cap(p.text)])
 	}
 	start := len(p.text)
 	p.text = append(p.text, b...)

@@ -334,7 +334,7 @@ func TestParseRulesLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := parseRules("big.yaml", data, tt.maxBytes, tt.maxRules, 1)
+			_, _, err := parseRules("big.yaml", data, tt.maxBytes, tt.maxRules)
 			got := ""
 			if err != nil {
 				got = err.Error()

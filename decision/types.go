@@ -4,19 +4,19 @@
 // Fetch standard.
 //
 // It is a plain library: no network, no logging, no goroutines, no globals;
-// the clock is passed in. Rules live in an immutable Index built on
-// hashicorp/go-memdb, so a new Index can be built while readers keep using
-// the current one.
+// the clock is passed in. A Store holds a rule set and changes it in place
+// (README "The rule store"): the bulk in a compact base built on load, the
+// changes since in a hashicorp/go-memdb overlay. Each change publishes a
+// new immutable Index; readers of the previous one are never disturbed.
 package decision
 
 import (
 	"fmt"
-	"runtime"
 	"time"
 )
 
 // Intent is what a redirect means, independent of the status code that
-// expresses it for a given method and protocol (DESIGN.md section 3).
+// expresses it for a given method and protocol (README "Decision semantics").
 type Intent uint8
 
 const (
@@ -106,7 +106,7 @@ const (
 	TrailingSlashStrict
 )
 
-// Rule is one redirect rule, as written in a rules file (DESIGN.md section 4).
+// Rule is one redirect rule, as written in a rules file (README "Rules").
 // Zero values are the documented defaults. The one-byte fields sit
 // together: a million rules live in one slice, and padding around each of
 // them cost 24 bytes a rule.
@@ -165,10 +165,6 @@ type Decision struct {
 	// Headers are exactly the response headers to send.
 	Headers []Header
 	RuleID  string
-	// RulePos is the deciding rule's position in its Index (file order, see
-	// Index.Position), so per-rule state can live in a slice indexed by it
-	// instead of a map keyed by id. 0 when Redirect is false.
-	RulePos int
 	// Explanation is filled when the request asked for it.
 	Explanation *Explanation
 }
@@ -209,17 +205,6 @@ type Options struct {
 	PermanentMaxAge time.Duration
 	// FlattenChains makes A→B→C answer A→C directly.
 	FlattenChains bool
-	// LoadWorkers is how many goroutines Build and LoadRules may keep busy;
-	// 0 means GOMAXPROCS, the fastest load. A server reloading while it
-	// answers requests gives 1, leaving the other cores to decisions.
-	LoadWorkers int
-}
-
-func (o Options) loadWorkers() int {
-	if o.LoadWorkers > 0 {
-		return o.LoadWorkers
-	}
-	return runtime.GOMAXPROCS(0)
 }
 
 // DefaultPermanentMaxAge is one day.

@@ -1,0 +1,452 @@
+package decision
+
+import (
+	"fmt"
+	"net/textproto"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"time"
+)
+
+// route is a rule compiled for matching: everything that does not depend
+// on the request is computed once. The Index keeps most routes in compact
+// form (see base) and turns one back into a route only when a lookup
+// reaches it; routes changed since the base was built live whole in the
+// memdb overlay.
+type route struct {
+	id      string
+	cleanTo string // To with an empty query or empty parameters removed
+	path    string // normalised path without trailing '/' ("" for prefix "/")
+	scope   string // "example.com", "*.example.com" or "*"
+	cc      *cacheStrings
+	ext     *routeExtra // nil for plain rules (the common case)
+	// order is the rule's place in file order: rules that compete for a
+	// request are tried in it. Base rules have their position << 32;
+	// rules added since take free numbers between (see Store).
+	order   uint64
+	line    int32
+	pathEnd int32 // where cleanTo's path ends: a prefix rest goes there
+	status  int16
+	intent  Intent
+	kind    MatchKind
+	// trailing: the rule's path ends in '/'; strict: trailing_slash:
+	// strict; fold: case_insensitive; lower: the path has no upper-case
+	// letter, so equal keys mean equal paths; drop: query: drop.
+	trailing, strict, fold, lower, drop bool
+}
+
+// routeExtra holds what only some rules use, keeping route small. It is
+// built once per rule and shared, never modified, by every Index that
+// holds the rule.
+type routeExtra struct {
+	methods    []string
+	headers    []headerCond
+	vary       string // canonical header names, ", "-separated
+	pattern    []patSeg
+	re         *regexp.Regexp
+	to         *template // pattern and regex rules: To split at its captures
+	keyPath    string    // pattern and regex rules: their slot's path key
+	queryStrip []string
+	since      time.Time
+	// selfScheme is set when To is this rule's own host and path on an
+	// absolute URL (an http→https upgrade, say): a request already on that
+	// scheme must not be redirected to itself.
+	selfScheme string
+}
+
+type headerCond struct {
+	name, glob string
+}
+
+// patSeg is one segment of a pattern: a literal, a ":name" parameter or
+// the trailing "*".
+type patSeg struct {
+	lit          string
+	group        int
+	param, splat bool
+}
+
+// cacheStrings are the Cache-Control values of rules sharing max-ages,
+// built once per distinct pair.
+type cacheStrings struct {
+	permMaxAge, tempMaxAge  time.Duration
+	permPublic, permPrivate string
+	tempPublic, tempPrivate string
+}
+
+// cacheTable interns cacheStrings by (permanent, temporary) max-age: a
+// million rules share a handful of values.
+type cacheTable struct {
+	permMaxAge time.Duration // the server's, for rules that set none
+	index      map[[2]time.Duration]uint32
+	list       []*cacheStrings
+}
+
+func newCacheTable(permMaxAge time.Duration) *cacheTable {
+	return &cacheTable{permMaxAge: permMaxAge, index: map[[2]time.Duration]uint32{}}
+}
+
+// get returns the strings for a rule's cache_max_age (0 = not set), and
+// their number in the table.
+func (t *cacheTable) get(ruleMaxAge time.Duration) (uint32, *cacheStrings) {
+	perm := t.permMaxAge
+	if ruleMaxAge > 0 {
+		perm = ruleMaxAge
+	}
+	key := [2]time.Duration{perm, max(ruleMaxAge, 0)}
+	if i, ok := t.index[key]; ok {
+		return i, t.list[i]
+	}
+	i := uint32(len(t.list))
+	t.index[key] = i
+	t.list = append(t.list, newCacheStrings(key[0], key[1]))
+	return i, t.list[i]
+}
+
+func newCacheStrings(perm, temp time.Duration) *cacheStrings {
+	cc := &cacheStrings{
+		permMaxAge: perm, tempMaxAge: temp,
+		permPublic: cacheControl("public", perm), permPrivate: cacheControl("private", perm),
+	}
+	if temp > 0 {
+		cc.tempPublic = strings.TrimPrefix(cacheControl("public", temp), "public, ")
+		cc.tempPrivate = cacheControl("private", temp)
+	}
+	return cc
+}
+
+func (rt *route) queryStrip() []string {
+	if rt.ext == nil {
+		return nil
+	}
+	return rt.ext.queryStrip
+}
+
+func (rt *route) template() *template {
+	if rt.ext == nil {
+		return nil
+	}
+	return rt.ext.to
+}
+
+// compile turns a rule that checkRule accepted into a route, its cache
+// strings from caches. A problem here means a check
+// in checkRule let something through that matching cannot use; it is
+// reported, not hidden.
+func compile(r *Rule, caches *cacheTable) (route, *Problem) {
+	fail := func(field, msg string) (route, *Problem) {
+		return route{}, &Problem{Severity: SeverityError, Line: r.Line, RuleID: r.ID, Field: field, Message: msg}
+	}
+	rt := route{
+		id: r.ID, status: int16(r.Status), intent: r.Intent, drop: r.Query == QueryDrop,
+		kind: r.Match, strict: r.TrailingSlash == TrailingSlashStrict, fold: r.CaseInsensitive,
+		line: int32(r.Line),
+	}
+	host := strings.ToLower(strings.TrimSuffix(r.Host, "."))
+	switch {
+	case host == "" || host == "*":
+		rt.scope = "*"
+	default:
+		rt.scope = host
+	}
+
+	var ext routeExtra
+	needExt := false
+	if len(r.Methods) > 0 {
+		ext.methods, needExt = r.Methods, true
+	}
+	if len(r.Headers) > 0 {
+		names := make([]string, 0, len(r.Headers))
+		for name, glob := range r.Headers {
+			ext.headers = append(ext.headers, headerCond{name: strings.ToLower(name), glob: glob})
+			names = append(names, textproto.CanonicalMIMEHeaderKey(name))
+		}
+		slices.SortFunc(ext.headers, func(a, b headerCond) int { return strings.Compare(a.name, b.name) })
+		slices.Sort(names)
+		ext.vary, needExt = strings.Join(names, ", "), true
+	}
+	if len(r.QueryStrip) > 0 {
+		ext.queryStrip, needExt = r.QueryStrip, true
+	}
+	if !r.Since.IsZero() {
+		ext.since, needExt = r.Since, true
+	}
+
+	if !strings.HasPrefix(r.Path, "/") {
+		return fail("path", "must start with '/'")
+	}
+	p := normalizePath(r.Path)
+	rt.trailing = len(p) > 1 && strings.HasSuffix(p, "/")
+	trim := trimSlash(p)
+
+	rt.cleanTo = r.To
+	if (r.Match == MatchExact || r.Match == MatchPrefix) && strings.ContainsAny(r.To, "?#") {
+		rt.cleanTo = mergeQuery(r.To, "", nil)
+	}
+	rt.pathEnd = int32(pathEnd(rt.cleanTo))
+	rt.lower = lowerASCII(trim) == trim
+	switch r.Match {
+	case MatchExact, MatchPrefix:
+		rt.path = trim
+		if r.Match == MatchPrefix && trim == "/" {
+			rt.path = ""
+		}
+		if scheme, ok := selfTarget(rt.cleanTo, host, trim); ok {
+			ext.selfScheme, needExt = scheme, true
+		}
+	case MatchPattern:
+		pp := p
+		if !rt.strict {
+			pp = trim
+		}
+		segs, names, err := parsePattern(pp)
+		if err != "" {
+			return fail("path", err)
+		}
+		ext.pattern, needExt = segs, true
+		ext.keyPath = patternDir(segs)
+		rt.path = ext.keyPath
+		ext.to = newTemplate(rt.cleanTo, func(s string, i int) (tplPart, int, bool) {
+			if s[i] != ':' {
+				return tplPart{}, 0, false
+			}
+			n := 1
+			for i+n < len(s) && isNameByte(s[i+n]) {
+				n++
+			}
+			g, ok := names[s[i+1:i+n]]
+			return tplPart{group: g}, n, ok
+		})
+	case MatchRegex:
+		expr := r.Path
+		if r.CaseInsensitive {
+			expr = "(?i)" + expr
+		}
+		re, err := regexp.Compile("^(?:" + expr + ")$")
+		if err != nil {
+			return fail("path", "invalid regular expression: "+err.Error())
+		}
+		if re.NumSubexp() >= maxCaptures {
+			return fail("path", fmt.Sprintf("%d capture groups; at most %d", re.NumSubexp(), maxCaptures-1))
+		}
+		ext.re, needExt = re, true
+		ext.keyPath = regexDir(r.Path)
+		rt.path = ext.keyPath
+		var bad string
+		ext.to = newTemplate(rt.cleanTo, func(s string, i int) (tplPart, int, bool) {
+			part, n, ok, msg := regexRef(re, s, i)
+			if msg != "" && bad == "" {
+				bad = msg
+			}
+			return part, n, ok
+		})
+		if bad != "" {
+			return fail("to", bad)
+		}
+	default:
+		return fail("match", "unknown match kind")
+	}
+	if needExt {
+		rt.ext = &ext
+	}
+	_, rt.cc = caches.get(r.CacheMaxAge)
+	return rt, nil
+}
+
+// kindClass orders the rules of one slot: exact, then pattern and regex,
+// then prefix (README "Precedence").
+func kindClass(k MatchKind) int {
+	switch k {
+	case MatchExact:
+		return 0
+	case MatchPrefix:
+		return 2
+	default:
+		return 1
+	}
+}
+
+// appendKey appends the key of the rule's slot: scope, NUL, and the
+// lower-cased path key, which ends in '/'.
+func (rt *route) appendKey(b []byte) []byte {
+	b = append(b, rt.scope...)
+	b = append(b, 0)
+	switch rt.kind {
+	case MatchExact, MatchPrefix:
+		if rt.path == "" || rt.path == "/" {
+			return append(b, '/')
+		}
+		for i := 0; i < len(rt.path); i++ {
+			c := rt.path[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b = append(b, c)
+		}
+		return append(b, '/')
+	default:
+		return append(b, rt.ext.keyPath...) // patternDir / regexDir already end in '/'
+	}
+}
+
+// trimSlash drops one trailing '/' unless the path is "/".
+func trimSlash(p string) string {
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return p[:len(p)-1]
+	}
+	return p
+}
+
+// parsePattern splits a normalised pattern into segments and names its
+// parameters (group numbers from 1; "splat" is the trailing '*').
+func parsePattern(p string) ([]patSeg, map[string]int, string) {
+	names := map[string]int{}
+	var segs []patSeg
+	if p == "/" {
+		return nil, names, ""
+	}
+	parts := strings.Split(p[1:], "/")
+	for i, s := range parts {
+		switch {
+		case s == "*" && i == len(parts)-1:
+			names["splat"] = len(names) + 1
+			segs = append(segs, patSeg{splat: true, group: names["splat"]})
+		case strings.HasPrefix(s, ":") && len(s) > 1:
+			name := s[1:]
+			for j := 0; j < len(name); j++ {
+				if !isNameByte(name[j]) {
+					return nil, nil, fmt.Sprintf("parameter %q: names are letters, digits and '_'", s)
+				}
+			}
+			if _, dup := names[name]; dup {
+				return nil, nil, fmt.Sprintf("parameter %q appears twice", s)
+			}
+			names[name] = len(names) + 1
+			segs = append(segs, patSeg{param: true, group: names[name]})
+		default:
+			segs = append(segs, patSeg{lit: s})
+		}
+	}
+	if len(names) >= maxCaptures {
+		return nil, nil, fmt.Sprintf("%d parameters; at most %d", len(names), maxCaptures-1)
+	}
+	return segs, names, ""
+}
+
+// patternDir is the key of a pattern's literal leading segments.
+func patternDir(segs []patSeg) string {
+	var b strings.Builder
+	b.WriteByte('/')
+	for _, s := range segs {
+		if s.param || s.splat || s.lit == "" {
+			break
+		}
+		b.WriteString(lowerASCII(s.lit))
+		b.WriteByte('/')
+	}
+	return b.String()
+}
+
+// regexDir is the key of the whole segments a regex's literal prefix
+// spells out ("^/old/(\d+)$" → "/old/"), or "/" when it has none that is
+// safely comparable with a normalised path.
+func regexDir(expr string) string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return "/"
+	}
+	re = re.Simplify()
+	var lit []rune
+	subs := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	}
+	for _, s := range subs {
+		if s.Op == syntax.OpBeginText || s.Op == syntax.OpBeginLine {
+			continue
+		}
+		if s.Op == syntax.OpLiteral {
+			lit = s.Rune
+		}
+		break
+	}
+	prefix := string(lit)
+	j := strings.LastIndexByte(prefix, '/')
+	if j <= 0 {
+		return "/"
+	}
+	prefix = prefix[:j+1]
+	if normalizePath(prefix) != prefix {
+		return "/"
+	}
+	return lowerASCII(prefix)
+}
+
+// regexRef reads a regexp.Expand-style reference at s[i]: $1, ${1},
+// $name, ${name}, or $$ for a literal '$'.
+func regexRef(re *regexp.Regexp, s string, i int) (tplPart, int, bool, string) {
+	if s[i] != '$' || i+1 >= len(s) {
+		return tplPart{}, 0, false, ""
+	}
+	if s[i+1] == '$' {
+		return tplPart{text: "$", group: -1}, 2, true, ""
+	}
+	name, n := "", 0
+	if s[i+1] == '{' {
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return tplPart{}, 0, false, ""
+		}
+		name, n = s[i+2:i+end], end+1
+	} else {
+		n = 1
+		for i+n < len(s) && isNameByte(s[i+n]) {
+			n++
+		}
+		name = s[i+1 : i+n]
+	}
+	if name == "" {
+		return tplPart{}, 0, false, ""
+	}
+	g := -1
+	if isDigits(name) {
+		fmt.Sscan(name, &g)
+	} else {
+		g = re.SubexpIndex(name)
+	}
+	if g < 0 || g > re.NumSubexp() {
+		return tplPart{}, 0, false, fmt.Sprintf("%q names no capture group of the path expression", s[i:i+n])
+	}
+	return tplPart{group: g}, n, true, ""
+}
+
+// selfTarget reports whether an exact or prefix rule's To is an absolute
+// URL on the rule's own (exact) host with the rule's own path: valid only
+// as a scheme change, so requests already on that scheme are passed.
+func selfTarget(to, host, trim string) (string, bool) {
+	scheme, authority, rest, ok := splitAbsolute(to)
+	if !ok || host == "" || strings.HasPrefix(host, "*.") {
+		return "", false
+	}
+	h, err := normalizeHost(authority)
+	if err != nil || h != host {
+		return "", false
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if trimSlash(normalizePath(rest)) != trim {
+		return "", false
+	}
+	return scheme, true
+}
+
+
+func (rt *route) methods() []string {
+	if rt.ext == nil {
+		return nil
+	}
+	return rt.ext.methods
+}

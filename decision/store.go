@@ -1,0 +1,583 @@
+package decision
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// ErrRuleNotFound: no rule has the id.
+var ErrRuleNotFound = errors.New("no such rule")
+
+// FoldAt is how many overlay rows a Store gathers before NeedsFold says a
+// new base should be built: enough that folds are rare, few enough that
+// the overlay (a kilobyte or so a row, with memdb's indexes) stays small.
+const FoldAt = 16384
+
+// Store holds the serving rule set and changes it in place (README "The
+// rule store"): the set loaded last is a compact base; a change of k rules
+// writes k rows to a go-memdb overlay in one write transaction and costs
+// O(k) lookups, whatever the size of the set. Each change publishes a new
+// Index; decisions read one Index from start to end, so they see a change
+// whole or not at all.
+//
+// A change is made in two steps: Put, Delete or Replace check it and
+// return a Change holding the set as it will be, which the caller may
+// persist before it calls Commit (or Abort). One change is prepared at a
+// time: the next waits until the last is committed or aborted.
+type Store struct {
+	mu     sync.Mutex
+	opts   Options
+	keys   *sync.Pool
+	caches *cacheTable // for overlay rows; used under mu
+	db     *memdb.MemDB
+	cur    atomic.Pointer[Index]
+	// nextOrder is the order of the next rule added at the end.
+	nextOrder uint64
+}
+
+// NewStore returns a Store serving nothing: Index is nil until the first
+// Commit.
+func NewStore(opts Options) *Store {
+	if opts.PermanentMaxAge <= 0 {
+		opts.PermanentMaxAge = DefaultPermanentMaxAge
+	}
+	return &Store{opts: opts, keys: newKeyPool(), caches: newCacheTable(opts.PermanentMaxAge)}
+}
+
+// Index returns the serving set, or nil before the first Commit.
+func (s *Store) Index() *Index { return s.cur.Load() }
+
+// NeedsFold reports whether the overlay has grown enough that Fold
+// should build a new base.
+func (s *Store) NeedsFold() bool {
+	ix := s.cur.Load()
+	return ix != nil && ix.changes >= FoldAt
+}
+
+// Change is a checked change to a Store, not yet serving.
+type Change struct {
+	s    *Store
+	txn  *memdb.Txn   // the overlay write; nil when the change built a new base
+	db   *memdb.MemDB // the db ix reads
+	ix   *Index
+	next uint64 // Store.nextOrder after Commit
+	// changed and freed are what checkChanged looks at; touched, the ids
+	// whose old warnings no longer hold.
+	changed []*route
+	freed   []*route
+	touched map[string]bool
+	warns   []Problem
+	done    bool
+
+	Puts, Deletes int  // rules put (added or replaced) and deleted
+	Rebuilt       bool // a new base was built: the change was not small
+}
+
+// Index is the set as it will serve after Commit. Until then it may be
+// read only by the goroutine that holds the Change (to persist it).
+func (c *Change) Index() *Index { return c.ix }
+
+// Warnings are the problems of the changed rules that do not reject the
+// change (all of the set's, after a rebuild).
+func (c *Change) Warnings() []Problem { return c.warns }
+
+// Commit publishes the change, labelled with info, and returns the Index
+// now serving.
+func (c *Change) Commit(info Info) *Index {
+	if c.done {
+		panic("decision: Change committed or aborted twice")
+	}
+	c.done = true
+	s := c.s
+	if c.txn != nil {
+		c.txn.Commit()
+	}
+	s.db = c.db
+	c.ix.txn = c.db.Txn(false)
+	c.ix.info = info
+	s.nextOrder = c.next
+	s.cur.Store(c.ix)
+	s.mu.Unlock()
+	return c.ix
+}
+
+// Abort drops the change. It is a no-op after Commit, so `defer c.Abort()`
+// is safe.
+func (c *Change) Abort() {
+	if c.done {
+		return
+	}
+	c.done = true
+	if c.txn != nil {
+		c.txn.Abort()
+	}
+	c.s.mu.Unlock()
+}
+
+// begin starts an in-place change of the serving set. The caller holds mu.
+func (s *Store) begin() *Change {
+	cur := s.cur.Load()
+	if cur == nil {
+		// Nothing loaded yet: start from an empty base.
+		b, _ := newBaseBuilder(s.caches, 0).finish()
+		s.db = mustDB()
+		cur = newIndex(b, s.db, s.opts, s.keys)
+		s.nextOrder = 0
+	}
+	ix := *cur
+	txn := s.db.Txn(true)
+	ix.txn = txn
+	return &Change{s: s, txn: txn, db: s.db, ix: &ix, next: s.nextOrder, touched: map[string]bool{}}
+}
+
+func mustDB() *memdb.MemDB {
+	db, err := memdb.NewMemDB(overlaySchema())
+	if err != nil {
+		panic(fmt.Sprintf("decision: overlay schema: %v", err)) // a bug in rulesTableSchema
+	}
+	return db
+}
+
+// current returns the serving rule with id, compiled, if any.
+func (c *Change) current(id string) (*route, bool) {
+	ix := c.ix
+	if row := ix.row(id); row != nil {
+		return row.rt, row.rt != nil
+	}
+	if pos, ok := ix.base.position(id); ok {
+		rt := new(route)
+		ix.base.route(pos, rt)
+		return rt, true
+	}
+	return nil, false
+}
+
+// put writes r at order, replacing the rule with its id if there is one.
+func (c *Change) put(r *Rule, order uint64) *Problem {
+	rt, p := compile(r, c.s.caches)
+	if p != nil {
+		return p
+	}
+	rt.order = order
+	ix := c.ix
+	if old, ok := c.current(r.ID); ok {
+		ix.counts[old.kind]--
+		c.freed = append(c.freed, old)
+	} else {
+		ix.n++
+	}
+	c.forget(r.ID)
+	ix.counts[rt.kind]++
+	if rt.kind != MatchExact {
+		ix.dynamic++
+	}
+	keep := *r
+	row := &change{ID: r.ID, Key: string(rt.appendKey(nil)), Order: order, Rule: &keep, rt: &rt}
+	if err := c.txn.Insert(rulesTable, row); err != nil {
+		return &Problem{Severity: SeverityError, RuleID: r.ID, Line: r.Line, Message: "rule index: " + err.Error()}
+	}
+	ix.withScope(rt.scope)
+	c.changed = append(c.changed, &rt)
+	c.touched[r.ID] = true
+	c.Puts++
+	return nil
+}
+
+// forget settles the overlay counts for the row of id about to be
+// replaced: one more row if there was none, one dynamic row fewer if it
+// held a prefix, pattern or regex rule.
+func (c *Change) forget(id string) {
+	switch row := c.ix.row(id); {
+	case row == nil:
+		c.ix.changes++
+	case row.rt != nil && row.rt.kind != MatchExact:
+		c.ix.dynamic--
+	}
+}
+
+// delete removes the rule with id; false when there is none.
+func (c *Change) delete(id string) bool {
+	old, ok := c.current(id)
+	if !ok {
+		return false
+	}
+	ix := c.ix
+	c.forget(id)
+	ix.n--
+	ix.counts[old.kind]--
+	if err := c.txn.Insert(rulesTable, &change{ID: id}); err != nil {
+		panic(fmt.Sprintf("decision: overlay insert: %v", err)) // the schema accepts every row
+	}
+	c.freed = append(c.freed, old)
+	c.touched[id] = true
+	c.Deletes++
+	return true
+}
+
+// check runs the graph checks of an in-place change and settles its
+// warnings: the serving set's, less those about touched rules, plus the
+// new ones.
+func (c *Change) check() error {
+	errs, warns := c.ix.checkChanged(c.changed, c.freed)
+	if len(errs) > 0 {
+		return &RulesError{Problems: errs}
+	}
+	for _, w := range c.ix.warnings {
+		if !c.touched[w.RuleID] {
+			c.warns = append(c.warns, w)
+		}
+	}
+	// A shadowing warning may be found from both rules of a pair.
+	seen := map[Problem]bool{}
+	for _, w := range c.warns {
+		seen[w] = true
+	}
+	var fresh []Problem
+	for _, w := range warns {
+		if !seen[w] {
+			seen[w] = true
+			fresh = append(fresh, w)
+		}
+	}
+	c.warns = append(c.warns, fresh...)
+	c.ix.warnings = c.warns
+	c.warns = fresh
+	return nil
+}
+
+// Put prepares adding r, or replacing the rule with its id (which keeps
+// its place in file order); a new rule goes at the end.
+func (s *Store) Put(r Rule) (*Change, error) {
+	s.mu.Lock()
+	if ps := checkRule(&r); hasError(ps) {
+		s.mu.Unlock()
+		return nil, &RulesError{Problems: ps}
+	}
+	c := s.begin()
+	order := c.next
+	if row := c.ix.row(r.ID); row != nil && row.Rule != nil {
+		order = row.Order
+	} else if pos, ok := c.ix.base.position(r.ID); ok && c.ix.live(r.ID) {
+		order = uint64(pos) << 32
+	} else {
+		c.next += 1 << 32
+	}
+	if p := c.put(&r, order); p != nil {
+		c.Abort()
+		return nil, &RulesError{Problems: []Problem{*p}}
+	}
+	if err := c.check(); err != nil {
+		c.Abort()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Delete prepares removing the rule with id: ErrRuleNotFound when there
+// is none.
+func (s *Store) Delete(id string) (*Change, error) {
+	s.mu.Lock()
+	c := s.begin()
+	if !c.delete(id) {
+		c.Abort()
+		return nil, fmt.Errorf("%w: %q", ErrRuleNotFound, id)
+	}
+	if err := c.check(); err != nil {
+		c.Abort()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Replace prepares serving rules (a whole set, in file order) instead of
+// the serving set: checked like Build. When the set differs from the
+// serving one in at most FoldAt rules, only those are written (to the
+// overlay); otherwise, or when the first set is loaded, a new base is
+// built from rules.
+func (s *Store) Replace(rules []Rule) (*Change, error) {
+	return s.replace(rules, false)
+}
+
+// replace is Replace; checked says parseRules has checked every rule and
+// the ids already.
+func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
+	if !checked {
+		if ps := checkRules(rules); len(ps) > 0 {
+			return nil, &RulesError{Problems: ps}
+		}
+	}
+	s.mu.Lock()
+	if cur := s.cur.Load(); cur != nil {
+		if c, ok, err := s.replaceInPlace(cur, rules); ok || err != nil {
+			return c, err
+		}
+	}
+	c, err := s.rebuild(func(add func(*Rule) *Problem) []Problem {
+		var ps []Problem
+		for i := range rules {
+			if p := add(&rules[i]); p != nil {
+				ps = append(ps, *p)
+			}
+		}
+		return ps
+	}, len(rules))
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkRules runs checkRule on every rule (on every core) and finds
+// duplicate ids, in file order.
+func checkRules(rules []Rule) []Problem {
+	found := newChunkProblems(len(rules))
+	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			for _, p := range checkRule(&rules[i]) {
+				if p.Severity == SeverityError {
+					found.add(lo, p)
+				}
+			}
+		}
+	})
+	ps := found.all()
+	first := make(map[string]int, len(rules))
+	for i := range rules {
+		id := rules[i].ID
+		if id == "" {
+			continue
+		}
+		if f, dup := first[id]; dup {
+			where := fmt.Sprintf("rules[%d]", f)
+			if rules[f].Line > 0 {
+				where = fmt.Sprintf("line %d", rules[f].Line)
+			}
+			ps = append(ps, Problem{Severity: SeverityError, Line: rules[i].Line, RuleID: id, Field: "id",
+				Message: fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where)})
+			continue
+		}
+		first[id] = i
+	}
+	return ps
+}
+
+func hasError(ps []Problem) bool {
+	return slices.ContainsFunc(ps, func(p Problem) bool { return p.Severity == SeverityError })
+}
+
+// rebuild builds a new base from the rules fill adds, in file order, and
+// checks the whole graph. The caller holds mu; on success the Change
+// holds it until Commit or Abort.
+func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n int) (*Change, error) {
+	caches := newCacheTable(s.opts.PermanentMaxAge)
+	bb := newBaseBuilder(caches, n)
+	var rt route
+	ps := fill(func(r *Rule) *Problem {
+		var p *Problem
+		if rt, p = compile(r, caches); p != nil {
+			return p
+		}
+		bb.add(r, &rt)
+		return nil
+	})
+	b, dups := bb.finish()
+	for _, pos := range dups {
+		id := b.str(&b.rules[pos], sID)
+		first, _ := b.position(id)
+		ps = append(ps, Problem{Severity: SeverityError, Line: int(b.rules[pos].line), RuleID: id, Field: "id",
+			Message: fmt.Sprintf("duplicate id, first used at line %d; every rule needs its own id", b.rules[first].line)})
+	}
+	if len(ps) > 0 {
+		return nil, &RulesError{Problems: ps}
+	}
+	db := mustDB()
+	ix := newIndex(b, db, s.opts, s.keys)
+	errs, warns := ix.checkGraph()
+	if len(errs) > 0 {
+		return nil, &RulesError{Problems: errs}
+	}
+	ix.warnings = warns
+	// The new base's cache strings become the overlay's too.
+	s.caches = caches
+	return &Change{s: s, db: db, ix: ix, next: uint64(len(b.rules)) << 32, warns: warns,
+		Puts: len(b.rules), Rebuilt: true}, nil
+}
+
+// Fold builds a new base from the serving set, base and overlay, so the
+// overlay starts empty again: O(n), for a background goroutine when
+// NeedsFold says so. Changes wait while it runs; decisions do not.
+func (s *Store) Fold() {
+	s.mu.Lock()
+	cur := s.cur.Load()
+	if cur == nil || cur.changes == 0 {
+		s.mu.Unlock()
+		return
+	}
+	c, err := s.rebuild(func(add func(*Rule) *Problem) []Problem {
+		var ps []Problem
+		for r := range cur.All() {
+			if p := add(r); p != nil {
+				ps = append(ps, *p)
+			}
+		}
+		return ps
+	}, cur.n)
+	if err != nil {
+		// The serving set was checked when each change was made.
+		s.mu.Unlock()
+		panic(fmt.Sprintf("decision: folding a checked rule set failed: %v", err))
+	}
+	c.Commit(cur.info)
+}
+
+// replaceInPlace prepares rules as a change of the serving set cur when
+// it differs in at most FoldAt rules; ok false (and mu still held) when
+// it does not. A rule counts as changed when its fields differ (its line
+// does not count) or when it moved: rules kept in place must stay in file
+// order, so of rules that swapped places one is written again. A rule
+// added between two others takes an order between theirs.
+func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) {
+	// keptOrder[i] is the order of rules[i] when it stays as it serves,
+	// 0 when it is written (orders start at 0 only for the first base
+	// rule, which then is never "after" anything: see below).
+	const written = ^uint64(0)
+	keptOrder := make([]uint64, len(rules))
+	seenBase := make([]bool, len(cur.base.rules))
+	seenRows := map[string]bool{}
+	var cursor uint64
+	haveCursor := false
+	k := 0
+	for i := range rules {
+		r := &rules[i]
+		keptOrder[i] = written
+		var old Rule
+		var order uint64
+		if row := cur.row(r.ID); row != nil {
+			if row.Rule == nil {
+				k++
+				continue
+			}
+			old, order = *row.Rule, row.Order
+			seenRows[r.ID] = true
+		} else if pos, ok := cur.base.position(r.ID); ok {
+			old, order = cur.base.rule(pos), uint64(pos)<<32
+			seenBase[pos] = true
+		} else {
+			k++
+			continue
+		}
+		if sameRule(&old, r) && (!haveCursor || order > cursor) {
+			keptOrder[i], cursor, haveCursor = order, order, true
+			continue
+		}
+		k++
+	}
+	// Rules of the serving set that rules does not hold are deleted.
+	var deleted []string
+	for pos := range seenBase {
+		if !seenBase[pos] {
+			if id := cur.base.str(&cur.base.rules[pos], sID); cur.live(id) {
+				deleted = append(deleted, id)
+			}
+		}
+	}
+	if cur.changes > 0 {
+		rows, err := cur.txn.Get(rulesTable, orderIndex)
+		for raw := range memdbRows(rows, err) {
+			if row := raw.(*change); !seenRows[row.ID] {
+				deleted = append(deleted, row.ID)
+			}
+		}
+	}
+	if k+len(deleted) > FoldAt {
+		return nil, false, nil
+	}
+
+	c := s.begin()
+	for _, id := range deleted {
+		c.delete(id)
+	}
+	// Written rules take orders spread evenly between the kept rules
+	// around them (after the last kept rule: one apart, as Put gives).
+	var prev uint64
+	havePrev := false
+	for i := 0; i < len(rules); {
+		if keptOrder[i] != written {
+			prev, havePrev = keptOrder[i], true
+			i++
+			continue
+		}
+		j := i
+		for j < len(rules) && keptOrder[j] == written {
+			j++
+		}
+		lo := uint64(0)
+		if havePrev {
+			lo = prev + 1
+		}
+		var step uint64 = 1 << 32
+		if j < len(rules) {
+			hi := keptOrder[j]
+			if hi <= lo || (hi-lo)/uint64(j-i+1) == 0 {
+				c.Abort()
+				s.mu.Lock()
+				return nil, false, nil // no room between: build a new base
+			}
+			step = (hi - lo) / uint64(j-i+1)
+		} else {
+			lo = max(lo, c.next)
+		}
+		var ps []Problem
+		for x := i; x < j; x++ {
+			order := lo + uint64(x-i)*step
+			if j < len(rules) {
+				order += step - 1
+			}
+			if p := c.put(&rules[x], order); p != nil {
+				ps = append(ps, *p)
+			}
+			if j == len(rules) {
+				c.next = max(c.next, order+1<<32)
+			}
+		}
+		if len(ps) > 0 {
+			c.Abort()
+			return nil, true, &RulesError{Problems: ps}
+		}
+		i = j
+	}
+	if err := c.check(); err != nil {
+		c.Abort()
+		return nil, true, err
+	}
+	return c, true, nil
+}
+
+// sameRule reports whether a and b are the same rule, wherever they stand
+// in their files.
+func sameRule(a, b *Rule) bool {
+	return a.ID == b.ID && a.Host == b.Host && a.Path == b.Path && a.To == b.To &&
+		a.Match == b.Match && a.Intent == b.Intent && a.Query == b.Query &&
+		a.CaseInsensitive == b.CaseInsensitive && a.TrailingSlash == b.TrailingSlash &&
+		a.Status == b.Status && slices.Equal(a.Methods, b.Methods) &&
+		slices.Equal(a.QueryStrip, b.QueryStrip) && maps.Equal(a.Headers, b.Headers) &&
+		a.CacheMaxAge == b.CacheMaxAge && a.Since.Equal(b.Since)
+}
+
+// Since reports the rule's creation time as the admin API sets it: kept
+// from the serving rule with the same id, now for a new one.
+func (ix *Index) Since(id string, now time.Time) time.Time {
+	if r, ok := ix.Rule(id); ok && !r.Since.IsZero() {
+		return r.Since
+	}
+	return now.UTC().Truncate(time.Second)
+}
