@@ -38,13 +38,13 @@ func exampleService() redirectv1.DecisionServiceServer {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ix, _, err := decision.Build(rules, decision.Options{})
+	store := decision.NewStore(decision.Options{})
+	c, err := store.Replace(rules)
 	if err != nil {
 		log.Fatal(err)
 	}
-	engine := server.NewEngine(time.Now)
-	engine.Swap(&server.Snapshot{Index: ix, Rules: rules, Source: "example"})
-	return server.NewDecisionService(engine)
+	c.Commit(decision.Info{Version: 1, Source: "example"})
+	return server.NewDecisionService(server.NewEngine(store, time.Now))
 }
 
 // startRedirectd serves exampleRules with the real engine and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -235,57 +236,68 @@ func (ix *Index) Rule(id string) (Rule, bool) {
 // after after, in id order: a page of an admin listing.
 func (ix *Index) Rules(after string, limit int) []Rule {
 	var out []Rule
-	byID := ix.base.sortedIDs()
-	lo, hi := 0, len(byID)
-	for lo < hi { // the first id after after
-		mid := (lo + hi) / 2
-		if ix.base.str(&ix.base.rules[byID[mid]], sID) > after {
-			hi = mid
-		} else {
-			lo = mid + 1
+	for id := range ix.IDs(after) {
+		if limit > 0 && len(out) == limit {
+			break
 		}
-	}
-	var rows memdb.ResultIterator
-	if ix.changes > 0 {
-		rows, _ = ix.txn.LowerBound(rulesTable, idIndex, after)
-	}
-	next := func() *change {
-		for rows != nil {
-			raw := rows.Next()
-			if raw == nil {
-				rows = nil
-				break
-			}
-			if c := raw.(*change); c.ID > after {
-				return c
-			}
-		}
-		return nil
-	}
-	row := next()
-	for limit <= 0 || len(out) < limit {
-		var baseID string
-		for lo < len(byID) {
-			baseID = ix.base.str(&ix.base.rules[byID[lo]], sID)
-			if ix.live(baseID) {
-				break
-			}
-			lo++
-		}
-		switch {
-		case row != nil && (lo >= len(byID) || row.ID < baseID):
-			if row.Rule != nil {
-				out = append(out, *row.Rule)
-			}
-			row = next()
-		case lo < len(byID):
-			out = append(out, ix.base.rule(byID[lo]))
-			lo++
-		default:
-			return out
-		}
+		r, _ := ix.Rule(id)
+		out = append(out, r)
 	}
 	return out
+}
+
+// IDs yields the ids that sort after after, in order.
+func (ix *Index) IDs(after string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		b := ix.base
+		byID := b.sortedIDs()
+		at, _ := slices.BinarySearchFunc(byID, after, func(pos uint32, id string) int {
+			if b.str(&b.rules[pos], sID) <= id {
+				return -1
+			}
+			return 1
+		})
+		var rows memdb.ResultIterator
+		if ix.changes > 0 {
+			rows, _ = ix.txn.LowerBound(rulesTable, idIndex, after)
+		}
+		// The next overlay row after after that holds a rule.
+		nextRow := func() string {
+			for rows != nil {
+				raw := rows.Next()
+				if raw == nil {
+					rows = nil
+					break
+				}
+				if c := raw.(*change); c.ID > after && c.Rule != nil {
+					return c.ID
+				}
+			}
+			return ""
+		}
+		// The next base id whose rule still serves.
+		nextBase := func() string {
+			for ; at < len(byID); at++ {
+				if id := b.str(&b.rules[byID[at]], sID); ix.live(id) {
+					at++
+					return id
+				}
+			}
+			return ""
+		}
+		row, bid := nextRow(), nextBase()
+		for row != "" || bid != "" {
+			var id string
+			if bid == "" || row != "" && row < bid {
+				id, row = row, nextRow()
+			} else {
+				id, bid = bid, nextBase()
+			}
+			if !yield(id) {
+				return
+			}
+		}
+	}
 }
 
 // All yields every rule in file order (the rules it yields are reused:
@@ -346,17 +358,11 @@ func Build(rules []Rule, opts Options) (*Index, []Problem, error) {
 // Build, each rule checked once). Every problem and warning names file and
 // line, warnings the line of the field they are about.
 func LoadRules(file string, data []byte, opts Options) (*Index, []Problem, error) {
-	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	c, err := NewStore(opts).ReplaceFile(file, data)
 	if err != nil {
 		return nil, nil, err
 	}
-	s := NewStore(opts)
-	c, err := s.replace(rules, true)
-	if err != nil {
-		return nil, nil, locate(err, file)
-	}
-	ix := c.Commit(Info{Version: 1, Source: file})
-	return ix, locateProblems(append(warns, c.Warnings()...), file), nil
+	return c.Commit(Info{Version: 1, Source: file}), c.Warnings(), nil
 }
 
 // locate names file in the problems of a *RulesError that have a line

@@ -52,6 +52,9 @@ func NewStore(opts Options) *Store {
 	return &Store{opts: opts, keys: newKeyPool(), caches: newCacheTable(opts.PermanentMaxAge)}
 }
 
+// Options are the Store's decision options.
+func (s *Store) Options() Options { return s.opts }
+
 // Index returns the serving set, or nil before the first Commit.
 func (s *Store) Index() *Index { return s.cur.Load() }
 
@@ -306,6 +309,29 @@ func (s *Store) Replace(rules []Rule) (*Change, error) {
 	return s.replace(rules, false)
 }
 
+// ReplaceFile prepares serving the rules of a rules file's content, as
+// Replace does: ParseRules, then Replace, each rule checked once. Problems
+// and warnings name file and line, warnings the line of the field they
+// are about; the warnings include the parser's.
+func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
+	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.replace(rules, true)
+	if err != nil {
+		return nil, locate(err, file)
+	}
+	if c.Rebuilt {
+		// The warnings of the parse are the set's too.
+		c.ix.warnings = append(locateProblems(warns, file), locateProblems(c.ix.warnings, file)...)
+		c.warns = c.ix.warnings
+	} else {
+		c.warns = locateProblems(c.warns, file)
+	}
+	return c, nil
+}
+
 // replace is Replace; checked says parseRules has checked every rule and
 // the ids already.
 func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
@@ -332,6 +358,17 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
+	}
+	if cur := s.cur.Load(); cur != nil {
+		// How many serving rules the new set drops, for callers that
+		// refuse to lose most of a set at once.
+		kept := 0
+		for i := range rules {
+			if _, ok := cur.Rule(rules[i].ID); ok {
+				kept++
+			}
+		}
+		c.Deletes = cur.n - kept
 	}
 	return c, nil
 }

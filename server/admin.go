@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -111,15 +110,10 @@ func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest)
 	if err != nil {
 		return nil, s.status(err)
 	}
-	snap, err := s.store.Update(req.GetExpectedVersion(), func(cur []decision.Rule) ([]decision.Rule, error) {
-		next := slices.Clone(cur)
-		if i := slices.IndexFunc(next, func(old decision.Rule) bool { return old.ID == r.ID }); i >= 0 {
-			sinceFor(&r, next[i], true, s.store.Now())
-			next[i] = r
-			return next, nil
-		}
-		sinceFor(&r, decision.Rule{}, false, s.store.Now())
-		return append(next, r), nil
+	snap, warnings, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
+		old, exists := st.Index().Rule(r.ID)
+		sinceFor(&r, old, exists, s.store.Now())
+		return st.Put(r)
 	})
 	if err != nil {
 		return nil, s.status(err)
@@ -127,7 +121,7 @@ func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest)
 	return &redirectv1.PutRuleResponse{
 		Rule:     RuleToProto(r),
 		Version:  versionToProto(snap.Version),
-		Warnings: problemsToProto(snap.Warnings),
+		Warnings: problemsToProto(warnings),
 	}, nil
 }
 
@@ -137,17 +131,8 @@ func (s *RuleService) DeleteRule(_ context.Context, req *redirectv1.DeleteRuleRe
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: required")
 	}
-	snap, err := s.store.Update(req.GetExpectedVersion(), func(cur []decision.Rule) ([]decision.Rule, error) {
-		next := make([]decision.Rule, 0, len(cur))
-		for _, old := range cur {
-			if old.ID != id {
-				next = append(next, old)
-			}
-		}
-		if len(next) == len(cur) {
-			return nil, notFound(id)
-		}
-		return next, nil
+	snap, _, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
+		return st.Delete(id)
 	})
 	if err != nil {
 		return nil, s.status(err)
@@ -161,22 +146,18 @@ func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRe
 	if err != nil {
 		return nil, s.status(err)
 	}
-	snap, err := s.store.Update(req.GetExpectedVersion(), func(cur []decision.Rule) ([]decision.Rule, error) {
-		existing := make(map[string]decision.Rule, len(cur))
-		for _, r := range cur {
-			existing[r.ID] = r
-		}
-		now := s.store.Now()
+	snap, warnings, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
+		cur, now := st.Index(), s.store.Now()
 		for i := range rules {
-			old, ok := existing[rules[i].ID]
+			old, ok := cur.Rule(rules[i].ID)
 			sinceFor(&rules[i], old, ok, now)
 		}
-		return rules, nil
+		return st.Replace(rules)
 	})
 	if err != nil {
 		return nil, s.status(err)
 	}
-	return &redirectv1.ApplyRulesResponse{Version: versionToProto(snap.Version), Warnings: problemsToProto(snap.Warnings)}, nil
+	return &redirectv1.ApplyRulesResponse{Version: versionToProto(snap.Version), Warnings: problemsToProto(warnings)}, nil
 }
 
 // ValidateRules lints rules, or a rules file, exactly as a load or an
@@ -194,7 +175,7 @@ func (s *RuleService) ValidateRules(_ context.Context, req *redirectv1.ValidateR
 		rules, err = RulesFromProto(req.GetRules())
 	}
 	if err == nil {
-		_, warnings, buildErr := decision.Build(rules, s.store.Options)
+		_, warnings, buildErr := decision.Build(rules, s.store.Engine.Store().Options())
 		if buildErr != nil {
 			err = buildErr
 		} else {

@@ -35,6 +35,10 @@ type Config struct {
 	// ReloadDebounce is how long the rules watcher waits after the last
 	// change in the rules file's directory before re-reading it.
 	ReloadDebounce time.Duration
+	// ReloadMaxDrop refuses a reload that would remove more than this
+	// percentage of the serving rules (a half-written file); 100 turns the
+	// check off.
+	ReloadMaxDrop float64
 	// DecisionLogSample is the fraction of decisions logged (0 to 1).
 	DecisionLogSample float64
 
@@ -65,6 +69,7 @@ func DefaultConfig() Config {
 		AdminAddr:       "127.0.0.1:50052",
 		PermanentMaxAge: 24 * time.Hour,
 		ReloadDebounce:  DefaultReloadDebounce,
+		ReloadMaxDrop:   50,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "json",
 		LogLevel:        slog.LevelInfo,
@@ -92,6 +97,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.PermanentMaxAge, "permanent-max-age", c.PermanentMaxAge, "max-age of 301/308 answers whose rule sets no cache_max_age")
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
 	fs.DurationVar(&c.ReloadDebounce, "reload-debounce", c.ReloadDebounce, "wait this long after the last change of the rules file before reloading it")
+	fs.Float64Var(&c.ReloadMaxDrop, "reload-max-drop", c.ReloadMaxDrop, "refuse a reload that removes more than this percentage of the serving rules (a half-written file); 100 turns it off")
 	fs.Float64Var(&c.DecisionLogSample, "decision-log-sample", c.DecisionLogSample, "fraction of decisions logged, 0 to 1 (0.01 logs one in a hundred)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop may take before open calls are cut")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
@@ -157,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReloadDebounce <= 0 {
 		errs = append(errs, fmt.Errorf("--reload-debounce %v: must be positive", c.ReloadDebounce))
+	}
+	if c.ReloadMaxDrop < 0 || c.ReloadMaxDrop > 100 {
+		errs = append(errs, fmt.Errorf("--reload-max-drop %v: accepted: a percentage from 0 to 100 (100 turns the check off)", c.ReloadMaxDrop))
 	}
 	if c.DecisionLogSample < 0 || c.DecisionLogSample > 1 {
 		errs = append(errs, fmt.Errorf("--decision-log-sample %v: accepted: 0 (none) to 1 (every decision)", c.DecisionLogSample))

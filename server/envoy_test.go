@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"github.com/redirectd/redirectd/decision"
 	"log/slog"
 	"net"
 	"os"
@@ -67,7 +68,7 @@ func (c *passCount) get(adapter string) int {
 // a rules file.
 func edgeEngine(t testing.TB) *Engine {
 	t.Helper()
-	engine := NewEngine(time.Now)
+	engine := NewEngine(decision.NewStore(decision.Options{}), time.Now)
 	store := &RuleStore{Engine: engine, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 	if err := store.LoadBytes("edge-rules.yaml", []byte(edgeRules)); err != nil {
 		t.Fatalf("edge rules: %v", err)

@@ -31,6 +31,7 @@ type Metrics struct {
 
 	rulesLoaded  *prometheus.GaugeVec
 	reloads      *prometheus.CounterVec
+	dropRefused  prometheus.Counter
 	version      prometheus.Gauge
 	lastReload   prometheus.Gauge
 	ruleWarnings prometheus.Gauge
@@ -65,6 +66,10 @@ func NewMetrics() *Metrics {
 		Name: "redirectd_reloads_total",
 		Help: `Attempts to apply a rule set (file reload or admin write), by result (ok, error).`,
 	}, []string{"result"})
+	m.dropRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "redirectd_reload_max_drop_refusals_total",
+		Help: "Reloads refused because they would remove more of the serving rules than --reload-max-drop (also counted as reloads_total{result=\"error\"}).",
+	})
 	m.version = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "redirectd_rules_version",
 		Help: "Version number of the serving rule set; it grows with every applied set.",
@@ -91,7 +96,7 @@ func NewMetrics() *Metrics {
 	for _, k := range []decision.MatchKind{decision.MatchExact, decision.MatchPrefix, decision.MatchPattern, decision.MatchRegex} {
 		m.rulesLoaded.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.decisions, m.duration, m.rulesLoaded, m.reloads,
+	m.registry.MustRegister(m.decisions, m.duration, m.rulesLoaded, m.reloads, m.dropRefused,
 		m.version, m.lastReload, m.ruleWarnings, m.unparsable,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -135,6 +140,9 @@ func (m *Metrics) observeApplied(s *Snapshot) {
 	}
 }
 
+// observeDropRefused records a reload refused by --reload-max-drop.
+func (m *Metrics) observeDropRefused() { m.dropRefused.Inc() }
+
 // observeRejected records a rule set that was not applied.
 func (m *Metrics) observeRejected() { m.reloads.WithLabelValues("error").Inc() }
 
@@ -163,7 +171,7 @@ func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, 
 		o.Metrics.observeDecision(d, err, took)
 	}
 	if o.Hits != nil && err == nil && d.Redirect {
-		o.Hits.hit(d.RuleID, d.RulePos, at)
+		o.Hits.hit(d.RuleID, at)
 	}
 	if o.LogSample > 0 && o.Log != nil && rand.Float64() < o.LogSample {
 		attrs := []any{"method", req.Method, "host", req.Host, "target", req.Target,

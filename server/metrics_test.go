@@ -100,7 +100,7 @@ func hasLine(exposition, want string) bool {
 func BenchmarkDecisionObserver(b *testing.B) {
 	rules := rulegen.Rules(rulegen.Config{N: 100_000, Hosts: 20, Seed: 1})
 	reqs := rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
-	st := &RuleStore{Engine: NewEngine(time.Now), Log: testLogger(), Now: time.Now}
+	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Now: time.Now}
 	if err := st.LoadBytes("bench.yaml", decision.MarshalRules(rules)); err != nil {
 		b.Fatal(err)
 	}
@@ -114,11 +114,10 @@ func BenchmarkDecisionObserver(b *testing.B) {
 		{"metrics+hits", &DecisionObserver{Metrics: NewMetrics(), Hits: hits}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			e := NewEngine(time.Now)
+			e := NewEngine(st.Engine.Store(), time.Now)
 			if tc.o != nil {
 				e.SetObserver(tc.o.Observe)
 			}
-			e.Swap(st.Engine.Current())
 			var next atomic.Uint64
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -8,17 +8,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redirectd/redirectd/decision"
 )
 
-// RuleStore owns the serving rule set: it is the one place where a rule set
-// is parsed, built aside, versioned, published to the Engine, persisted
-// (store.go) and reloaded when its file changes (watch.go). File reloads
-// and admin writes are serialised on one mutex, so they never interleave.
+// RuleStore owns the rules file behind the Engine's decision.Store: it
+// reads and applies the file (the store changes in place what differs),
+// persists admin writes (store.go) and reloads when the file changes
+// (watch.go). File reloads and admin writes are serialised on one mutex,
+// so they never interleave.
 //
 // Set the fields, then call Load (or LoadBytes for embedded rules) before
 // serving; the fields must not change afterwards.
@@ -27,50 +28,58 @@ type RuleStore struct {
 	// Path is the rules file; "" when serving built-in rules, which admin
 	// writes cannot persist.
 	Path    string
-	Options decision.Options
 	Log     *slog.Logger
 	Metrics *Metrics // optional
 	Hits    *Hits    // optional
 	Now     func() time.Time
+	// MaxDrop refuses a reload that would remove more than this fraction
+	// of the serving rules (--reload-max-drop): a file caught half-written
+	// looks like one that lost most of its rules. 0 or 1 and above: no
+	// limit. Admin ApplyRules is explicit, and exempt.
+	MaxDrop float64
 
 	mu sync.Mutex
 	// seenSum is the SHA-256 of the rules file content last read or
 	// written, good or bad: the watcher skips an event that left the
-	// content as it was, including the echo of our own admin write.
+	// content as it was, including the echo of our own admin write, and a
+	// refused file is not tried again until it changes.
 	seenSum [sha256.Size]byte
 	// seenFile is what stat said of the rules file just before it was
 	// last read, kept only when the file had not been modified for
 	// stableAge: then an event that finds the same file, size and mtime
-	// is skipped without reading and hashing it (a second of CPU at a
-	// million rules, as the watcher's first look right after startup
-	// would spend). A file modified more recently may be written again
-	// within the file system's timestamp granularity without its mtime
-	// moving, so its content is always compared (git's "racy" rule).
+	// is skipped without reading and hashing it. A file modified more
+	// recently may be written again within the file system's timestamp
+	// granularity without its mtime moving, so its content is always
+	// compared (git's "racy" rule).
 	seenFile os.FileInfo
+	folding  atomic.Bool
 }
 
 // stableAge is how long a rules file must have been left alone for its
 // stat to stand for its content.
 const stableAge = 2 * time.Second
 
-// Load reads, builds and publishes the rules file. At startup an error
-// means there is nothing to serve: the caller should exit with it.
+// Load reads and applies the rules file. At startup an error means there
+// is nothing to serve: the caller should exit with it. Temp files an
+// interrupted admin write left beside the file are removed first.
 func (s *RuleStore) Load() error {
+	removeStaleTemps(s.Path, s.Log)
 	_, err := s.Reload()
 	return err
 }
 
-// LoadBytes builds and publishes rules read from data (the built-in
-// example); source names them in logs and problems.
+// LoadBytes applies rules read from data (the built-in example); source
+// names them in logs and problems.
 func (s *RuleStore) LoadBytes(source string, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap, err := s.prepareFile(source, data, hashAside(data, false))
+	start := s.Now()
+	c, err := s.Engine.Store().ReplaceFile(source, data)
 	if err != nil {
 		s.reject(source, err)
 		return err
 	}
-	s.publish(snap)
+	s.apply(c, contentSum(data), source, start)
 	return nil
 }
 
@@ -80,7 +89,6 @@ func (s *RuleStore) LoadBytes(source string, data []byte) error {
 func (s *RuleStore) Reload() (applied bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Before the first set nothing is served: the load may take every core.
 	serving := s.Engine.Ready()
 	info, err := os.Stat(s.Path)
 	if err == nil && serving && unchangedFile(s.seenFile, info) {
@@ -90,7 +98,8 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 	if err == nil && time.Since(info.ModTime()) >= stableAge { // file times are wall-clock times
 		s.seenFile = info
 	}
-	data, err := decision.ReadRulesFile(s.Path, s.buildOptions())
+	start := s.Now()
+	data, err := decision.ReadRulesFile(s.Path)
 	var tooBig *decision.RulesError
 	if err != nil && !errors.As(err, &tooBig) {
 		err = fmt.Errorf("read rules %s: %w", s.Path, err)
@@ -99,31 +108,36 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	// While a set is serving, the hash decides first whether there is
-	// anything to build. At start-up there is nothing to compare with, and
-	// the hash (half a second at a million rules) runs beside the parse.
-	sum := hashAside(data, !serving)
-	if serving && sum() == s.seenSum {
+	sum := contentSum(data)
+	if serving && sum == s.seenSum {
 		return false, nil
 	}
+	s.seenSum = sum
 	if len(bytes.TrimSpace(data)) == 0 {
 		// Most likely a truncate-and-write caught in the middle: serving
 		// it would drop every redirect at once.
-		s.seenSum = sum()
 		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", s.Path)
 		s.reject(s.Path, err)
 		return false, err
 	}
-	if serving {
-		defer rebuildGC()()
-	}
-	snap, err := s.prepareFile(s.Path, data, sum)
-	s.seenSum = sum()
+	c, err := s.Engine.Store().ReplaceFile(s.Path, data)
 	if err != nil {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	s.publish(snap)
+	if cur := s.Engine.Current(); cur != nil && s.MaxDrop > 0 && s.MaxDrop < 1 &&
+		float64(c.Deletes) > s.MaxDrop*float64(cur.Index.Len()) {
+		c.Abort()
+		if s.Metrics != nil {
+			s.Metrics.observeDropRefused()
+		}
+		err := fmt.Errorf("rules file %s would remove %d of the %d serving rules, more than --reload-max-drop %g%%; "+
+			"keeping the serving set until the file changes again (a file written in place and caught half-written "+
+			"looks like this: replace rules files by rename)", s.Path, c.Deletes, cur.Index.Len(), s.MaxDrop*100)
+		s.reject(s.Path, err)
+		return false, err
+	}
+	s.apply(c, sum, s.Path, start)
 	return true, nil
 }
 
@@ -133,120 +147,63 @@ func unchangedFile(seen, now os.FileInfo) bool {
 	return seen != nil && os.SameFile(seen, now) && seen.Size() == now.Size() && seen.ModTime().Equal(now.ModTime())
 }
 
-// prepareFile parses and builds the Snapshot that would serve a rules
-// file's content, without publishing it; sum gives the content's SHA-256.
-// decision.LoadRules checks each rule once, where ParseRules then Build
-// would check it twice.
-func (s *RuleStore) prepareFile(source string, data []byte, sum func() [sha256.Size]byte) (*Snapshot, error) {
-	start := s.Now()
-	ix, rules, warnings, err := decision.LoadRules(source, data, s.buildOptions())
-	if err != nil {
-		return nil, err
-	}
-	return s.snapshot(ix, rules, warnings, source, sum(), start), nil
-}
+// contentSum is the SHA-256 of a rules file.
+func contentSum(data []byte) [sha256.Size]byte { return sha256.Sum256(data) }
 
-// prepare builds the Snapshot that would serve rules, without publishing
-// it. sum, the SHA-256 of the rules file content, is the version hash: the
-// file was read (or, for an admin write, is about to be written) anyway,
-// so the version costs no second serialisation of a million rules. Errors
-// are *decision.RulesError with every problem located in source.
-func (s *RuleStore) prepare(rules []decision.Rule, source string, sum [sha256.Size]byte) (*Snapshot, error) {
-	start := s.Now()
-	ix, warnings, err := decision.Build(rules, s.buildOptions())
-	if err != nil {
-		return nil, locate(err, source)
-	}
-	return s.snapshot(ix, rules, locateProblems(warnings, source), source, sum, start), nil
-}
-
-// buildOptions are s.Options for the next build: on every core for the
-// first (nothing is served yet: readiness waits on it), on one while a set
-// is serving, so a reload of a million rules leaves the other cores to
-// the decisions it must not delay.
-func (s *RuleStore) buildOptions() decision.Options {
-	opts := s.Options
-	if s.Engine.Ready() {
-		opts.LoadWorkers = 1
-	}
-	return opts
-}
-
-// snapshot is the next version serving ix, built at start from rules.
-func (s *RuleStore) snapshot(ix *decision.Index, rules []decision.Rule, warnings []decision.Problem, source string, sum [sha256.Size]byte, start time.Time) *Snapshot {
+// apply commits a prepared change as the next version and publishes it.
+// The caller holds s.mu.
+func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source string, start time.Time) *decision.Index {
 	var number uint64 = 1
 	if cur := s.Engine.Current(); cur != nil {
 		number = cur.Version.Number + 1
 	}
-	return &Snapshot{
-		Index:    ix,
-		Rules:    rules,
-		Warnings: warnings,
-		Version:  Version{Number: number, Hash: hex.EncodeToString(sum[:])},
-		Source:   source,
-		LoadedAt: start,
-	}
-}
-
-// hashAside returns a func giving contentSum(data): computed on another
-// goroutine from now on when aside is true, else on the first call.
-func hashAside(data []byte, aside bool) func() [sha256.Size]byte {
-	if !aside {
-		return sync.OnceValue(func() [sha256.Size]byte { return contentSum(data) })
-	}
-	done := make(chan [sha256.Size]byte, 1)
-	go func() { done <- contentSum(data) }()
-	return sync.OnceValue(func() [sha256.Size]byte { return <-done })
-}
-
-// contentSum is the SHA-256 of a rules file, fed in 1 MiB pieces. The hash
-// runs in assembly, which the scheduler cannot preempt: one call over a
-// 150 MB file (a million rules) held the GC's stop-the-world, and with it
-// every decision, for up to a second and a half.
-func contentSum(data []byte) [sha256.Size]byte {
-	const piece = 1 << 20
-	h := sha256.New()
-	for len(data) > piece {
-		h.Write(data[:piece])
-		data = data[piece:]
-		runtime.Gosched() // let decisions run during a reload; see decision.inChunks
-	}
-	h.Write(data)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
-}
-
-// publish makes snap the serving rule set. The caller holds s.mu.
-func (s *RuleStore) publish(snap *Snapshot) {
+	ix := c.Commit(decision.Info{Version: number, Hash: hex.EncodeToString(sum[:]), Source: source, LoadedAt: start})
 	if s.Hits != nil {
-		// Counters first, so a decision made on the new set finds its rule.
-		s.Hits.track(snap.Index)
+		s.Hits.track(ix)
 	}
-	s.Engine.Swap(snap)
+	snap := snapshotOf(ix)
 	if s.Metrics != nil {
 		s.Metrics.observeApplied(snap)
 	}
 	s.Log.Info("rules applied",
 		"version", snap.Version.Number, "hash", snap.Version.Hash[:12],
-		"source", snap.Source, "rules", len(snap.Rules),
-		"exact", snap.Index.Count(decision.MatchExact),
-		"prefix", snap.Index.Count(decision.MatchPrefix),
-		"pattern", snap.Index.Count(decision.MatchPattern),
-		"regex", snap.Index.Count(decision.MatchRegex),
-		"warnings", len(snap.Warnings),
-		"took", s.Now().Sub(snap.LoadedAt))
+		"source", snap.Source, "rules", ix.Len(),
+		"exact", ix.Count(decision.MatchExact),
+		"prefix", ix.Count(decision.MatchPrefix),
+		"pattern", ix.Count(decision.MatchPattern),
+		"regex", ix.Count(decision.MatchRegex),
+		"put", c.Puts, "deleted", c.Deletes, "rebuilt", c.Rebuilt,
+		"warnings", len(c.Warnings()),
+		"took", s.Now().Sub(start))
 	// Warnings do not reject the set; a generated or imported set may
 	// carry thousands, so the log shows the first ones and a count
 	// (redirectctl lint or ValidateRules list them all).
 	const mostWarnings = 100
-	for i, w := range snap.Warnings {
+	for i, w := range c.Warnings() {
 		if i == mostWarnings {
-			s.Log.Warn("more rules warnings not logged", "count", len(snap.Warnings)-mostWarnings)
+			s.Log.Warn("more rules warnings not logged", "count", len(c.Warnings())-mostWarnings)
 			break
 		}
 		s.Log.Warn("rules warning", "problem", w.String())
 	}
+	s.foldWhenDue()
+	return ix
+}
+
+// foldWhenDue folds the store's overlay into a new base on a goroutine of
+// its own once it has grown (decision.Store.NeedsFold): O(n) work, off the
+// request path and off the write that triggered it.
+func (s *RuleStore) foldWhenDue() {
+	st := s.Engine.Store()
+	if !st.NeedsFold() || !s.folding.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.folding.Store(false)
+		start := s.Now()
+		st.Fold()
+		s.Log.Info("rule store folded", "rules", st.Index().Len(), "took", s.Now().Sub(start))
+	}()
 }
 
 // reject logs why a rule set was not applied, one line per problem, and
@@ -268,25 +225,4 @@ func (s *RuleStore) reject(source string, err error) {
 	for _, p := range rerr.Problems {
 		s.Log.Error("rules problem", "problem", p.String())
 	}
-}
-
-// locate names source in problems that Build could not place in a file
-// (it sees rules, not files).
-func locate(err error, source string) error {
-	var rerr *decision.RulesError
-	if errors.As(err, &rerr) {
-		return &decision.RulesError{Problems: locateProblems(rerr.Problems, source)}
-	}
-	return err
-}
-
-func locateProblems(ps []decision.Problem, source string) []decision.Problem {
-	out := make([]decision.Problem, len(ps))
-	for i, p := range ps {
-		if p.File == "" && p.Line > 0 {
-			p.File = source
-		}
-		out[i] = p
-	}
-	return out
 }

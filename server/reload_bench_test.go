@@ -29,7 +29,7 @@ func BenchmarkDecideDuringReload(b *testing.B) {
 		{"reload-every-1s", time.Second},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			st := &RuleStore{Engine: NewEngine(time.Now), Log: testLogger(), Metrics: NewMetrics(), Hits: NewHits(), Now: time.Now}
+			st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Metrics: NewMetrics(), Hits: NewHits(), Now: time.Now}
 			st.Engine.SetObserver((&DecisionObserver{Metrics: st.Metrics, Hits: st.Hits}).Observe)
 			if err := st.LoadBytes("bench.yaml", data); err != nil {
 				b.Fatal(err)

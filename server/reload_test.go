@@ -331,19 +331,3 @@ func TestReloadSkipsAStableFile(t *testing.T) {
 		})
 	}
 }
-
-// TestReloadsBuildOnOneWorker: the first load may use every core (nothing
-// is served yet); later builds keep to one goroutine.
-func TestReloadsBuildOnOneWorker(t *testing.T) {
-	st := newTestStore(t, writeRules(t, t.TempDir(), "rules.yaml", versionRules("v1")), time.Now)
-	st.Options.LoadWorkers = 0
-	if got := st.buildOptions().LoadWorkers; got != 0 {
-		t.Errorf("before the first load: LoadWorkers %d, want 0 (every core)", got)
-	}
-	if err := st.Load(); err != nil {
-		t.Fatal(err)
-	}
-	if got := st.buildOptions().LoadWorkers; got != 1 {
-		t.Errorf("while serving: LoadWorkers %d, want 1", got)
-	}
-}

@@ -64,14 +64,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		health: health.NewServer(),
 		mux:    http.NewServeMux(),
 	}
-	s.engine = NewEngine(s.now)
+	s.engine = NewEngine(decision.NewStore(decision.Options{
+		PermanentMaxAge: cfg.PermanentMaxAge,
+		FlattenChains:   cfg.FlattenChains,
+	}), s.now)
 	s.store = &RuleStore{
-		Engine: s.engine,
-		Path:   cfg.Rules,
-		Options: decision.Options{
-			PermanentMaxAge: cfg.PermanentMaxAge,
-			FlattenChains:   cfg.FlattenChains,
-		},
+		Engine:  s.engine,
+		Path:    cfg.Rules,
+		MaxDrop: cfg.ReloadMaxDrop / 100,
 		Log:     log,
 		Now:     s.now,
 		Metrics: NewMetrics(),
@@ -326,7 +326,6 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 // loadAtStart serves --rules, or the built-in example when there is none.
 // The error of a rejected file lists every problem with file:line.
 func (s *Server) loadAtStart() error {
-	defer relaxGC()()
 	if s.cfg.Rules == "" {
 		s.log.Info("serving the built-in example rules; pass --rules FILE to serve your own", "rules", deploy.ExampleRulesName)
 		return startupError(s.store.LoadBytes(deploy.ExampleRulesName, deploy.ExampleRules), "built-in example")

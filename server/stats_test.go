@@ -31,7 +31,7 @@ func testLogger() *slog.Logger {
 // counts and the decision observer. path "" means built-in rules.
 func newTestStore(t *testing.T, path string, now func() time.Time) *RuleStore {
 	t.Helper()
-	e := NewEngine(now)
+	e := NewEngine(decision.NewStore(decision.Options{}), now)
 	m := NewMetrics()
 	h := NewHits()
 	e.SetObserver((&DecisionObserver{Metrics: m, Hits: h}).Observe)
@@ -188,11 +188,11 @@ func TestHitsAcrossReload(t *testing.T) {
 			}
 			for _, id := range []string{"a", "a", "b", "c"} {
 				d := decide(t, before, id)
-				h.hit(d.RuleID, d.RulePos, at)
+				h.hit(d.RuleID, at)
 			}
 			h.track(after)
 			for _, d := range stale {
-				h.hit(d.RuleID, d.RulePos, at)
+				h.hit(d.RuleID, at)
 			}
 			got, err := h.Get(nil)
 			if err != nil {
@@ -211,7 +211,7 @@ func TestHitsAcrossReload(t *testing.T) {
 
 func TestHitsBeforeFirstSet(t *testing.T) {
 	h := NewHits()
-	h.hit("a", 0, time.Now()) // must not panic
+	h.hit("a", time.Now()) // must not panic
 	got, err := h.Get(nil)
 	if err != nil || len(got) != 0 {
 		t.Errorf("Get(nil) = %v, %v; want none", got, err)
@@ -239,7 +239,7 @@ func TestHitsDuringTrack(t *testing.T) {
 			defer wg.Done()
 			for i := range perWorker {
 				d := decisions[(w+i)%len(decisions)]
-				h.hit(d.RuleID, d.RulePos, at)
+				h.hit(d.RuleID, at)
 			}
 		}()
 	}
@@ -253,8 +253,8 @@ func TestHitsDuringTrack(t *testing.T) {
 	wg.Wait()
 	h.track(two)
 	// One hit each after the race, so each is known to count at least 1.
-	h.hit("a", 3, at)
-	h.hit("c", 1, at)
+	h.hit("a", at)
+	h.hit("c", at)
 	got, err := h.Get(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func BenchmarkHitsTrack(b *testing.B) {
 					h := NewHits()
 					h.track(kept)
 					for pos := 0; pos < n; pos += tc.every {
-						h.hit(kept.RuleID(pos), pos, at)
+						h.hit(rules[pos].ID, at)
 					}
 					b.StartTimer()
 					h.track(tc.next)

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"bufio"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -17,7 +21,7 @@ import (
 // place. Each is wrapped with the specifics (which rule, which path).
 var (
 	// ErrRuleNotFound: no rule has the id.
-	ErrRuleNotFound = errors.New("no such rule")
+	ErrRuleNotFound = decision.ErrRuleNotFound
 	// ErrVersionMismatch: expected_version is not the serving version.
 	ErrVersionMismatch = errors.New("rule set changed since the expected version")
 	// ErrNotPersistable: the change cannot be made durable, so it is not made.
@@ -26,57 +30,81 @@ var (
 	ErrNotReady = errors.New("no rule set loaded yet")
 )
 
-// Update changes the rule set durably. change receives the serving rules
-// (shared: it must not modify them) and returns the new set. The new set
-// is validated, written to the rules file (temp file in the same
-// directory, fsync, rename, fsync of the directory) and only then
-// published: when Update returns without error the change survives a crash
-// and Decide already answers with it. expected, when non-zero, must be the
-// serving version number.
-func (s *RuleStore) Update(expected uint64, change func(current []decision.Rule) ([]decision.Rule, error)) (snap *Snapshot, err error) {
-	// Rebuilding and writing a large set is background work next to the
-	// decisions being served.
-	atLowPriority(func() { snap, err = s.update(expected, change) })
-	return snap, err
-}
-
-func (s *RuleStore) update(expected uint64, change func(current []decision.Rule) ([]decision.Rule, error)) (*Snapshot, error) {
+// Update changes the rule set durably. prepare makes the change on the
+// decision.Store (Put, Delete or Replace), which checks it and changes in
+// place only what differs. The set as it will be is then written to the
+// rules file (temp file in the same directory, fsync, rename, fsync of the
+// directory) and only then published: when Update returns without error
+// the change survives a crash and Decide already answers with it. The file
+// keeps its format (FormatOf its name). expected, when non-zero, must be
+// the serving version number.
+func (s *RuleStore) Update(expected uint64, prepare func(st *decision.Store) (*decision.Change, error)) (*Snapshot, []decision.Problem, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.Engine.Current()
 	if cur == nil {
-		return nil, ErrNotReady
+		return nil, nil, ErrNotReady
 	}
 	if expected != 0 && expected != cur.Version.Number {
-		return nil, fmt.Errorf("%w: expected version %d, serving version %d", ErrVersionMismatch, expected, cur.Version.Number)
+		return nil, nil, fmt.Errorf("%w: expected version %d, serving version %d", ErrVersionMismatch, expected, cur.Version.Number)
 	}
 	if s.Path == "" {
-		return nil, fmt.Errorf("%w: started without --rules: nowhere to persist (start redirectd with --rules FILE to manage rules through the admin API)", ErrNotPersistable)
+		return nil, nil, fmt.Errorf("%w: started without --rules: nowhere to persist (start redirectd with --rules FILE to manage rules through the admin API)", ErrNotPersistable)
 	}
 	target, err := writableTarget(s.Path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rules, err := change(cur.Rules)
+	start := s.Now()
+	c, err := prepare(s.Engine.Store())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer rebuildGC()()
-	// The file is written in canonical form, so its hash is the version's.
-	canonical := decision.MarshalRules(rules)
-	sum := contentSum(canonical)
-	snap, err := s.prepare(rules, s.Path, sum)
+	defer c.Abort()
+	sum, err := writeDurably(target, func(w io.Writer) error { return writeRulesFile(w, s.Path, c.Index()) })
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("%w: %v", ErrNotPersistable, err)
 	}
-	if err := writeDurably(target, canonical); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotPersistable, err)
-	}
-	// The file now holds canonical: the watcher's echo of this write
-	// finds the content it has seen and does not apply it twice.
+	// The file now holds this set: the watcher's echo of this write finds
+	// the content it has seen and does not apply it twice.
 	s.seenSum, s.seenFile = sum, nil
-	s.publish(snap)
-	return snap, nil
+	return snapshotOf(s.apply(c, sum, s.Path, start)), c.Warnings(), nil
+}
+
+// writeRulesFile writes the rules of ix to w in the format of the rules file
+// at path.
+func writeRulesFile(w io.Writer, path string, ix *decision.Index) error {
+	var rules []decision.Rule
+	for r := range ix.All() {
+		rules = append(rules, *r)
+	}
+	_, err := w.Write(decision.MarshalRules(rules))
+	return err
+}
+
+// tempPattern is the name of the temp files writeDurably makes beside a
+// rules file; removeStaleTemps knows them by it.
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".tmp-*" }
+
+// removeStaleTemps removes the temp files an interrupted write (a crash,
+// SIGKILL) left beside the rules file: nothing else makes files of that
+// name, and on a small volume they would fill it.
+func removeStaleTemps(path string, log *slog.Logger) {
+	if path == "" {
+		return
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		target = path
+	}
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(target), tempPattern(target)))
+	for _, f := range stale {
+		if err := os.Remove(f); err != nil {
+			log.Warn("stale temp file of an interrupted rules write not removed", "file", f, "error", err)
+			continue
+		}
+		log.Info("removed the temp file of an interrupted rules write", "file", f)
+	}
 }
 
 // writableTarget resolves the rules path to the file a write must replace
@@ -118,19 +146,20 @@ func accessReason(err error) string {
 	return err.Error()
 }
 
-// writeDurably replaces path with data so that after a crash the file
-// holds either the old or the new content, never a mix: write a temp file
-// in the same directory, fsync it, rename it over path, fsync the
-// directory so the rename itself is on disk.
-func writeDurably(path string, data []byte) (err error) {
+// writeDurably replaces path with what write writes, so that after a
+// crash the file holds either the old or the new content, never a mix:
+// write a temp file in the same directory, fsync it, rename it over path,
+// fsync the directory so the rename itself is on disk. It returns the
+// SHA-256 of what was written.
+func writeDurably(path string, write func(io.Writer) error) (sum [sha256.Size]byte, err error) {
 	dir := filepath.Dir(path)
 	mode := fs.FileMode(0o644)
 	if info, err := os.Stat(path); err == nil {
 		mode = info.Mode().Perm()
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
-		return fmt.Errorf("create temp file in %s: %w", dir, err)
+		return sum, fmt.Errorf("create temp file in %s: %w", dir, err)
 	}
 	tmp := f.Name()
 	defer func() {
@@ -139,28 +168,34 @@ func writeDurably(path string, data []byte) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
+	h := sha256.New()
+	buf := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	if err = write(buf); err == nil {
+		err = buf.Flush()
 	}
+	if err != nil {
+		return sum, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	h.Sum(sum[:0])
 	if err = f.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp, err)
+		return sum, fmt.Errorf("chmod %s: %w", tmp, err)
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
+		return sum, fmt.Errorf("fsync %s: %w", tmp, err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
+		return sum, fmt.Errorf("close %s: %w", tmp, err)
 	}
 	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
+		return sum, fmt.Errorf("rename %s to %s: %w", tmp, path, err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
+		return sum, fmt.Errorf("open directory %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err = d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
+		return sum, fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
-	return nil
+	return sum, nil
 }

@@ -58,7 +58,7 @@ func (s *RuleStore) Watch(ctx context.Context, debounce time.Duration) error {
 	followLink()
 	// A change between the caller's Load and the watch being set up would
 	// otherwise go unseen until the next one.
-	atLowPriority(func() { _, _ = s.Reload() })
+	_, _ = s.Reload()
 
 	timer := time.NewTimer(debounce)
 	timer.Stop()
@@ -84,7 +84,7 @@ func (s *RuleStore) Watch(ctx context.Context, debounce time.Duration) error {
 		case <-timer.C:
 			// Errors are logged and counted by Reload; the last good set
 			// keeps serving.
-			atLowPriority(func() { _, _ = s.Reload() })
+			_, _ = s.Reload()
 			followLink()
 		}
 	}

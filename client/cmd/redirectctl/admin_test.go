@@ -28,7 +28,7 @@ func startAdmin(t *testing.T, rules, token string) (addr string, store *server.R
 		t.Fatal(err)
 	}
 	hits := server.NewHits()
-	engine := server.NewEngine(time.Now)
+	engine := server.NewEngine(decision.NewStore(decision.Options{}), time.Now)
 	engine.SetObserver((&server.DecisionObserver{Hits: hits}).Observe)
 	store = &server.RuleStore{Engine: engine, Path: path, Hits: hits, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}

@@ -310,18 +310,22 @@ func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 		}
 		clock = func() time.Time { return t }
 	}
-	ix, warnings, err := buildRules(o.file, decision.Options{
-		PermanentMaxAge: o.permanentMaxAge,
-		FlattenChains:   o.flattenChains,
-	})
+	data, err := os.ReadFile(o.file)
 	if err != nil {
 		return nil, nil, err
 	}
+	store := decision.NewStore(decision.Options{
+		PermanentMaxAge: o.permanentMaxAge,
+		FlattenChains:   o.flattenChains,
+	})
+	c, err := store.ReplaceFile(o.file, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Commit(decision.Info{Version: 1, Source: o.file})
 	// The daemon's own DecisionService in this process: --rules answers
 	// exactly as a daemon serving the file would.
-	engine := server.NewEngine(clock)
-	engine.Swap(&server.Snapshot{Index: ix, Warnings: warnings, Source: o.file})
-	return client.Local(server.NewDecisionService(engine)), warnings, nil
+	return client.Local(server.NewDecisionService(server.NewEngine(store, clock))), c.Warnings(), nil
 }
 
 // buildRules reads, parses and builds a rules file.

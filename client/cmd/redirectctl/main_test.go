@@ -38,12 +38,13 @@ func startRedirectd(t *testing.T, rulesFile string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix, _, err := decision.Build(rules, decision.Options{})
+	store := decision.NewStore(decision.Options{})
+	c, err := store.Replace(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := server.NewEngine(time.Now)
-	engine.Swap(&server.Snapshot{Index: ix, Rules: rules, Source: rulesFile})
+	c.Commit(decision.Info{Version: 1, Source: rulesFile})
+	engine := server.NewEngine(store, time.Now)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

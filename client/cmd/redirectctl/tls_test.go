@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/redirectd/redirectd/decision"
 	"math/big"
 	"net"
 	"os"
@@ -34,7 +35,7 @@ func TestDecideOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
-	engine := server.NewEngine(time.Now)
+	engine := server.NewEngine(decision.NewStore(decision.Options{}), time.Now)
 	redirectv1.RegisterDecisionServiceServer(s, server.NewDecisionService(engine))
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)

@@ -534,8 +534,8 @@ func TestScaleLoadPath(t *testing.T) {
 	// The daemon's version hash is the file's own SHA-256 (fed in pieces).
 	timed("version hash (SHA-256 of the file)", func() { sum = sha256.Sum256(data) })
 	hits := server.NewHits()
-	store := &server.RuleStore{Engine: server.NewEngine(time.Now), Path: file, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: time.Now, Hits: hits, Metrics: server.NewMetrics(), Options: decision.Options{PermanentMaxAge: 24 * time.Hour}}
+	store := &server.RuleStore{Engine: server.NewEngine(decision.NewStore(decision.Options{PermanentMaxAge: 24 * time.Hour}), time.Now),
+		Path: file, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now, Hits: hits, Metrics: server.NewMetrics()}
 	data = nil
 	timed("drop the file bytes", func() {})
 
