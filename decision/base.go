@@ -18,7 +18,7 @@ import (
 // time, when a lookup reaches them.
 type base struct {
 	arena []byte
-	rules []crule // file order: a rule's position is its order >> 32
+	rules []crule // file order: see baseOrder
 	// exts[0] is nil; rules with methods, header conditions, patterns,
 	// regexes, query_strip or since point to theirs.
 	exts   []*routeExtra
@@ -42,6 +42,11 @@ type base struct {
 	byIDOnce sync.Once
 	byID     []uint32 // positions sorted by id, made for the first listing
 }
+
+// baseOrder is the order of the base rule at pos: (pos+1) << 32, which
+// leaves room for 2^32 rules added between two base rules, or before the
+// first, without building a new base.
+func baseOrder(pos uint32) uint64 { return uint64(pos+1) << 32 }
 
 // crule is one rule in compact form: its strings are spans of the arena
 // and what only some rules have sits in exts.
@@ -140,7 +145,7 @@ func (b *base) route(pos uint32, rt *route) {
 		scope:    b.scopes[c.scope],
 		cc:       b.caches[c.cache],
 		ext:      b.exts[c.ext],
-		order:    uint64(pos) << 32,
+		order:    baseOrder(pos),
 		line:     c.line,
 		pathEnd:  c.pathEnd,
 		status:   c.status,

@@ -16,7 +16,7 @@ import (
 // never match are warnings too.
 
 // checkGraph checks every rule of a freshly built Index, whose overlay is
-// empty, so a rule's position is its order >> 32.
+// empty, so a rule's position is its order >> 32, less one (baseOrder).
 func (ix *Index) checkGraph() (errs, warns []Problem) {
 	b := ix.base
 	n := len(b.rules)
@@ -31,7 +31,7 @@ func (ix *Index) checkGraph() (errs, warns []Problem) {
 			}
 			b.route(uint32(i), &a)
 			if t, ok := ix.targetRule(&a); ok {
-				next[i] = uint32(t.order>>32) + 1
+				next[i] = uint32(t.order >> 32) // position + 1
 			}
 		}
 	})

@@ -321,7 +321,7 @@ func (ix *Index) All() iter.Seq[*Rule] {
 		row := next()
 		var r Rule
 		for pos := range uint32(len(ix.base.rules)) {
-			for row != nil && row.Order < uint64(pos)<<32 {
+			for row != nil && row.Order < baseOrder(pos) {
 				if !yield(row.Rule) {
 					return
 				}

@@ -23,7 +23,7 @@ type route struct {
 	cc      *cacheStrings
 	ext     *routeExtra // nil for plain rules (the common case)
 	// order is the rule's place in file order: rules that compete for a
-	// request are tried in it. Base rules have their position << 32;
+	// request are tried in it. Base rules have baseOrder(position);
 	// rules added since take free numbers between (see Store).
 	order   uint64
 	line    int32

@@ -269,7 +269,7 @@ func (s *Store) Put(r Rule) (*Change, error) {
 	if row := c.ix.row(r.ID); row != nil && row.Rule != nil {
 		order = row.Order
 	} else if pos, ok := c.ix.base.position(r.ID); ok && c.ix.live(r.ID) {
-		order = uint64(pos) << 32
+		order = baseOrder(pos)
 	} else {
 		c.next += 1 << 32
 	}
@@ -445,7 +445,7 @@ func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n int) (*
 	ix.warnings = warns
 	// The new base's cache strings become the overlay's too.
 	s.caches = caches
-	return &Change{s: s, db: db, ix: ix, next: uint64(len(b.rules)) << 32, warns: warns,
+	return &Change{s: s, db: db, ix: ix, next: baseOrder(uint32(len(b.rules))), warns: warns,
 		Puts: len(b.rules), Rebuilt: true}, nil
 }
 
@@ -484,8 +484,7 @@ func (s *Store) Fold() {
 // added between two others takes an order between theirs.
 func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) {
 	// keptOrder[i] is the order of rules[i] when it stays as it serves,
-	// 0 when it is written (orders start at 0 only for the first base
-	// rule, which then is never "after" anything: see below).
+	// written when the change writes it.
 	const written = ^uint64(0)
 	keptOrder := make([]uint64, len(rules))
 	seenBase := make([]bool, len(cur.base.rules))
@@ -506,7 +505,7 @@ func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) 
 			old, order = *row.Rule, row.Order
 			seenRows[r.ID] = true
 		} else if pos, ok := cur.base.position(r.ID); ok {
-			old, order = cur.base.rule(pos), uint64(pos)<<32
+			old, order = cur.base.rule(pos), baseOrder(pos)
 			seenBase[pos] = true
 		} else {
 			k++

@@ -1,0 +1,310 @@
+package decision
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// storeRules is a small set whose rules compete: exact rules that differ
+// only by method, patterns and regexes whose slots nest, prefixes at
+// several depths, in two host scopes. Targets are under /dest, which no
+// rule matches, so no edit makes a cycle or a chain.
+func storeRules(rng *rand.Rand, n int) []Rule {
+	paths := []struct {
+		path  string
+		match MatchKind
+	}{
+		{"/p0", MatchExact}, {"/p1", MatchExact}, {"/p0/x", MatchExact}, {"/P1", MatchExact},
+		{"/p0", MatchPrefix}, {"/q", MatchPrefix}, {"/q/r/s", MatchPrefix}, {"/q/r", MatchPrefix},
+		{"/p0/:x", MatchPattern}, {"/q/:y/*", MatchPattern}, {"/:a/x", MatchPattern},
+		{"/p[0-9]", MatchRegex}, {"/q/(.*)", MatchRegex},
+	}
+	hosts := []string{"", "h.example", "*.example"}
+	methods := [][]string{nil, {"GET"}, {"POST"}}
+	rules := make([]Rule, n)
+	for i := range rules {
+		p := paths[rng.IntN(len(paths))]
+		rules[i] = Rule{
+			ID: fmt.Sprintf("r%d-%d", i, rng.IntN(1000)), Host: hosts[rng.IntN(len(hosts))],
+			Path: p.path, Match: p.match, Methods: methods[rng.IntN(len(methods))],
+			To: fmt.Sprintf("/dest/%d", rng.IntN(100)), CaseInsensitive: rng.IntN(4) == 0,
+		}
+	}
+	return rules
+}
+
+// storeRequests are requests that reach every rule storeRules makes.
+func storeRequests() []Request {
+	var reqs []Request
+	for _, host := range []string{"h.example", "a.example", "other"} {
+		for _, method := range []string{"GET", "POST"} {
+			for _, path := range []string{"/p0", "/p1", "/P1", "/p0/x", "/p0/y", "/q", "/q/r", "/q/r/s", "/q/1/2", "/z/x", "/p7", "/", "/none"} {
+				reqs = append(reqs, Request{Method: method, Host: host, Target: path, Explain: true})
+			}
+		}
+	}
+	return reqs
+}
+
+// sameAnswers checks that got answers every request as want does, with
+// the same explanation.
+func sameAnswers(t *testing.T, what string, got, want *Index) {
+	t.Helper()
+	for _, req := range storeRequests() {
+		g, gerr := got.Decide(&req, testNow)
+		w, werr := want.Decide(&req, testNow)
+		gs := fmt.Sprintf("%v %v %d %s %s %+v", gerr, g.Redirect, g.Status, g.Location, g.RuleID, g.Explanation)
+		ws := fmt.Sprintf("%v %v %d %s %s %+v", werr, w.Redirect, w.Status, w.Location, w.RuleID, w.Explanation)
+		if gs != ws {
+			t.Fatalf("%s: %s %s%s:\n got %s\nwant %s", what, req.Method, req.Host, req.Target, gs, ws)
+		}
+	}
+}
+
+func ids(ix *Index) []string {
+	var out []string
+	for r := range ix.All() {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func ruleIDs(rules []Rule) []string {
+	out := make([]string, len(rules))
+	for i := range rules {
+		out[i] = rules[i].ID
+	}
+	return out
+}
+
+func mustBuild(t *testing.T, rules []Rule) *Index {
+	t.Helper()
+	ix, _, err := Build(slices.Clone(rules), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// commit(t)(s.Put(r)) commits a change that must be accepted.
+func commit(t *testing.T) func(*Change, error) *Index {
+	return func(c *Change, err error) *Index {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Commit(Info{})
+	}
+}
+
+// TestReplaceInPlace edits a set at random (insert, delete, change, move)
+// and checks that the store, which writes only the differences to its
+// overlay, answers every request, explanation included, as a set built
+// from scratch does, and lists the rules in the new file order.
+func TestReplaceInPlace(t *testing.T) {
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		old := storeRules(rng, 5+rng.IntN(25))
+		s := NewStore(Options{})
+		commit(t)(s.Replace(slices.Clone(old)))
+		next := slices.Clone(old)
+		edits := 1 + rng.IntN(6)
+		for range edits {
+			switch i := rng.IntN(len(next)); rng.IntN(4) {
+			case 0:
+				next = slices.Delete(next, i, i+1)
+			case 1:
+				next[i].To = fmt.Sprintf("/dest/changed-%d", rng.IntN(100))
+			case 2:
+				r := storeRules(rng, 1)[0]
+				r.ID = fmt.Sprintf("new-%d", rng.IntN(1e6))
+				next = slices.Insert(next, i, r)
+			case 3:
+				r := next[i]
+				next = slices.Delete(next, i, i+1)
+				j := rng.IntN(len(next) + 1)
+				next = slices.Insert(next, j, r)
+			}
+			if len(next) == 0 {
+				next = storeRules(rng, 1)
+			}
+		}
+		c, err := s.Replace(slices.Clone(next))
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if c.Rebuilt {
+			t.Fatalf("seed %d: %d edits rebuilt the base", seed, edits)
+		}
+		before := s.Index()
+		ix := c.Commit(Info{Version: 2})
+		want := mustBuild(t, next)
+		sameAnswers(t, fmt.Sprintf("seed %d", seed), ix, want)
+		if got, w := ids(ix), ruleIDs(next); !slices.Equal(got, w) {
+			t.Fatalf("seed %d: file order %v, want %v", seed, got, w)
+		}
+		if ix.Len() != len(next) || ix.Count(MatchExact) != want.Count(MatchExact) || ix.Count(MatchPattern) != want.Count(MatchPattern) {
+			t.Fatalf("seed %d: Len %d, exact %d, want %d, %d", seed, ix.Len(), ix.Count(MatchExact), len(next), want.Count(MatchExact))
+		}
+		// The Index read before the change still answers as before.
+		sameAnswers(t, fmt.Sprintf("seed %d, the old index", seed), before, mustBuild(t, old))
+		// A fold gives the same set with an empty overlay.
+		s.Fold()
+		if s.Index().changes != 0 {
+			t.Fatalf("seed %d: %d overlay rows after Fold", seed, s.Index().changes)
+		}
+		sameAnswers(t, fmt.Sprintf("seed %d, folded", seed), s.Index(), want)
+	}
+}
+
+// TestPutDelete makes random admin writes and checks them against the
+// rule list they stand for: a Put of a new id appends, a Put of an id in
+// use replaces the rule where it stands, a Delete removes it.
+func TestPutDelete(t *testing.T) {
+	for seed := range uint64(100) {
+		rng := rand.New(rand.NewPCG(seed, 9))
+		list := storeRules(rng, 10+rng.IntN(10))
+		s := NewStore(Options{})
+		commit(t)(s.Replace(slices.Clone(list)))
+		for step := range 12 {
+			if rng.IntN(3) == 0 && len(list) > 1 {
+				i := rng.IntN(len(list))
+				commit(t)(s.Delete(list[i].ID))
+				list = slices.Delete(list, i, i+1)
+			} else {
+				r := storeRules(rng, 1)[0]
+				if i := rng.IntN(len(list) + 3); i < len(list) {
+					r.ID = list[i].ID
+					list[i] = r
+				} else {
+					r.ID = fmt.Sprintf("put-%d-%d", seed, step)
+					list = append(list, r)
+				}
+				commit(t)(s.Put(r))
+			}
+			sameAnswers(t, fmt.Sprintf("seed %d step %d", seed, step), s.Index(), mustBuild(t, list))
+			if got, w := ids(s.Index()), ruleIDs(list); !slices.Equal(got, w) {
+				t.Fatalf("seed %d step %d: file order %v, want %v", seed, step, got, w)
+			}
+			var listed []string
+			for _, r := range s.Index().Rules("", 0) {
+				listed = append(listed, r.ID)
+			}
+			if w := slices.Sorted(slices.Values(ruleIDs(list))); !slices.Equal(listed, w) {
+				t.Fatalf("seed %d step %d: Rules lists %v, want %v", seed, step, listed, w)
+			}
+		}
+	}
+}
+
+// TestChangeChecks: an in-place change is checked like a whole set, but
+// only around what it touches; a refused change leaves the set serving.
+func TestChangeChecks(t *testing.T) {
+	s := NewStore(Options{})
+	commit(t)(s.Replace([]Rule{
+		{ID: "a", Path: "/a", To: "/b/c"},
+		{ID: "bc", Path: "/b/c", To: "/z"},
+		{ID: "b", Path: "/b", Match: MatchPrefix, To: "/a"},
+	}))
+	serving := s.Index()
+	refused := func(what string, c *Change, err error, want string) {
+		t.Helper()
+		var re *RulesError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want a RulesError containing %q", what, err, want)
+		}
+		if c != nil || s.Index() != serving {
+			t.Errorf("%s: the refused change was applied", what)
+		}
+	}
+	c, err := s.Put(Rule{ID: "z", Path: "/z", To: "/a"})
+	refused("a put closing a cycle", c, err, `redirect cycle: "z" → "a" → "bc" → "z"`)
+	c, err = s.Put(Rule{ID: "self", Path: "/s", To: "/s"})
+	refused("a put to itself", c, err, "redirects to itself")
+	c, err = s.Put(Rule{ID: "bad", Path: "no-slash", To: "/x"})
+	refused("a put of an invalid rule", c, err, "path")
+	// Without bc, a's target falls to the prefix rule b, which sends
+	// clients back to a.
+	c, err = s.Delete("bc")
+	refused("a delete that exposes a cycle", c, err, `once rule "bc" is gone`)
+	if _, err := s.Delete("nope"); !errors.Is(err, ErrRuleNotFound) {
+		t.Errorf("delete of an unknown id: %v, want ErrRuleNotFound", err)
+	}
+	// A chain is a warning of the change.
+	c, err = s.Put(Rule{ID: "y", Path: "/y", To: "/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0].String(), `redirect chain: "y" → "a" → "bc"`) {
+		t.Errorf("warnings %v, want the chain y → a → bc", w)
+	}
+	ix := c.Commit(Info{})
+	if len(ix.Warnings()) == 0 {
+		t.Error("the set's warnings lost the change's")
+	}
+}
+
+// TestChangeIsAtomic: a decision reads one Index, so concurrent readers
+// see all of a change or none of it (run under -race).
+func TestChangeIsAtomic(t *testing.T) {
+	s := NewStore(Options{})
+	rules := []Rule{{ID: "a", Path: "/a", To: "/old"}, {ID: "b", Path: "/b", To: "/old"}}
+	commit(t)(s.Replace(rules))
+	done := make(chan struct{})
+	errs := make(chan string, 1)
+	go func() {
+		defer close(done)
+		for range 2000 {
+			ix := s.Index()
+			da, _ := ix.Decide(&Request{Method: "GET", Target: "/a"}, testNow)
+			db, _ := ix.Decide(&Request{Method: "GET", Target: "/b"}, testNow)
+			if da.Location != db.Location {
+				select {
+				case errs <- da.Location + " beside " + db.Location:
+				default:
+				}
+				return
+			}
+		}
+	}()
+	for i := range 200 {
+		to := fmt.Sprintf("/v%d", i)
+		commit(t)(s.Replace([]Rule{{ID: "a", Path: "/a", To: to}, {ID: "b", Path: "/b", To: to}}))
+	}
+	<-done
+	select {
+	case e := <-errs:
+		t.Errorf("one Index answered %s", e)
+	default:
+	}
+}
+
+// TestFoldAfterManyPuts: the overlay grows by one row per put until a fold
+// folds it into a new base; the version and the answers stay.
+func TestFoldAfterManyPuts(t *testing.T) {
+	s := NewStore(Options{})
+	commit(t)(s.Replace([]Rule{{ID: "seed", Path: "/seed", To: "/x"}}))
+	for i := range 50 {
+		c, err := s.Put(Rule{ID: fmt.Sprintf("p%d", i), Path: fmt.Sprintf("/p/%d", i), To: "/x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Commit(Info{Version: uint64(i + 2)})
+	}
+	if got := s.Index().changes; got != 50 {
+		t.Fatalf("%d overlay rows, want 50", got)
+	}
+	s.Fold()
+	ix := s.Index()
+	if ix.changes != 0 || ix.Len() != 51 || ix.Info().Version != 51 {
+		t.Errorf("after Fold: %d rows, %d rules, version %d; want 0, 51, 51", ix.changes, ix.Len(), ix.Info().Version)
+	}
+	if d, _ := ix.Decide(&Request{Method: "GET", Target: "/p/49"}, time.Now()); d.RuleID != "p49" {
+		t.Errorf("after Fold /p/49 decided by %q", d.RuleID)
+	}
+}
