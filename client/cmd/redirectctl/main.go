@@ -22,7 +22,7 @@ import (
 
 	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
-	"github.com/redirectd/redirectd/server"
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
 // command is one redirectctl subcommand. run gets the arguments after the
@@ -317,11 +317,14 @@ func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// The daemon's own DecisionService in this process: --rules answers
-	// exactly as a daemon serving the file would.
-	engine := server.NewEngine(clock)
-	engine.Swap(&server.Snapshot{Index: ix, Warnings: warnings, Source: o.file})
-	return client.Local(server.NewDecisionService(engine)), warnings, nil
+	// The daemon's DecisionService translation over the decision library
+	// the daemon serves, in this process: --rules answers exactly as a
+	// daemon serving the file would, without its listeners, metrics or
+	// file watching (README "redirectctl").
+	svc := redirectv1.NewDecisionService(func(req *decision.Request) (decision.Decision, error) {
+		return ix.Decide(req, clock())
+	})
+	return client.Local(svc), warnings, nil
 }
 
 // buildRules reads, parses and builds a rules file.
