@@ -20,8 +20,8 @@ import (
 )
 
 // MaxBatch is the number of requests one DecideBatch call carries at most
-// (the server's limit); DecideBatch splits longer lists into several calls.
-const MaxBatch = 10000
+// (the API's limit); DecideBatch splits longer lists into several calls.
+const MaxBatch = redirectv1.MaxBatch
 
 // Client calls a redirectd DecisionService over one gRPC connection. It is
 // safe for concurrent use; create one per target and share it.
@@ -87,9 +87,10 @@ func New(target string, opts ...Option) (*Client, error) {
 }
 
 // Local returns a Client that calls svc in this process instead of over a
-// connection: given server.NewDecisionService over rules built from a file,
-// it answers exactly as a daemon serving that file would, with no daemon
-// (redirectctl --rules, tests of a rule set).
+// connection. Given redirectv1.NewDecisionService over a *decision.Index
+// built from a rules file, it answers exactly as a daemon serving that file
+// would (the daemon serves the same translation over the same library),
+// with no daemon: redirectctl --rules, tests of a rule set.
 func Local(svc redirectv1.DecisionServiceServer) *Client {
 	return &Client{rpc: localService{svc}}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
-	"github.com/redirectd/redirectd/server"
 )
 
 // exampleRules is the rule set the examples' redirectd serves.
@@ -32,7 +31,8 @@ rules:
     to: /news
 `
 
-// exampleService is the daemon's DecisionService over exampleRules.
+// exampleService is the DecisionService over exampleRules: the API's
+// translation over the decision library, as redirectd serves them.
 func exampleService() redirectv1.DecisionServiceServer {
 	rules, err := decision.ParseRules("rules.yaml", []byte(exampleRules))
 	if err != nil {
@@ -44,11 +44,13 @@ func exampleService() redirectv1.DecisionServiceServer {
 		log.Fatal(err)
 	}
 	c.Commit(decision.Info{Version: 1, Source: "example"})
-	return server.NewDecisionService(server.NewEngine(store, time.Now))
+	return redirectv1.NewDecisionService(func(req *decision.Request) (decision.Decision, error) {
+		return store.Index().Decide(req, time.Now())
+	})
 }
 
-// startRedirectd serves exampleRules with the real engine and
-// DecisionService on a loopback port, as `redirectd --rules` would.
+// startRedirectd serves exampleRules with that DecisionService on a
+// loopback port, as `redirectd --rules` would.
 func startRedirectd() (addr string, stop func()) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -164,7 +166,7 @@ func ExampleClient_Middleware() {
 
 func ExampleLocal() {
 	// Local answers like a server holding the same rules, without one: the
-	// daemon's DecisionService runs in this process.
+	// DecisionService redirectd serves runs in this process.
 	c := client.Local(exampleService())
 	req, err := client.RequestFromURL("GET", "https://example.com/docs")
 	if err != nil {

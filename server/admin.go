@@ -61,7 +61,7 @@ func (s *RuleService) GetRule(_ context.Context, req *redirectv1.GetRuleRequest)
 	if !ok {
 		return nil, s.status(notFound(req.GetId()))
 	}
-	return &redirectv1.GetRuleResponse{Rule: RuleToProto(r), Version: versionToProto(snap.Version)}, nil
+	return &redirectv1.GetRuleResponse{Rule: redirectv1.RuleToProto(r), Version: versionToProto(snap.Version)}, nil
 }
 
 // ListRules returns a page of rules in id order. The page token is the
@@ -96,7 +96,7 @@ func (s *RuleService) ListRules(_ context.Context, req *redirectv1.ListRulesRequ
 		rules = rules[:size]
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(rules[size-1].ID))
 	}
-	resp.Rules = RulesToProto(rules)
+	resp.Rules = redirectv1.RulesToProto(rules)
 	return resp, nil
 }
 
@@ -106,7 +106,7 @@ func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest)
 	if req.GetRule() == nil {
 		return nil, status.Error(codes.InvalidArgument, "rule: required")
 	}
-	r, err := RuleFromProto(req.GetRule())
+	r, err := redirectv1.RuleFromProto(req.GetRule())
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -119,9 +119,9 @@ func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest)
 		return nil, s.status(err)
 	}
 	return &redirectv1.PutRuleResponse{
-		Rule:     RuleToProto(r),
+		Rule:     redirectv1.RuleToProto(r),
 		Version:  versionToProto(snap.Version),
-		Warnings: problemsToProto(warnings),
+		Warnings: redirectv1.ProblemsToProto(warnings),
 	}, nil
 }
 
@@ -142,7 +142,7 @@ func (s *RuleService) DeleteRule(_ context.Context, req *redirectv1.DeleteRuleRe
 
 // ApplyRules replaces the whole rule set atomically.
 func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRequest) (*redirectv1.ApplyRulesResponse, error) {
-	rules, err := RulesFromProto(req.GetRules())
+	rules, err := redirectv1.RulesFromProto(req.GetRules())
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -157,7 +157,7 @@ func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRe
 	if err != nil {
 		return nil, s.status(err)
 	}
-	return &redirectv1.ApplyRulesResponse{Version: versionToProto(snap.Version), Warnings: problemsToProto(warnings)}, nil
+	return &redirectv1.ApplyRulesResponse{Version: versionToProto(snap.Version), Warnings: redirectv1.ProblemsToProto(warnings)}, nil
 }
 
 // ValidateRules lints rules, or a rules file, exactly as a load or an
@@ -172,21 +172,21 @@ func (s *RuleService) ValidateRules(_ context.Context, req *redirectv1.ValidateR
 		}
 		rules, err = decision.ParseRules(name, req.GetFile())
 	} else {
-		rules, err = RulesFromProto(req.GetRules())
+		rules, err = redirectv1.RulesFromProto(req.GetRules())
 	}
 	if err == nil {
 		_, warnings, buildErr := decision.Build(rules, s.store.Engine.Store().Options())
 		if buildErr != nil {
 			err = buildErr
 		} else {
-			return &redirectv1.ValidateRulesResponse{Valid: true, Problems: problemsToProto(warnings)}, nil
+			return &redirectv1.ValidateRulesResponse{Valid: true, Problems: redirectv1.ProblemsToProto(warnings)}, nil
 		}
 	}
 	var rerr *decision.RulesError
 	if !errors.As(err, &rerr) {
 		return nil, s.status(err)
 	}
-	return &redirectv1.ValidateRulesResponse{Valid: false, Problems: problemsToProto(rerr.Problems)}, nil
+	return &redirectv1.ValidateRulesResponse{Valid: false, Problems: redirectv1.ProblemsToProto(rerr.Problems)}, nil
 }
 
 // GetRuleStats returns hit counts and last hit times in id order.

@@ -548,36 +548,6 @@ func TestFirstVersion(t *testing.T) {
 	}
 }
 
-func TestStatusError(t *testing.T) {
-	secret := errors.New("open /etc/redirectd/secret: permission denied")
-	for _, tt := range []struct {
-		name     string
-		err      error
-		code     codes.Code
-		message  string
-		hideText string
-	}{
-		{"request error keeps its field", fmt.Errorf("decide: %w", &decision.RequestError{Field: "path", Message: "must start with /"}),
-			codes.InvalidArgument, "path: must start with /", ""},
-		{"rules error", &decision.RulesError{Problems: []decision.Problem{{File: "r.yaml", Line: 3, Field: "to", Message: "required"}}},
-			codes.InvalidArgument, "r.yaml:3: to: required", ""},
-		{"deliberate status passes", status.Error(codes.NotFound, "rule \"x\" not found"), codes.NotFound, "rule \"x\" not found", ""},
-		{"cancelled", fmt.Errorf("decide: %w", context.Canceled), codes.Canceled, "request canceled", ""},
-		{"anything else is internal, without its text", fmt.Errorf("load: %w", secret), codes.Internal, "internal error; the server log has the details", "secret"},
-		{"a wrapped status is internal too", fmt.Errorf("via %s: %w", "/etc/secret", status.Error(codes.NotFound, "x")), codes.Internal, "internal error; the server log has the details", "secret"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got := status.Convert(statusError(tt.err))
-			if got.Code() != tt.code || got.Message() != tt.message {
-				t.Errorf("statusError(%v) = %v %q, want %v %q", tt.err, got.Code(), got.Message(), tt.code, tt.message)
-			}
-			if tt.hideText != "" && strings.Contains(got.Message(), tt.hideText) {
-				t.Errorf("internal text %q leaked: %q", tt.hideText, got.Message())
-			}
-		})
-	}
-}
-
 func TestRecoverUnary(t *testing.T) {
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))

@@ -16,7 +16,6 @@ import (
 
 	"github.com/redirectd/redirectd/decision"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
-	"github.com/redirectd/redirectd/server"
 )
 
 // The admin commands (get, list, put, delete, apply, validate, stats) talk
@@ -250,7 +249,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return a.describe(err)
 		}
 		for _, p := range resp.GetProblems() {
-			fmt.Fprintln(stdout, problemFromProto(p).String())
+			fmt.Fprintln(stdout, redirectv1.ProblemFromProto(p).String())
 		}
 		if !resp.GetValid() {
 			fmt.Fprintf(stdout, "%s: rejected by the server\n", name)
@@ -312,12 +311,12 @@ func readRulesArg(arg string) ([]*redirectv1.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return server.RulesToProto(rules), nil
+	return redirectv1.RulesToProto(rules), nil
 }
 
 // printRules writes rules as a rules file.
 func printRules(w io.Writer, pbs []*redirectv1.Rule) error {
-	rules, err := server.RulesFromProto(pbs)
+	rules, err := redirectv1.RulesFromProto(pbs)
 	if err != nil {
 		return fmt.Errorf("server answered a rule this redirectctl cannot read (a newer server?): %w", err)
 	}
@@ -327,14 +326,6 @@ func printRules(w io.Writer, pbs []*redirectv1.Rule) error {
 
 func printWarnings(w io.Writer, ps []*redirectv1.Problem) {
 	for _, p := range ps {
-		fmt.Fprintln(w, problemFromProto(p).String())
+		fmt.Fprintln(w, redirectv1.ProblemFromProto(p).String())
 	}
-}
-
-func problemFromProto(p *redirectv1.Problem) decision.Problem {
-	sev := decision.SeverityError
-	if p.GetSeverity() == decision.SeverityWarning.String() {
-		sev = decision.SeverityWarning
-	}
-	return decision.Problem{Severity: sev, File: p.GetFile(), Line: int(p.GetLine()), RuleID: p.GetRuleId(), Field: p.GetField(), Message: p.GetMessage()}
 }

@@ -107,11 +107,7 @@ func intentFlag(word string) (redirectv1.Intent, error) {
 	if err != nil {
 		return 0, err
 	}
-	return map[decision.Intent]redirectv1.Intent{
-		decision.IntentPermanent: redirectv1.Intent_INTENT_PERMANENT,
-		decision.IntentTemporary: redirectv1.Intent_INTENT_TEMPORARY,
-		decision.IntentSeeOther:  redirectv1.Intent_INTENT_SEE_OTHER,
-	}[i], nil
+	return redirectv1.IntentToProto(i), nil
 }
 
 func runDecide(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -22,7 +22,7 @@ import (
 
 	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
-	"github.com/redirectd/redirectd/server"
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
 // command is one redirectctl subcommand. run gets the arguments after the
@@ -322,21 +322,13 @@ func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Commit(decision.Info{Version: 1, Source: o.file})
-	// The daemon's own DecisionService in this process: --rules answers
-	// exactly as a daemon serving the file would.
-	return client.Local(server.NewDecisionService(server.NewEngine(store, clock))), c.Warnings(), nil
-}
-
-// buildRules reads, parses and builds a rules file.
-func buildRules(file string, opts decision.Options) (*decision.Index, []decision.Problem, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, nil, err
-	}
-	rules, err := decision.ParseRules(file, data)
-	if err != nil {
-		return nil, nil, err
-	}
-	return decision.Build(rules, opts)
+	ix := c.Commit(decision.Info{Version: 1, Source: o.file})
+	// The daemon's DecisionService translation over the decision library
+	// the daemon serves, in this process: --rules answers exactly as a
+	// daemon serving the file would, without its listeners, metrics or
+	// file watching (README "redirectctl").
+	svc := redirectv1.NewDecisionService(func(req *decision.Request) (decision.Decision, error) {
+		return ix.Decide(req, clock())
+	})
+	return client.Local(svc), c.Warnings(), nil
 }
