@@ -265,9 +265,12 @@ type baseBuilder struct {
 	extras   int
 }
 
-func newBaseBuilder(caches *cacheTable, n int) *baseBuilder {
+// newBaseBuilder returns a builder for about n rules whose strings take
+// about textBytes.
+func newBaseBuilder(caches *cacheTable, n, textBytes int) *baseBuilder {
 	return &baseBuilder{
 		b: &base{
+			arena: make([]byte, 0, textBytes+textBytes/16),
 			rules: make([]crule, 0, n),
 			exts:  []*routeExtra{nil},
 			seed:  maphash.MakeSeed(),

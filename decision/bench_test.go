@@ -176,3 +176,45 @@ func BenchmarkBuild(b *testing.B) {
 		})
 	}
 }
+
+// oldNewRules is the set README's scale figures use: n exact rules
+// /old/i → /new/i, permanent, cached an hour, and 100 prefix rules.
+func oldNewRules(n int) []decision.Rule {
+	rules := make([]decision.Rule, 0, n+100)
+	for i := range n {
+		rules = append(rules, decision.Rule{ID: fmt.Sprintf("old-%d", i), Path: fmt.Sprintf("/old/%d", i),
+			To: fmt.Sprintf("/new/%d", i), Intent: decision.IntentPermanent, CacheMaxAge: time.Hour})
+	}
+	for i := range 100 {
+		rules = append(rules, decision.Rule{ID: fmt.Sprintf("section-%d", i), Path: fmt.Sprintf("/section-%d", i),
+			Match: decision.MatchPrefix, To: fmt.Sprintf("https://archive.example.com/old/section-%d", i)})
+	}
+	return rules
+}
+
+// BenchmarkBuildOldNew is BenchmarkBuild over oldNewRules.
+//
+//	go test -run x -bench 'BuildOldNew' -benchtime 1x -count 3 ./decision/
+func BenchmarkBuildOldNew(b *testing.B) {
+	rules := oldNewRules(1_000_000)
+	b.ReportAllocs()
+	var heap float64
+	for range b.N {
+		b.StopTimer()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		ix, _, err := decision.Build(rules, decision.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		runtime.KeepAlive(ix)
+		b.StartTimer()
+	}
+	b.ReportMetric(heap/(1<<20), "heap-MiB")
+}

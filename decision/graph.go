@@ -214,7 +214,7 @@ func (ix *Index) targetRule(a *route) (route, bool) {
 		return route{}, false
 	}
 	var m match
-	if !ix.match(&r, nil, nil, &m) || (m.rt.kind != MatchExact && m.rt.kind != MatchPrefix) {
+	if !ix.match(&r, nil, nil, &m) || (m.win.kind != MatchExact && m.win.kind != MatchPrefix) {
 		return route{}, false
 	}
 	return m.win, true

@@ -19,7 +19,6 @@ const maxChainHops = 8
 
 // match is the rule that decided a request.
 type match struct {
-	rt   *route // &win
 	win  route
 	rest string // prefix rules: the path after the prefix
 	path string // the path captures index into
@@ -45,7 +44,7 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 	if !ix.match(&r, req.Headers, ex, &m) {
 		return Decision{Explanation: ex}, nil
 	}
-	rt := m.rt
+	rt := &m.win
 	status := int(rt.status)
 	if status == 0 {
 		intent := req.Intent
@@ -123,7 +122,7 @@ func (ix *Index) flatten(first *request, req *Request, loc, method string) strin
 		if !ix.match(&r, req.Headers, nil, &m) {
 			return loc
 		}
-		nl := m.rt.location(&r, m.rest, m.path, &m.caps)
+		nl := m.win.location(&r, m.rest, m.path, &m.caps)
 		if strings.HasPrefix(nl, "/") && origin != "" {
 			nl = origin + nl
 		}
@@ -274,7 +273,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		explain(ex, rt, ok, why)
 		if ok {
 			m.win = *rt
-			m.rt, m.rest, m.path = &m.win, "", r.path
+			m.rest, m.path = "", r.path
 			return true
 		}
 	}
@@ -321,7 +320,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 			ex.Candidates[bestCand].Applied = true
 			ex.Candidates[bestCand].Reason = "matched"
 		}
-		m.rt, m.rest = &m.win, ""
+		m.rest = ""
 		return true
 	}
 
@@ -342,7 +341,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		explain(ex, rt, ok, why)
 		if ok {
 			m.win = *rt
-			m.rt, m.rest, m.path = &m.win, rest, r.path
+			m.rest, m.path = rest, r.path
 			return true
 		}
 	}

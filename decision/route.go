@@ -249,7 +249,11 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		return fail("match", "unknown match kind")
 	}
 	if needExt {
-		rt.ext = &ext
+		// A copy, so that ext itself stays on the stack for the rules
+		// (most of them) that need none.
+		e := new(routeExtra)
+		*e = ext
+		rt.ext = e
 	}
 	_, rt.cc = caches.get(r.CacheMaxAge)
 	return rt, nil

@@ -130,7 +130,7 @@ func (s *Store) begin() *Change {
 	cur := s.cur.Load()
 	if cur == nil {
 		// Nothing loaded yet: start from an empty base.
-		b, _ := newBaseBuilder(s.caches, 0).finish()
+		b, _ := newBaseBuilder(s.caches, 0, 0).finish()
 		s.db = mustDB()
 		cur = newIndex(b, s.db, s.opts, s.keys)
 		s.nextOrder = 0
@@ -354,7 +354,7 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 			}
 		}
 		return ps
-	}, len(rules))
+	}, len(rules), textBytes(rules))
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -371,6 +371,17 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 		c.Deletes = cur.n - kept
 	}
 	return c, nil
+}
+
+// textBytes is about the size of the strings of rules in a base's arena:
+// sized at once, the arena is not copied as it grows.
+func textBytes(rules []Rule) int {
+	n := 0
+	for i := range rules {
+		r := &rules[i]
+		n += len(r.ID) + len(r.Path) + len(r.To)
+	}
+	return n
 }
 
 // checkRules runs checkRule on every rule (on every core) and finds
@@ -414,9 +425,9 @@ func hasError(ps []Problem) bool {
 // rebuild builds a new base from the rules fill adds, in file order, and
 // checks the whole graph. The caller holds mu; on success the Change
 // holds it until Commit or Abort.
-func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n int) (*Change, error) {
+func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n, textBytes int) (*Change, error) {
 	caches := newCacheTable(s.opts.PermanentMaxAge)
-	bb := newBaseBuilder(caches, n)
+	bb := newBaseBuilder(caches, n, textBytes)
 	var rt route
 	ps := fill(func(r *Rule) *Problem {
 		var p *Problem
@@ -467,7 +478,7 @@ func (s *Store) Fold() {
 			}
 		}
 		return ps
-	}, cur.n)
+	}, cur.n, len(cur.base.arena)+cur.changes*64)
 	if err != nil {
 		// The serving set was checked when each change was made.
 		s.mu.Unlock()
