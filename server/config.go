@@ -33,7 +33,7 @@ type Config struct {
 	// FlattenChains makes A→B→C answer A→C directly.
 	FlattenChains bool
 	// ReloadDebounce is how long the rules watcher waits after the last
-	// change in the rules file's directory before re-reading it.
+	// change of the rules file before re-reading it.
 	ReloadDebounce time.Duration
 	// DecisionLogSample is the fraction of decisions logged (0 to 1).
 	DecisionLogSample float64
