@@ -112,3 +112,43 @@ func codeLevel(c codes.Code) slog.Level {
 	}
 	return slog.LevelInfo
 }
+
+// grpcServer is a gRPC server made with serverOptions whose services
+// answer INVALID_ARGUMENT for a request that does not decode (recvRequest).
+// gRPC calls a unary handler's decoder before any interceptor and reports
+// its failure as INTERNAL, so the handlers themselves are wrapped, once,
+// when a service is registered. Register every service through it (the
+// generated Register functions take it as a grpc.ServiceRegistrar).
+type grpcServer struct{ *grpc.Server }
+
+func newGRPCServer(opts ...grpc.ServerOption) *grpcServer {
+	return &grpcServer{grpc.NewServer(opts...)}
+}
+
+// RegisterService registers impl with every handler of desc receiving its
+// requests through recvRequest.
+func (s *grpcServer) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	d := *desc
+	d.Methods = make([]grpc.MethodDesc, len(desc.Methods))
+	for i, m := range desc.Methods {
+		handler := m.Handler
+		m.Handler = func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			return handler(srv, ctx, func(v any) error { return recvRequest(dec, v) }, ic)
+		}
+		d.Methods[i] = m
+	}
+	d.Streams = make([]grpc.StreamDesc, len(desc.Streams))
+	for i, sd := range desc.Streams {
+		handler := sd.Handler
+		sd.Handler = func(srv any, ss grpc.ServerStream) error {
+			return handler(srv, decodingStream{ss})
+		}
+		d.Streams[i] = sd
+	}
+	s.Server.RegisterService(&d, impl)
+}
+
+// decodingStream receives a stream's requests through recvRequest.
+type decodingStream struct{ grpc.ServerStream }
+
+func (s decodingStream) RecvMsg(m any) error { return recvRequest(s.ServerStream.RecvMsg, m) }

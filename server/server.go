@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -30,8 +29,8 @@ type Server struct {
 	now    func() time.Time
 	engine *Engine
 
-	public *grpc.Server // Decide, Envoy Check, health, reflection
-	admin  *grpc.Server // RuleService, health, reflection; nil without --admin-addr
+	public *grpcServer // Decide, Envoy Check, health, reflection
+	admin  *grpcServer // RuleService, health, reflection; nil without --admin-addr
 	health *health.Server
 	mux    *http.ServeMux
 	http   *http.Server
@@ -92,12 +91,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	publicOpts := append(serverOptions(log), publicSec...)
 	adminOpts := append(serverOptions(log), adminSec...)
 
-	s.public = grpc.NewServer(publicOpts...)
+	s.public = newGRPCServer(publicOpts...)
 	redirectv1.RegisterDecisionServiceServer(s.public, NewDecisionService(s.engine))
 	healthpb.RegisterHealthServer(s.public, s.health)
 	reflection.Register(s.public)
 	if cfg.AdminAddr != "" {
-		s.admin = grpc.NewServer(adminOpts...)
+		s.admin = newGRPCServer(adminOpts...)
 		redirectv1.RegisterRuleServiceServer(s.admin, NewRuleService(s.store))
 		healthpb.RegisterHealthServer(s.admin, s.health)
 		reflection.Register(s.admin)
@@ -250,7 +249,7 @@ func (s *Server) shutdown() {
 	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
 
 	var wg sync.WaitGroup
-	for _, srv := range []*grpc.Server{s.public, s.admin} {
+	for _, srv := range []*grpcServer{s.public, s.admin} {
 		if srv == nil {
 			continue
 		}
@@ -269,7 +268,7 @@ func (s *Server) shutdown() {
 	}
 }
 
-func (s *Server) stopGRPC(srv *grpc.Server, deadline time.Time) {
+func (s *Server) stopGRPC(srv *grpcServer, deadline time.Time) {
 	done := make(chan struct{})
 	go func() {
 		srv.GracefulStop()
@@ -290,7 +289,7 @@ func (s *Server) stopGRPC(srv *grpc.Server, deadline time.Time) {
 // (""), to st: a per-service check and a plain check agree.
 func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {
 	s.health.SetServingStatus("", st)
-	for _, srv := range []*grpc.Server{s.public, s.admin} {
+	for _, srv := range []*grpcServer{s.public, s.admin} {
 		if srv == nil {
 			continue
 		}
