@@ -23,7 +23,8 @@ type Config struct {
 	// AdminAddr is the admin gRPC listener (RuleService); "" disables it.
 	AdminAddr string
 	// AdminInsecurePublic allows a non-loopback AdminAddr without a token
-	// or mTLS, for networks that are private by other means.
+	// or mTLS, or with a token but without TLS, for networks that are
+	// private by other means.
 	AdminInsecurePublic bool
 
 	// Rules is the rules file; "" serves the built-in example.
@@ -87,7 +88,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "public gRPC listen address (Decide, Envoy Check, health, reflection)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (/healthz, /readyz, /metrics, forward-auth)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `admin gRPC listen address (RuleService); "" disables it`)
-	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS")
+	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS, or with a token without TLS")
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON); empty serves the built-in example")
 	fs.DurationVar(&c.PermanentMaxAge, "permanent-max-age", c.PermanentMaxAge, "max-age of 301/308 answers whose rule sets no cache_max_age")
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
@@ -182,15 +183,35 @@ func (c Config) Validate() error {
 	if c.AdminClientCA != "" && c.AdminTLSCert == "" {
 		errs = append(errs, errors.New("--admin-client-ca needs --admin-tls-cert and --admin-tls-key: mTLS runs over TLS"))
 	}
-	if c.AdminAddr != "" && !c.AdminInsecurePublic && !c.adminAuthenticated() {
-		if loopback, err := isLoopbackAddr(c.AdminAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--admin-addr %q: %v", c.AdminAddr, err))
-		} else if !loopback {
-			errs = append(errs, fmt.Errorf("--admin-addr %q is not a loopback address: anyone who reaches it could change the rules; "+
-				"set --admin-token, --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr))
+	if c.AdminToken != "" {
+		if err := CheckToken(c.AdminToken, "--admin-token ("+EnvName("admin-token")+")"); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	if c.AdminAddr != "" && !c.AdminInsecurePublic {
+		errs = append(errs, c.adminExposure())
+	}
 	return errors.Join(errs...)
+}
+
+// adminExposure refuses a non-loopback admin address that anyone who
+// reaches it could use: without authentication, or with a bearer token
+// sent in clear, which anyone on the path can read and replay.
+func (c Config) adminExposure() error {
+	loopback, err := isLoopbackAddr(c.AdminAddr)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--admin-addr %q: %v", c.AdminAddr, err)
+	case loopback:
+		return nil
+	case !c.adminAuthenticated():
+		return fmt.Errorf("--admin-addr %q is not a loopback address: anyone who reaches it could change the rules; "+
+			"set --admin-token, --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr)
+	case (c.AdminToken != "" || c.AdminTokenFile != "") && c.AdminTLSCert == "":
+		return fmt.Errorf("--admin-addr %q is not a loopback address and its bearer token would cross the network without TLS, readable by anyone on the path; "+
+			"set --admin-tls-cert and --admin-tls-key, or --admin-insecure-public if the network is private", c.AdminAddr)
+	}
+	return nil
 }
 
 // adminAuthenticated reports whether admin callers must prove who they are.

@@ -77,12 +77,28 @@ func TestParseConfig(t *testing.T) {
 			}),
 		},
 		{
-			name: "admin on every interface behind a token",
-			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token-file", "/run/secrets/token"},
+			name: "admin on every interface behind a token over TLS",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token-file", "/run/secrets/token", "--admin-tls-cert", "c.pem", "--admin-tls-key", "k.pem"},
 			want: withDefaults(func(c *Config) {
 				c.AdminAddr = "0.0.0.0:50052"
 				c.AdminTokenFile = "/run/secrets/token"
+				c.AdminTLSCert, c.AdminTLSKey = "c.pem", "k.pem"
 			}),
+		},
+		{
+			name: "admin token in clear on a private network, explicitly allowed",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-insecure-public"},
+			env:  map[string]string{"REDIRECTD_ADMIN_TOKEN": "0123456789abcdef"},
+			want: withDefaults(func(c *Config) {
+				c.AdminAddr = "0.0.0.0:50052"
+				c.AdminInsecurePublic = true
+				c.AdminToken = "0123456789abcdef"
+			}),
+		},
+		{
+			name: "admin token in clear on loopback",
+			env:  map[string]string{"REDIRECTD_ADMIN_TOKEN": "0123456789abcdef"},
+			want: withDefaults(func(c *Config) { c.AdminToken = "0123456789abcdef" }),
 		},
 		{
 			name: "admin disabled",
@@ -145,6 +161,21 @@ func TestParseConfigErrors(t *testing.T) {
 			name: "admin on a public address from the environment",
 			env:  map[string]string{"REDIRECTD_ADMIN_ADDR": "10.0.0.7:50052"},
 			want: []string{"--admin-addr", "10.0.0.7:50052"},
+		},
+		{
+			name: "admin token of white space",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token", " ", "--admin-tls-cert", "c.pem", "--admin-tls-key", "k.pem"},
+			want: []string{"--admin-token", "empty or white space"},
+		},
+		{
+			name: "short admin token",
+			env:  map[string]string{"REDIRECTD_ADMIN_TOKEN": "s3cret"},
+			want: []string{"--admin-token", "6 bytes", "at least 16"},
+		},
+		{
+			name: "admin token in clear on every interface",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token-file", "/run/secrets/token"},
+			want: []string{"--admin-addr", "without TLS", "--admin-tls-cert", "--admin-insecure-public"},
 		},
 		{
 			name: "admin address without a port",

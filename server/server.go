@@ -84,7 +84,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	adminSec, err := adminListenerOptions(cfg)
+	adminSec, err := adminListenerOptions(cfg, log)
 	if err != nil {
 		return nil, err
 	}
