@@ -39,8 +39,12 @@ type Config struct {
 	// DecisionLogSample is the fraction of decisions logged (0 to 1).
 	DecisionLogSample float64
 
-	// ShutdownTimeout bounds the graceful stop; in-flight calls still
-	// running after it are cut.
+	// DrainDelay is how long every listener keeps serving after SIGTERM,
+	// with health NOT_SERVING and /readyz 503, so load balancers and Envoy
+	// stop sending before the listeners close.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the graceful stop that follows the drain
+	// delay; in-flight calls still running after it are cut.
 	ShutdownTimeout time.Duration
 
 	// LogFormat is "json" or "text"; LogLevel is debug, info, warn or error.
@@ -66,6 +70,7 @@ func DefaultConfig() Config {
 		AdminAddr:       "127.0.0.1:50052",
 		PermanentMaxAge: 24 * time.Hour,
 		ReloadDebounce:  DefaultReloadDebounce,
+		DrainDelay:      5 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "json",
 		LogLevel:        slog.LevelInfo,
@@ -94,7 +99,8 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
 	fs.DurationVar(&c.ReloadDebounce, "reload-debounce", c.ReloadDebounce, "wait this long after the last change of the rules file before reloading it")
 	fs.Float64Var(&c.DecisionLogSample, "decision-log-sample", c.DecisionLogSample, "fraction of decisions logged, 0 to 1 (0.01 logs one in a hundred)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop may take before open calls are cut")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "after SIGTERM, keep serving this long with health NOT_SERVING and /readyz 503 before closing the listeners")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "after the drain delay, how long open calls may take to finish before they are cut")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for the public gRPC listener (with --tls-key)")
@@ -161,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.DecisionLogSample < 0 || c.DecisionLogSample > 1 {
 		errs = append(errs, fmt.Errorf("--decision-log-sample %v: accepted: 0 (none) to 1 (every decision)", c.DecisionLogSample))
+	}
+	if c.DrainDelay < 0 {
+		errs = append(errs, fmt.Errorf("--drain-delay %v: must not be negative (0 closes the listeners at once)", c.DrainDelay))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: must not be negative", c.ShutdownTimeout))

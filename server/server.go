@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -48,6 +50,12 @@ type Server struct {
 
 	loaded   atomic.Bool // the first rule set is serving
 	stopping atomic.Bool // shutdown has begun
+
+	// streams is cancelled when the drain delay is over: every streaming
+	// call's context derives from it (endStreams), so a health Watch ends
+	// then instead of holding GracefulStop until --shutdown-timeout.
+	streams    context.Context
+	endStreams context.CancelFunc
 }
 
 // New wires the daemon and binds its listeners, so a busy port fails here,
@@ -63,6 +71,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		health: health.NewServer(),
 		mux:    http.NewServeMux(),
 	}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.engine = NewEngine(s.now)
 	s.store = &RuleStore{
 		Engine: s.engine,
@@ -88,8 +97,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	publicOpts := append(serverOptions(log), publicSec...)
-	adminOpts := append(serverOptions(log), adminSec...)
+	shared := append(serverOptions(log), grpc.ChainStreamInterceptor(s.endStreamAtShutdown))
+	publicOpts := append(slices.Clip(shared), publicSec...)
+	adminOpts := append(slices.Clip(shared), adminSec...)
 
 	s.public = newGRPCServer(publicOpts...)
 	redirectv1.RegisterDecisionServiceServer(s.public, NewDecisionService(s.engine))
@@ -234,18 +244,30 @@ func (s *Server) Run(ctx context.Context) error {
 		stopTasks()
 		tasks.Wait()
 	}
-	s.shutdown()
+	drain := s.cfg.DrainDelay
+	if !s.loaded.Load() {
+		drain = 0 // never ready: no load balancer is sending
+	}
+	s.shutdown(drain)
 	serving.Wait()
 	return err
 }
 
 // shutdown tells health checkers first, so load balancers and Envoy stop
-// sending new calls, then lets open calls finish until the deadline. The
-// HTTP listener closes last: /readyz answers 503 and forward-auth keeps
-// answering while gRPC drains.
-func (s *Server) shutdown() {
+// sending new calls, and keeps every listener serving for drain, the time
+// they take to notice (README, "Daemon behaviour"). Then it ends streaming
+// calls (a health Watch would otherwise hold the stop), stops accepting,
+// and lets open unary calls finish until --shutdown-timeout. The HTTP
+// listener closes last: /readyz answers 503 and forward-auth keeps
+// answering while gRPC stops.
+func (s *Server) shutdown(drain time.Duration) {
 	s.stopping.Store(true)
 	s.health.Shutdown() // every service NOT_SERVING, for good
+	if drain > 0 {
+		s.log.Info("draining: health NOT_SERVING, still serving until the drain delay is over", "drain_delay", drain)
+		time.Sleep(drain)
+	}
+	s.endStreams()
 	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
 
 	var wg sync.WaitGroup
@@ -284,6 +306,25 @@ func (s *Server) stopGRPC(srv *grpcServer, deadline time.Time) {
 		<-done
 	}
 }
+
+// endStreamAtShutdown gives a streaming call a context that also ends with
+// s.streams, when the drain delay is over. Handlers that wait on their
+// context (health Watch) then return at once; one blocked reading its
+// client (reflection) ends when the client sends or at --shutdown-timeout.
+func (s *Server) endStreamAtShutdown(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	defer context.AfterFunc(s.streams, cancel)()
+	return next(srv, streamContext{ss, ctx})
+}
+
+// streamContext is a ServerStream with another context.
+type streamContext struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s streamContext) Context() context.Context { return s.ctx }
 
 // setHealth sets every service of both gRPC servers, and the whole server
 // (""), to st: a per-service check and a plain check agree.
