@@ -39,6 +39,13 @@ type Config struct {
 	// DecisionLogSample is the fraction of decisions logged (0 to 1).
 	DecisionLogSample float64
 
+	// MaxRequestBytes bounds one request message on the public listener,
+	// a DecideBatch included; MaxInflightBytes the bytes of requests in
+	// flight across the process; MaxConcurrentStreams the calls open at
+	// once on one connection (README, "Memory bounds").
+	MaxRequestBytes, MaxInflightBytes byteSize
+	MaxConcurrentStreams              uint
+
 	// DrainDelay is how long every listener keeps serving after SIGTERM,
 	// with health NOT_SERVING and /readyz 503, so load balancers and Envoy
 	// stop sending before the listeners close.
@@ -65,15 +72,18 @@ type Config struct {
 // DefaultConfig is the configuration with no flags and no environment.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:        ":50051",
-		HTTPAddr:        ":8080",
-		AdminAddr:       "127.0.0.1:50052",
-		PermanentMaxAge: 24 * time.Hour,
-		ReloadDebounce:  DefaultReloadDebounce,
-		DrainDelay:      5 * time.Second,
-		ShutdownTimeout: 15 * time.Second,
-		LogFormat:       "json",
-		LogLevel:        slog.LevelInfo,
+		GRPCAddr:             ":50051",
+		HTTPAddr:             ":8080",
+		AdminAddr:            "127.0.0.1:50052",
+		PermanentMaxAge:      24 * time.Hour,
+		ReloadDebounce:       DefaultReloadDebounce,
+		MaxRequestBytes:      DefaultMaxRequestBytes,
+		MaxInflightBytes:     DefaultMaxInflightBytes,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		DrainDelay:           5 * time.Second,
+		ShutdownTimeout:      15 * time.Second,
+		LogFormat:            "json",
+		LogLevel:             slog.LevelInfo,
 	}
 }
 
@@ -99,6 +109,9 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
 	fs.DurationVar(&c.ReloadDebounce, "reload-debounce", c.ReloadDebounce, "wait this long after the last change of the rules file before reloading it")
 	fs.Float64Var(&c.DecisionLogSample, "decision-log-sample", c.DecisionLogSample, "fraction of decisions logged, 0 to 1 (0.01 logs one in a hundred)")
+	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest request message on the public listener, a DecideBatch included (bytes, or with KiB, MiB, GiB)")
+	fs.Var(&c.MaxInflightBytes, "max-inflight-bytes", "bytes of requests in flight across the process; calls over it answer RESOURCE_EXHAUSTED")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "calls open at once on one public connection")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "after SIGTERM, keep serving this long with health NOT_SERVING and /readyz 503 before closing the listeners")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "after the drain delay, how long open calls may take to finish before they are cut")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
@@ -167,6 +180,15 @@ func (c Config) Validate() error {
 	}
 	if c.DecisionLogSample < 0 || c.DecisionLogSample > 1 {
 		errs = append(errs, fmt.Errorf("--decision-log-sample %v: accepted: 0 (none) to 1 (every decision)", c.DecisionLogSample))
+	}
+	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("--max-request-bytes %v: accepted: 1 byte to 1GiB", c.MaxRequestBytes))
+	}
+	if c.MaxInflightBytes < c.MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("--max-inflight-bytes %v is less than --max-request-bytes %v: no request that large could ever be received", c.MaxInflightBytes, c.MaxRequestBytes))
+	}
+	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<31 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d: accepted: 1 to %d", c.MaxConcurrentStreams, 1<<31))
 	}
 	if c.DrainDelay < 0 {
 		errs = append(errs, fmt.Errorf("--drain-delay %v: must not be negative (0 closes the listeners at once)", c.DrainDelay))

@@ -244,6 +244,7 @@ func newServerCodec() serverCodec { return serverCodec{encoding.GetCodecV2(proto
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if t, ok := v.(*decodeTarget); ok {
 		// Not returned: gRPC would answer INTERNAL at once.
+		t.size = int64(data.Len())
 		t.err = c.unmarshal(data, t.msg)
 		return nil
 	}
@@ -262,22 +263,23 @@ func (c serverCodec) unmarshal(data mem.BufferSlice, v any) error {
 // of returning it, because gRPC answers a codec's error with INTERNAL
 // itself, before the handler can choose the code.
 type decodeTarget struct {
-	msg any
-	err error
+	msg  any
+	size int64 // of the message on the wire
+	err  error
 }
 
 // recvRequest receives one request into m with recv (a unary handler's
-// decoder or a stream's RecvMsg). Bytes that do not decode as m (broken
-// wire format, a string field that is not UTF-8) are the caller's
-// mistake: INVALID_ARGUMENT, not INTERNAL, which README reserves for
-// server faults (README, "The gRPC API").
-func recvRequest(recv func(any) error, m any) error {
+// decoder or a stream's RecvMsg) and returns its size on the wire. Bytes
+// that do not decode as m (broken wire format, a string field that is not
+// UTF-8) are the caller's mistake: INVALID_ARGUMENT, not INTERNAL, which
+// README reserves for server faults (README, "The gRPC API").
+func recvRequest(recv func(any) error, m any) (size int64, err error) {
 	t := &decodeTarget{msg: m}
-	err := recv(t)
+	err = recv(t)
 	if t.err != nil {
-		return status.Errorf(codes.InvalidArgument, "request is not a valid %s message: %v", messageName(m), t.err)
+		return t.size, status.Errorf(codes.InvalidArgument, "request is not a valid %s message: %v", messageName(m), t.err)
 	}
-	return err
+	return t.size, err
 }
 
 // messageName is the protobuf full name of the request type m.

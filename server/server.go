@@ -101,12 +101,15 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	publicOpts := append(slices.Clip(shared), publicSec...)
 	adminOpts := append(slices.Clip(shared), adminSec...)
 
-	s.public = newGRPCServer(publicOpts...)
+	s.public = newGRPCServer(
+		newRequestBudget(int64(cfg.MaxInflightBytes), int64(cfg.MaxRequestBytes)),
+		newRequestBudget(healthCalls*int64(cfg.MaxRequestBytes), int64(cfg.MaxRequestBytes)),
+		publicOpts...)
 	redirectv1.RegisterDecisionServiceServer(s.public, NewDecisionService(s.engine))
 	healthpb.RegisterHealthServer(s.public, s.health)
 	reflection.Register(s.public)
 	if cfg.AdminAddr != "" {
-		s.admin = newGRPCServer(adminOpts...)
+		s.admin = newGRPCServer(nil, nil, adminOpts...)
 		redirectv1.RegisterRuleServiceServer(s.admin, NewRuleService(s.store))
 		healthpb.RegisterHealthServer(s.admin, s.health)
 		reflection.Register(s.admin)
