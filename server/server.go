@@ -87,8 +87,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.engine.SetObserver((&DecisionObserver{Metrics: s.store.Metrics, Hits: s.store.Hits, Log: log, LogSample: cfg.DecisionLogSample}).Observe)
 
-	// Both listeners share serverOptions; TLS (public) and token/mTLS
-	// (admin) come on top.
+	// Both listeners share serverOptions and end their streaming calls
+	// when the drain delay is over; the public listener's memory bounds
+	// and TLS, and the admin listener's token and mTLS, come on top.
 	publicSec, err := publicListenerOptions(cfg)
 	if err != nil {
 		return nil, err
