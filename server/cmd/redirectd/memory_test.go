@@ -83,13 +83,17 @@ func TestMemoryBoundUnderLargeBatches(t *testing.T) {
 	}
 	t.Logf("batch: %d requests, %.1f MiB; manifest: memory limit %.0f MiB, GOMEMLIMIT %s", len(batch.Requests), mib(int64(len(body))), mib(limit), gomemlimit)
 
-	ctx, stop := context.WithTimeout(context.Background(), load)
+	// Cancelled, not a deadline: a deadline travels with each call, and
+	// the daemon would end calls with DEADLINE_EXCEEDED a moment before
+	// the test's own context says it is done.
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	time.AfterFunc(load, stop)
 	var ok, exhausted atomic.Int64
 	var otherMu sync.Mutex
 	var other []error
 	var wg sync.WaitGroup
-	for c := range conns {
+	for range conns {
 		conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(32<<20), grpc.ForceCodec(rawCodec{})))
 		if err != nil {
@@ -119,7 +123,6 @@ func TestMemoryBoundUnderLargeBatches(t *testing.T) {
 				}
 			}()
 		}
-		_ = c
 	}
 
 	// Health on a connection of its own, and RSS, every 250 ms.
