@@ -70,6 +70,9 @@ func parseRequest(req *Request) (request, *RequestError) {
 		if !ok {
 			return r, &RequestError{Field: "path", Message: "must start with '/' or be an absolute http(s) URL"}
 		}
+		if err := browserSameHost(scheme, authority); err != nil {
+			return r, err
+		}
 		r.scheme = scheme
 		host = authority
 		target = rest
@@ -116,6 +119,23 @@ func splitAbsolute(s string) (scheme, authority, rest string, ok bool) {
 		rest = "/" + rest
 	}
 	return scheme, authority, rest, true
+}
+
+// browserSameHost refuses an absolute-form authority that a browser would
+// read differently. The WHATWG URL standard, which browsers follow, treats
+// '\' as '/' in http and https URLs, so "https://good.com\@evil.com/" is
+// host good.com to a browser but evil.com to a split at '/'; it also skips
+// the extra slashes of "https:///evil.com". A browser never sends either
+// (it normalises first), so such a target is refused rather than guessed
+// at (README, "Choices where the design was silent", host matching).
+func browserSameHost(scheme, authority string) *RequestError {
+	switch {
+	case strings.IndexByte(authority, '\\') >= 0:
+		return &RequestError{Field: "path", Message: `absolute URL with '\' in its host; browsers read '\' as '/' (WHATWG URL), so which host is meant is ambiguous; send the URL as a browser would`}
+	case authority == "":
+		return &RequestError{Field: "path", Message: "absolute URL without a host after \"" + scheme + "://\""}
+	}
+	return nil
 }
 
 // normalizeHost lower-cases the host and drops a port, a trailing dot and

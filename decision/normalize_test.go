@@ -87,3 +87,72 @@ func TestRequestErrors(t *testing.T) {
 		t.Fatalf("IPv6 host: %v", err)
 	}
 }
+
+// TestAbsoluteFormHost checks which host an absolute-form target is decided
+// for against what a browser's WHATWG URL parser reads from the same
+// string: where the two could differ (a '\' before the path, which the
+// URL standard reads as '/' for http and https, or an empty authority,
+// whose extra slashes a browser skips) the target is refused instead, so
+// a rule for one host can never answer a request a browser sends to
+// another (README, "Request normalisation").
+func TestAbsoluteFormHost(t *testing.T) {
+	tests := []struct {
+		target string
+		host   string // "" = refused as a RequestError on "path"
+		path   string
+	}{
+		{`https://good.com/old`, "good.com", "/old"},
+		{`HTTPS://GOOD.COM:8443/old?q=1`, "good.com", "/old"},
+		{`https://good.com`, "good.com", "/"},
+		{`https://good.com?x`, "good.com", "/"},
+		// Userinfo: the host follows the last '@', as in a browser.
+		{`https://evil.com@good.com/old`, "good.com", "/old"},
+		{`https://good.com@evil.com/old`, "evil.com", "/old"},
+		{`https://a@b@good.com/old`, "good.com", "/old"},
+		// A percent-encoded '\' is userinfo to a browser too.
+		{`https://good.com%5C@evil.com/old`, "evil.com", "/old"},
+		// '@' after the authority is path, query or fragment.
+		{`https://good.com/@evil.com/old`, "good.com", "/@evil.com/old"},
+		{`https://good.com?@evil.com/old`, "good.com", "/"},
+		{`https://good.com#@evil.com/old`, "good.com", "/"},
+		// A browser reads '\' as '/': the host is good.com, where a plain
+		// split at '/' reads evil.com. Refused.
+		{`https://good.com\@evil.com/old`, "", ""},
+		{`http://good.com\@evil.com/old`, "", ""},
+		{`https://good.com:443\@evil.com/old`, "", ""},
+		{`https://good.com\\evil.com/old`, "", ""},
+		{`https://\evil.com/old`, "", ""},
+		{`https://[::1]\@evil.com/old`, "", ""},
+		{`https:\\evil.com/old`, "", ""},
+		{`https:/\evil.com/old`, "", ""},
+		// Empty authority: a browser skips the slashes and goes to evil.com.
+		{`https:///evil.com/old`, "", ""},
+		{`https://`, "", ""},
+		{`https://?x`, "", ""},
+		// Not http(s).
+		{`javascript://good.com/%0aalert(1)`, "", ""},
+		{`//evil.com/old`, "", "//"}, // origin-form: a path, host from the Host field
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			r, err := parseRequest(&Request{Method: "GET", Target: tt.target})
+			switch {
+			case tt.path == "//":
+				if err != nil || r.host != "" || r.path != "/evil.com/old" {
+					t.Fatalf("host %q path %q err %v; want no host and path /evil.com/old", r.host, r.path, err)
+				}
+			case tt.host == "":
+				if err == nil || err.Field != "path" {
+					t.Fatalf("decided for host %q path %q (err %v); want a RequestError on path", r.host, r.path, err)
+				}
+			default:
+				if err != nil {
+					t.Fatalf("refused: %v; want host %q", err, tt.host)
+				}
+				if r.host != tt.host || r.path != tt.path {
+					t.Fatalf("host %q path %q; want host %q path %q", r.host, r.path, tt.host, tt.path)
+				}
+			}
+		})
+	}
+}

@@ -245,7 +245,7 @@ const maxAdminMessage = 512 << 20
 
 // adminListenerOptions is the admin listener's message size limit and its
 // TLS/mTLS and bearer-token options.
-func adminListenerOptions(cfg Config) ([]grpc.ServerOption, error) {
+func adminListenerOptions(cfg Config, log *slog.Logger) ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxAdminMessage)}
 	files := TLSFiles{Cert: cfg.AdminTLSCert, Key: cfg.AdminTLSKey, ClientCA: cfg.AdminClientCA}
 	if files.Enabled() {
@@ -264,7 +264,7 @@ func adminListenerOptions(cfg Config) ([]grpc.ServerOption, error) {
 		token = t
 	}
 	if token != "" {
-		opts = append(opts, RequireBearerToken(token)...)
+		opts = append(opts, requireBearerToken(token, log)...)
 	}
 	return opts, nil
 }

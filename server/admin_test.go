@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -363,7 +364,7 @@ func TestGetRuleStats(t *testing.T) {
 // default through the daemon's admin listener options.
 func TestApplyLargeRuleSet(t *testing.T) {
 	st := loadedStore(t, time.Now)
-	opts, err := adminListenerOptions(DefaultConfig())
+	opts, err := adminListenerOptions(DefaultConfig(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

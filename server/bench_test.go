@@ -56,6 +56,7 @@ const (
 func BenchmarkGRPC(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.DrainDelay = 0
 	cfg.Rules = filepath.Join("testdata", "rules.yaml")
 	s, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -23,7 +23,8 @@ type Config struct {
 	// AdminAddr is the admin gRPC listener (RuleService); "" disables it.
 	AdminAddr string
 	// AdminInsecurePublic allows a non-loopback AdminAddr without a token
-	// or mTLS, for networks that are private by other means.
+	// or mTLS, or with a token but without TLS, for networks that are
+	// private by other means.
 	AdminInsecurePublic bool
 
 	// Rules is the rules file; "" serves the built-in example.
@@ -33,7 +34,7 @@ type Config struct {
 	// FlattenChains makes A→B→C answer A→C directly.
 	FlattenChains bool
 	// ReloadDebounce is how long the rules watcher waits after the last
-	// change in the rules file's directory before re-reading it.
+	// change of the rules file before re-reading it.
 	ReloadDebounce time.Duration
 	// ReloadMaxDrop refuses a reload that would remove more than this
 	// percentage of the serving rules (a half-written file); 100 turns the
@@ -42,8 +43,19 @@ type Config struct {
 	// DecisionLogSample is the fraction of decisions logged (0 to 1).
 	DecisionLogSample float64
 
-	// ShutdownTimeout bounds the graceful stop; in-flight calls still
-	// running after it are cut.
+	// MaxRequestBytes bounds one request message on the public listener,
+	// a DecideBatch included; MaxInflightBytes the bytes of requests in
+	// flight across the process; MaxConcurrentStreams the calls open at
+	// once on one connection (README, "Memory bounds").
+	MaxRequestBytes, MaxInflightBytes byteSize
+	MaxConcurrentStreams              uint
+
+	// DrainDelay is how long every listener keeps serving after SIGTERM,
+	// with health NOT_SERVING and /readyz 503, so load balancers and Envoy
+	// stop sending before the listeners close.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the graceful stop that follows the drain
+	// delay; in-flight calls still running after it are cut.
 	ShutdownTimeout time.Duration
 
 	// LogFormat is "json" or "text"; LogLevel is debug, info, warn or error.
@@ -64,15 +76,19 @@ type Config struct {
 // DefaultConfig is the configuration with no flags and no environment.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:        ":50051",
-		HTTPAddr:        ":8080",
-		AdminAddr:       "127.0.0.1:50052",
-		PermanentMaxAge: 24 * time.Hour,
-		ReloadDebounce:  DefaultReloadDebounce,
-		ReloadMaxDrop:   50,
-		ShutdownTimeout: 15 * time.Second,
-		LogFormat:       "json",
-		LogLevel:        slog.LevelInfo,
+		GRPCAddr:             ":50051",
+		HTTPAddr:             ":8080",
+		AdminAddr:            "127.0.0.1:50052",
+		PermanentMaxAge:      24 * time.Hour,
+		ReloadDebounce:       DefaultReloadDebounce,
+		ReloadMaxDrop:        50,
+		MaxRequestBytes:      DefaultMaxRequestBytes,
+		MaxInflightBytes:     DefaultMaxInflightBytes,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		DrainDelay:           5 * time.Second,
+		ShutdownTimeout:      15 * time.Second,
+		LogFormat:            "json",
+		LogLevel:             slog.LevelInfo,
 	}
 }
 
@@ -92,14 +108,18 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "public gRPC listen address (Decide, Envoy Check, health, reflection)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (/healthz, /readyz, /metrics, forward-auth)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `admin gRPC listen address (RuleService); "" disables it`)
-	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS")
+	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS, or with a token without TLS")
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON); empty serves the built-in example")
 	fs.DurationVar(&c.PermanentMaxAge, "permanent-max-age", c.PermanentMaxAge, "max-age of 301/308 answers whose rule sets no cache_max_age")
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
 	fs.DurationVar(&c.ReloadDebounce, "reload-debounce", c.ReloadDebounce, "wait this long after the last change of the rules file before reloading it")
 	fs.Float64Var(&c.ReloadMaxDrop, "reload-max-drop", c.ReloadMaxDrop, "refuse a reload that removes more than this percentage of the serving rules (a half-written file); 100 turns it off")
 	fs.Float64Var(&c.DecisionLogSample, "decision-log-sample", c.DecisionLogSample, "fraction of decisions logged, 0 to 1 (0.01 logs one in a hundred)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful stop may take before open calls are cut")
+	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest request message on the public listener, a DecideBatch included (bytes, or with KiB, MiB, GiB)")
+	fs.Var(&c.MaxInflightBytes, "max-inflight-bytes", "bytes of requests in flight across the process; calls over it answer RESOURCE_EXHAUSTED")
+	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "calls open at once on one public connection")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "after SIGTERM, keep serving this long with health NOT_SERVING and /readyz 503 before closing the listeners")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "after the drain delay, how long open calls may take to finish before they are cut")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate for the public gRPC listener (with --tls-key)")
@@ -170,6 +190,18 @@ func (c Config) Validate() error {
 	if c.DecisionLogSample < 0 || c.DecisionLogSample > 1 {
 		errs = append(errs, fmt.Errorf("--decision-log-sample %v: accepted: 0 (none) to 1 (every decision)", c.DecisionLogSample))
 	}
+	if c.MaxRequestBytes <= 0 || c.MaxRequestBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("--max-request-bytes %v: accepted: 1 byte to 1GiB", c.MaxRequestBytes))
+	}
+	if c.MaxInflightBytes < c.MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("--max-inflight-bytes %v is less than --max-request-bytes %v: no request that large could ever be received", c.MaxInflightBytes, c.MaxRequestBytes))
+	}
+	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > 1<<31 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-streams %d: accepted: 1 to %d", c.MaxConcurrentStreams, 1<<31))
+	}
+	if c.DrainDelay < 0 {
+		errs = append(errs, fmt.Errorf("--drain-delay %v: must not be negative (0 closes the listeners at once)", c.DrainDelay))
+	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: must not be negative", c.ShutdownTimeout))
 	}
@@ -191,15 +223,35 @@ func (c Config) Validate() error {
 	if c.AdminClientCA != "" && c.AdminTLSCert == "" {
 		errs = append(errs, errors.New("--admin-client-ca needs --admin-tls-cert and --admin-tls-key: mTLS runs over TLS"))
 	}
-	if c.AdminAddr != "" && !c.AdminInsecurePublic && !c.adminAuthenticated() {
-		if loopback, err := isLoopbackAddr(c.AdminAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--admin-addr %q: %v", c.AdminAddr, err))
-		} else if !loopback {
-			errs = append(errs, fmt.Errorf("--admin-addr %q is not a loopback address: anyone who reaches it could change the rules; "+
-				"set --admin-token, --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr))
+	if c.AdminToken != "" {
+		if err := CheckToken(c.AdminToken, "--admin-token ("+EnvName("admin-token")+")"); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	if c.AdminAddr != "" && !c.AdminInsecurePublic {
+		errs = append(errs, c.adminExposure())
+	}
 	return errors.Join(errs...)
+}
+
+// adminExposure refuses a non-loopback admin address that anyone who
+// reaches it could use: without authentication, or with a bearer token
+// sent in clear, which anyone on the path can read and replay.
+func (c Config) adminExposure() error {
+	loopback, err := isLoopbackAddr(c.AdminAddr)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--admin-addr %q: %v", c.AdminAddr, err)
+	case loopback:
+		return nil
+	case !c.adminAuthenticated():
+		return fmt.Errorf("--admin-addr %q is not a loopback address: anyone who reaches it could change the rules; "+
+			"set --admin-token, --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr)
+	case (c.AdminToken != "" || c.AdminTokenFile != "") && c.AdminTLSCert == "":
+		return fmt.Errorf("--admin-addr %q is not a loopback address and its bearer token would cross the network without TLS, readable by anyone on the path; "+
+			"set --admin-tls-cert and --admin-tls-key, or --admin-insecure-public if the network is private", c.AdminAddr)
+	}
+	return nil
 }
 
 // adminAuthenticated reports whether admin callers must prove who they are.

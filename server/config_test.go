@@ -77,12 +77,43 @@ func TestParseConfig(t *testing.T) {
 			}),
 		},
 		{
-			name: "admin on every interface behind a token",
-			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token-file", "/run/secrets/token"},
+			name: "admin on every interface behind a token over TLS",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token-file", "/run/secrets/token", "--admin-tls-cert", "c.pem", "--admin-tls-key", "k.pem"},
 			want: withDefaults(func(c *Config) {
 				c.AdminAddr = "0.0.0.0:50052"
 				c.AdminTokenFile = "/run/secrets/token"
+				c.AdminTLSCert, c.AdminTLSKey = "c.pem", "k.pem"
 			}),
+		},
+		{
+			name: "admin token in clear on a private network, explicitly allowed",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-insecure-public"},
+			env:  map[string]string{"REDIRECTD_ADMIN_TOKEN": "0123456789abcdef"},
+			want: withDefaults(func(c *Config) {
+				c.AdminAddr = "0.0.0.0:50052"
+				c.AdminInsecurePublic = true
+				c.AdminToken = "0123456789abcdef"
+			}),
+		},
+		{
+			name: "admin token in clear on loopback",
+			env:  map[string]string{"REDIRECTD_ADMIN_TOKEN": "0123456789abcdef"},
+			want: withDefaults(func(c *Config) { c.AdminToken = "0123456789abcdef" }),
+		},
+		{
+			name: "memory bounds in bytes and binary units",
+			args: []string{"--max-request-bytes", "512KiB", "--max-concurrent-streams", "16"},
+			env:  map[string]string{"REDIRECTD_MAX_INFLIGHT_BYTES": "1GiB"},
+			want: withDefaults(func(c *Config) {
+				c.MaxRequestBytes = 512 << 10
+				c.MaxInflightBytes = 1 << 30
+				c.MaxConcurrentStreams = 16
+			}),
+		},
+		{
+			name: "memory bound in plain bytes",
+			args: []string{"--max-request-bytes", "1000"},
+			want: withDefaults(func(c *Config) { c.MaxRequestBytes = 1000 }),
 		},
 		{
 			name: "admin disabled",
@@ -145,6 +176,41 @@ func TestParseConfigErrors(t *testing.T) {
 			name: "admin on a public address from the environment",
 			env:  map[string]string{"REDIRECTD_ADMIN_ADDR": "10.0.0.7:50052"},
 			want: []string{"--admin-addr", "10.0.0.7:50052"},
+		},
+		{
+			name: "size in decimal units",
+			args: []string{"--max-request-bytes", "4MB"},
+			want: []string{"max-request-bytes", `"4MB"`, "KiB, MiB or GiB"},
+		},
+		{
+			name: "in-flight bound below one request",
+			args: []string{"--max-request-bytes", "8MiB", "--max-inflight-bytes", "4MiB"},
+			want: []string{"--max-inflight-bytes 4MiB", "--max-request-bytes 8MiB"},
+		},
+		{
+			name: "no streams",
+			env:  map[string]string{"REDIRECTD_MAX_CONCURRENT_STREAMS": "0"},
+			want: []string{"--max-concurrent-streams 0"},
+		},
+		{
+			name: "negative drain delay",
+			args: []string{"--drain-delay", "-1s"},
+			want: []string{"--drain-delay", "negative"},
+		},
+		{
+			name: "admin token of white space",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token", " ", "--admin-tls-cert", "c.pem", "--admin-tls-key", "k.pem"},
+			want: []string{"--admin-token", "empty or white space"},
+		},
+		{
+			name: "short admin token",
+			env:  map[string]string{"REDIRECTD_ADMIN_TOKEN": "s3cret"},
+			want: []string{"--admin-token", "6 bytes", "at least 16"},
+		},
+		{
+			name: "admin token in clear on every interface",
+			args: []string{"--admin-addr", "0.0.0.0:50052", "--admin-token-file", "/run/secrets/token"},
+			want: []string{"--admin-addr", "without TLS", "--admin-tls-cert", "--admin-insecure-public"},
 		},
 		{
 			name: "admin address without a port",

@@ -3,15 +3,19 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"unicode/utf8"
 	"unsafe"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Envoy sends a CheckRequest for every request it routes, and decoding all
@@ -230,16 +234,63 @@ func (c *checkInput) decodeWire(b []byte) error { return decodeCheckRequest(b, c
 
 // serverCodec is gRPC's proto codec, except for requests that decode
 // themselves: they get one private copy of their bytes (gRPC reuses its
-// buffers after Unmarshal returns), which their strings then share.
+// buffers after Unmarshal returns), which their strings then share. It
+// also reports, through a decodeTarget, that a request's bytes did not
+// decode (see grpcServer).
 type serverCodec struct{ encoding.CodecV2 }
 
 func newServerCodec() serverCodec { return serverCodec{encoding.GetCodecV2(proto.Name)} }
 
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if t, ok := v.(*decodeTarget); ok {
+		// Not returned: gRPC would answer INTERNAL at once.
+		t.size = int64(data.Len())
+		t.err = c.unmarshal(data, t.msg)
+		return nil
+	}
+	return c.unmarshal(data, v)
+}
+
+func (c serverCodec) unmarshal(data mem.BufferSlice, v any) error {
 	if d, ok := v.(wireDecoder); ok {
 		return d.decodeWire(data.Materialize())
 	}
 	return c.CodecV2.Unmarshal(data, v)
+}
+
+// decodeTarget is what a grpcServer's handlers receive a request into:
+// serverCodec decodes into msg and keeps the decoding error here instead
+// of returning it, because gRPC answers a codec's error with INTERNAL
+// itself, before the handler can choose the code.
+type decodeTarget struct {
+	msg  any
+	size int64 // of the message on the wire
+	err  error
+}
+
+// recvRequest receives one request into m with recv (a unary handler's
+// decoder or a stream's RecvMsg) and returns its size on the wire. Bytes
+// that do not decode as m (broken wire format, a string field that is not
+// UTF-8) are the caller's mistake: INVALID_ARGUMENT, not INTERNAL, which
+// README reserves for server faults (README, "The gRPC API").
+func recvRequest(recv func(any) error, m any) (size int64, err error) {
+	t := &decodeTarget{msg: m}
+	err = recv(t)
+	if t.err != nil {
+		return t.size, status.Errorf(codes.InvalidArgument, "request is not a valid %s message: %v", messageName(m), t.err)
+	}
+	return t.size, err
+}
+
+// messageName is the protobuf full name of the request type m.
+func messageName(m any) string {
+	switch m := m.(type) {
+	case protoreflect.ProtoMessage:
+		return string(m.ProtoReflect().Descriptor().FullName())
+	case *checkInput:
+		return string((&authv3.CheckRequest{}).ProtoReflect().Descriptor().FullName())
+	}
+	return fmt.Sprintf("%T", m)
 }
 
 // registerAuthorization registers svc as Envoy's ext_authz service
@@ -247,7 +298,7 @@ func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // with decodeCheckRequest. s must have been made with serverOptions,
 // whose codec does that decoding. Reflection still describes the service
 // with Envoy's own descriptors.
-func registerAuthorization(s *grpc.Server, svc *AuthorizationService) {
+func registerAuthorization(s grpc.ServiceRegistrar, svc *AuthorizationService) {
 	s.RegisterService(&authorizationDesc, svc)
 }
 

@@ -9,14 +9,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
-
-// maxRecvMsgSize bounds one request message: a full DecideBatch of
-// MaxBatch requests with paths of about a kilobyte fits; a caller cannot
-// make the server buffer more than this for one call.
-const maxRecvMsgSize = 16 << 20
 
 // serverOptions are the options of every gRPC server the daemon runs (the
 // public and the admin listener), and of the benchmark's no-op baseline.
@@ -29,7 +25,6 @@ func serverOptions(log *slog.Logger) []grpc.ServerOption {
 		// One worker per core serves streams without spawning a goroutine
 		// per call.
 		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
-		grpc.MaxRecvMsgSize(maxRecvMsgSize),
 		// Protobuf, with Envoy's CheckRequest read straight from the wire
 		// (registerAuthorization).
 		grpc.ForceServerCodecV2(newServerCodec()),
@@ -111,4 +106,71 @@ func codeLevel(c codes.Code) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// grpcServer is a gRPC server made with serverOptions whose services
+// receive requests through recvRequest, so a request that does not decode
+// answers INVALID_ARGUMENT, and, with budgets, within the bytes of
+// requests in flight the process allows. gRPC calls a unary handler's
+// decoder before any interceptor (and reports its failure as INTERNAL),
+// so the handlers themselves are wrapped, once, when a service is
+// registered. Register every service through it (the generated Register
+// functions take it as a grpc.ServiceRegistrar).
+type grpcServer struct {
+	*grpc.Server
+	// budget bounds the requests of every service but health, which has
+	// a small budget of its own so that large requests filling budget
+	// never make health checks fail. Both nil: no bound (the admin
+	// listener).
+	budget, healthBudget *requestBudget
+}
+
+func newGRPCServer(budget, healthBudget *requestBudget, opts ...grpc.ServerOption) *grpcServer {
+	return &grpcServer{grpc.NewServer(opts...), budget, healthBudget}
+}
+
+// RegisterService registers impl with every handler of desc receiving its
+// requests through the service's budget.
+func (s *grpcServer) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	budget := s.budget
+	if desc.ServiceName == healthpb.Health_ServiceDesc.ServiceName {
+		budget = s.healthBudget
+	}
+	d := *desc
+	d.Methods = make([]grpc.MethodDesc, len(desc.Methods))
+	for i, m := range desc.Methods {
+		handler := m.Handler
+		m.Handler = func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+			var held int64
+			defer func() { budget.release(held) }()
+			return handler(srv, ctx, func(v any) (err error) {
+				held, err = budget.receive(dec, v)
+				return err
+			}, ic)
+		}
+		d.Methods[i] = m
+	}
+	d.Streams = make([]grpc.StreamDesc, len(desc.Streams))
+	for i, sd := range desc.Streams {
+		handler := sd.Handler
+		sd.Handler = func(srv any, ss grpc.ServerStream) error {
+			return handler(srv, receivingStream{ss, budget})
+		}
+		d.Streams[i] = sd
+	}
+	s.Server.RegisterService(&d, impl)
+}
+
+// receivingStream receives a stream's requests within a budget. A
+// stream's message is released once decoded: the handler's later work is
+// not proportional to it.
+type receivingStream struct {
+	grpc.ServerStream
+	budget *requestBudget
+}
+
+func (s receivingStream) RecvMsg(m any) error {
+	held, err := s.budget.receive(s.ServerStream.RecvMsg, m)
+	s.budget.release(held)
+	return err
 }

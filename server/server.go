@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,8 @@ type Server struct {
 	now    func() time.Time
 	engine *Engine
 
-	public *grpc.Server // Decide, Envoy Check, health, reflection
-	admin  *grpc.Server // RuleService, health, reflection; nil without --admin-addr
+	public *grpcServer // Decide, Envoy Check, health, reflection
+	admin  *grpcServer // RuleService, health, reflection; nil without --admin-addr
 	health *health.Server
 	mux    *http.ServeMux
 	http   *http.Server
@@ -49,6 +50,12 @@ type Server struct {
 
 	loaded   atomic.Bool // the first rule set is serving
 	stopping atomic.Bool // shutdown has begun
+
+	// streams is cancelled when the drain delay is over: every streaming
+	// call's context derives from it (endStreams), so a health Watch ends
+	// then instead of holding GracefulStop until --shutdown-timeout.
+	streams    context.Context
+	endStreams context.CancelFunc
 }
 
 // New wires the daemon and binds its listeners, so a busy port fails here,
@@ -64,6 +71,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		health: health.NewServer(),
 		mux:    http.NewServeMux(),
 	}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.engine = NewEngine(decision.NewStore(decision.Options{
 		PermanentMaxAge: cfg.PermanentMaxAge,
 		FlattenChains:   cfg.FlattenChains,
@@ -79,25 +87,30 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.engine.SetObserver((&DecisionObserver{Metrics: s.store.Metrics, Hits: s.store.Hits, Log: log, LogSample: cfg.DecisionLogSample}).Observe)
 
-	// Both listeners share serverOptions; TLS (public) and token/mTLS
-	// (admin) come on top.
+	// Both listeners share serverOptions and end their streaming calls
+	// when the drain delay is over; the public listener's memory bounds
+	// and TLS, and the admin listener's token and mTLS, come on top.
 	publicSec, err := publicListenerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	adminSec, err := adminListenerOptions(cfg)
+	adminSec, err := adminListenerOptions(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	publicOpts := append(serverOptions(log), publicSec...)
-	adminOpts := append(serverOptions(log), adminSec...)
+	shared := append(serverOptions(log), grpc.ChainStreamInterceptor(s.endStreamAtShutdown))
+	publicOpts := append(slices.Clip(shared), publicSec...)
+	adminOpts := append(slices.Clip(shared), adminSec...)
 
-	s.public = grpc.NewServer(publicOpts...)
+	s.public = newGRPCServer(
+		newRequestBudget(int64(cfg.MaxInflightBytes), int64(cfg.MaxRequestBytes)),
+		newRequestBudget(healthCalls*int64(cfg.MaxRequestBytes), int64(cfg.MaxRequestBytes)),
+		publicOpts...)
 	redirectv1.RegisterDecisionServiceServer(s.public, NewDecisionService(s.engine))
 	healthpb.RegisterHealthServer(s.public, s.health)
 	reflection.Register(s.public)
 	if cfg.AdminAddr != "" {
-		s.admin = grpc.NewServer(adminOpts...)
+		s.admin = newGRPCServer(nil, nil, adminOpts...)
 		redirectv1.RegisterRuleServiceServer(s.admin, NewRuleService(s.store))
 		healthpb.RegisterHealthServer(s.admin, s.health)
 		reflection.Register(s.admin)
@@ -235,22 +248,34 @@ func (s *Server) Run(ctx context.Context) error {
 		stopTasks()
 		tasks.Wait()
 	}
-	s.shutdown()
+	drain := s.cfg.DrainDelay
+	if !s.loaded.Load() {
+		drain = 0 // never ready: no load balancer is sending
+	}
+	s.shutdown(drain)
 	serving.Wait()
 	return err
 }
 
 // shutdown tells health checkers first, so load balancers and Envoy stop
-// sending new calls, then lets open calls finish until the deadline. The
-// HTTP listener closes last: /readyz answers 503 and forward-auth keeps
-// answering while gRPC drains.
-func (s *Server) shutdown() {
+// sending new calls, and keeps every listener serving for drain, the time
+// they take to notice (README, "Daemon behaviour"). Then it ends streaming
+// calls (a health Watch would otherwise hold the stop), stops accepting,
+// and lets open unary calls finish until --shutdown-timeout. The HTTP
+// listener closes last: /readyz answers 503 and forward-auth keeps
+// answering while gRPC stops.
+func (s *Server) shutdown(drain time.Duration) {
 	s.stopping.Store(true)
 	s.health.Shutdown() // every service NOT_SERVING, for good
+	if drain > 0 {
+		s.log.Info("draining: health NOT_SERVING, still serving until the drain delay is over", "drain_delay", drain)
+		time.Sleep(drain)
+	}
+	s.endStreams()
 	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
 
 	var wg sync.WaitGroup
-	for _, srv := range []*grpc.Server{s.public, s.admin} {
+	for _, srv := range []*grpcServer{s.public, s.admin} {
 		if srv == nil {
 			continue
 		}
@@ -269,7 +294,7 @@ func (s *Server) shutdown() {
 	}
 }
 
-func (s *Server) stopGRPC(srv *grpc.Server, deadline time.Time) {
+func (s *Server) stopGRPC(srv *grpcServer, deadline time.Time) {
 	done := make(chan struct{})
 	go func() {
 		srv.GracefulStop()
@@ -286,11 +311,30 @@ func (s *Server) stopGRPC(srv *grpc.Server, deadline time.Time) {
 	}
 }
 
+// endStreamAtShutdown gives a streaming call a context that also ends with
+// s.streams, when the drain delay is over. Handlers that wait on their
+// context (health Watch) then return at once; one blocked reading its
+// client (reflection) ends when the client sends or at --shutdown-timeout.
+func (s *Server) endStreamAtShutdown(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	defer context.AfterFunc(s.streams, cancel)()
+	return next(srv, streamContext{ss, ctx})
+}
+
+// streamContext is a ServerStream with another context.
+type streamContext struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s streamContext) Context() context.Context { return s.ctx }
+
 // setHealth sets every service of both gRPC servers, and the whole server
 // (""), to st: a per-service check and a plain check agree.
 func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {
 	s.health.SetServingStatus("", st)
-	for _, srv := range []*grpc.Server{s.public, s.admin} {
+	for _, srv := range []*grpcServer{s.public, s.admin} {
 		if srv == nil {
 			continue
 		}

@@ -47,6 +47,7 @@ func testConfig() Config {
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.Rules = filepath.Join("testdata", "rules.yaml")
 	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.DrainDelay = 0 // tests that drain set their own
 	return cfg
 }
 
@@ -411,12 +412,17 @@ func TestHTTPProbes(t *testing.T) {
 }
 
 // TestGracefulShutdown: on cancel, health watchers hear NOT_SERVING and
-// /readyz turns 503 while open calls drain; then Run returns cleanly.
+// /readyz turns 503 at once, while every listener keeps answering, on old
+// and new connections, for the drain delay. Then the open Watch stream
+// ends by itself, and Run returns well before --shutdown-timeout without
+// cutting calls.
 func TestGracefulShutdown(t *testing.T) {
-	r := start(t, testConfig())
-	watchCtx, endWatch := context.WithCancel(context.Background())
-	defer endWatch()
-	watch, err := healthpb.NewHealthClient(dial(t, r.GRPCAddr())).Watch(watchCtx, &healthpb.HealthCheckRequest{Service: "redirect.v1.DecisionService"})
+	cfg := testConfig()
+	cfg.DrainDelay = time.Second
+	r := start(t, cfg)
+	public := dial(t, r.GRPCAddr())
+	decide := redirectv1.NewDecisionServiceClient(public)
+	watch, err := healthpb.NewHealthClient(public).Watch(context.Background(), &healthpb.HealthCheckRequest{Service: "redirect.v1.DecisionService"})
 	if err != nil {
 		t.Fatalf("Watch: %v", err)
 	}
@@ -424,20 +430,41 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("first health status = %v, %v; want SERVING", got, err)
 	}
 
+	began := time.Now()
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop() }()
 
 	if got, err := watch.Recv(); err != nil || got.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("health status after shutdown began = %v, %v; want NOT_SERVING", got, err)
 	}
-	// The open Watch stream holds the graceful stop, so the HTTP listener
-	// is still up and must say not ready.
 	if code, body := get(t, "http://"+r.HTTPAddr()+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
-		t.Errorf("GET /readyz during shutdown = %d %q, want 503 shutting down", code, body)
+		t.Errorf("GET /readyz during the drain = %d %q, want 503 shutting down", code, body)
 	}
-	endWatch()
+	req := &redirectv1.DecideRequest{Method: "GET", Host: "example.com", Path: "/old"}
+	if _, err := decide.Decide(context.Background(), req); err != nil {
+		t.Errorf("Decide during the drain: %v", err)
+	}
+	fresh := redirectv1.NewDecisionServiceClient(dial(t, r.GRPCAddr()))
+	if _, err := fresh.Decide(context.Background(), req); err != nil {
+		t.Errorf("Decide on a new connection during the drain: %v", err)
+	}
+	if code, _ := get(t, "http://"+r.HTTPAddr()+"/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz during the drain = %d, want 200", code)
+	}
+	if d := time.Since(began); d >= cfg.DrainDelay {
+		t.Fatalf("the checks took %v, longer than the drain delay %v: too slow to tell", d, cfg.DrainDelay)
+	}
+
+	// The Watch stream ends once the drain delay is over, by itself.
+	if got, err := watch.Recv(); err == nil {
+		t.Fatalf("Watch after the drain delay: %v, want the stream ended", got)
+	}
 	if err := <-stopped; err != nil {
 		t.Errorf("Run after graceful shutdown: %v", err)
+	}
+	took := time.Since(began)
+	if took < cfg.DrainDelay || took > cfg.DrainDelay+cfg.ShutdownTimeout/2 {
+		t.Errorf("Run returned %v after cancel; want the drain delay %v and little more (an open Watch must not hold it)", took, cfg.DrainDelay)
 	}
 	if strings.Contains(r.logs.String(), "cutting them") {
 		t.Errorf("calls were cut although they ended before the deadline:\n%s", r.logs)
@@ -445,16 +472,25 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestShutdownDeadline: a call that never ends is cut at --shutdown-timeout.
+// A reflection stream whose client sends nothing more waits on its
+// client, not on its context, so ending streams does not end it.
 func TestShutdownDeadline(t *testing.T) {
 	cfg := testConfig()
 	cfg.ShutdownTimeout = 100 * time.Millisecond
 	r := start(t, cfg)
-	watch, err := healthpb.NewHealthClient(dial(t, r.GRPCAddr())).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := reflectionpb.NewServerReflectionClient(dial(t, r.GRPCAddr())).ServerReflectionInfo(ctx)
 	if err != nil {
-		t.Fatalf("Watch: %v", err)
+		t.Fatalf("ServerReflectionInfo: %v", err)
 	}
-	if _, err := watch.Recv(); err != nil {
-		t.Fatalf("Watch: %v", err)
+	// One answer, so the call is open on the server, which then waits for
+	// the next request.
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
 	}
 	if err := r.stop(); err != nil {
 		t.Errorf("Run: %v", err)

@@ -85,16 +85,21 @@ func (k *keyPair) get() (*tls.Certificate, error) {
 	return k.cert, nil
 }
 
-// publicListenerOptions is the public gRPC listener's TLS/mTLS option, if
-// any.
+// publicListenerOptions are the public gRPC listener's limits on what one
+// connection and one request may hold (README, "Memory bounds") and its
+// TLS/mTLS option, if any.
 func publicListenerOptions(cfg Config) ([]grpc.ServerOption, error) {
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+	}
 	files := TLSFiles{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}
 	if !files.Enabled() {
-		return nil, nil
+		return opts, nil
 	}
 	tc, err := files.ServerConfig()
 	if err != nil {
 		return nil, fmt.Errorf("public listener TLS (--tls-cert, --tls-key, --tls-client-ca): %w", err)
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
+	return append(opts, grpc.Creds(credentials.NewTLS(tc))), nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -88,7 +89,7 @@ func TestAdminSecurity(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.AdminTLSCert, cfg.AdminTLSKey, cfg.AdminClientCA = pki.serverCert, pki.serverKey, pki.caFile
 	cfg.AdminToken = "tok"
-	opts, err := adminListenerOptions(cfg)
+	opts, err := adminListenerOptions(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

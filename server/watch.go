@@ -10,12 +10,11 @@ import (
 )
 
 // DefaultReloadDebounce is how long the watcher waits after the last change
-// in the rules file's directory before re-reading it: long enough for an
+// of the rules file before re-reading it: long enough for an
 // editor's truncate-and-write or a ConfigMap swap to finish.
 const DefaultReloadDebounce = 250 * time.Millisecond
 
-// Watch reloads the rules file whenever its directory changes, until ctx
-// is done. It watches the directory rather than the file because the file
+// Watch reloads the rules file whenever it changes, until ctx is done. It watches the directory rather than the file because the file
 // is usually replaced, not written: an editor renames a temp file over it,
 // and a Kubernetes ConfigMap update swaps the "..data" symlink the file
 // points through, so a watch on the file itself would be lost. When the
@@ -37,13 +36,24 @@ func (s *RuleStore) Watch(ctx context.Context, debounce time.Duration) error {
 	}
 	s.Log.Info("watching rules", "path", s.Path, "directory", dir, "debounce", debounce)
 
-	resolvedDir := ""
+	// Only events naming the rules file, its symlink target or a
+	// ConfigMap's "..data" link reset the debounce: a log file written
+	// beside the rules every 100 ms would otherwise postpone a reload for
+	// as long as it is written (README, "Reloading the rules file").
+	path := filepath.Clean(s.Path)
+	dataLink := filepath.Join(dir, "..data")
+	resolvedDir, target := "", ""
+	concerns := func(name string) bool {
+		name = filepath.Clean(name)
+		return name == path || name == dataLink || name == target
+	}
 	followLink := func() {
-		target, err := filepath.EvalSymlinks(s.Path)
+		t, err := filepath.EvalSymlinks(s.Path)
 		if err != nil {
 			return
 		}
-		d := filepath.Dir(target)
+		target = t
+		d := filepath.Dir(t)
 		if d == dir || d == resolvedDir {
 			return
 		}
@@ -70,8 +80,8 @@ func (s *RuleStore) Watch(ctx context.Context, debounce time.Duration) error {
 			if !ok {
 				return nil
 			}
-			if ev.Op == fsnotify.Chmod {
-				continue // touch, or a backup tool: the content did not change
+			if ev.Op == fsnotify.Chmod || !concerns(ev.Name) {
+				continue // touch, a backup tool, or another file: the rules did not change
 			}
 			timer.Reset(debounce)
 		case err, ok := <-w.Errors:

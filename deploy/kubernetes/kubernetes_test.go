@@ -3,12 +3,14 @@ package kubernetes_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -22,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/server"
 )
 
 // manifests are the decoded objects of this directory, by kind.
@@ -362,5 +365,33 @@ func TestSelectorsMatch(t *testing.T) {
 	}
 	if len(m.hpa.Spec.Metrics) == 0 {
 		t.Error("HPA has no metrics")
+	}
+}
+
+// TestTerminationGraceCoversDrain: the kubelet SIGKILLs a pod
+// terminationGracePeriodSeconds after SIGTERM, so the period must be
+// longer than redirectd's drain delay and shutdown timeout together, read
+// from the container's args and environment by the daemon's own parser.
+func TestTerminationGraceCoversDrain(t *testing.T) {
+	m := loadManifests(t)
+	c := container(t, m.deployment)
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	cfg, err := server.ParseConfig("redirectd", c.Args, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatalf("container %s's args %q: %v", c.Name, c.Args, err)
+	}
+	grace := m.deployment.Spec.Template.Spec.TerminationGracePeriodSeconds
+	if grace == nil {
+		t.Fatal("terminationGracePeriodSeconds is not set; the default 30 s must be a choice, not an accident")
+	}
+	need := cfg.DrainDelay + cfg.ShutdownTimeout
+	if got := time.Duration(*grace) * time.Second; got <= need {
+		t.Errorf("terminationGracePeriodSeconds %v is not above --drain-delay %v + --shutdown-timeout %v", got, cfg.DrainDelay, cfg.ShutdownTimeout)
+	}
+	if cfg.DrainDelay <= 0 {
+		t.Errorf("--drain-delay %v: a pod must keep serving while the endpoint update spreads", cfg.DrainDelay)
 	}
 }

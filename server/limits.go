@@ -1,0 +1,116 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Defaults of the public listener's memory bounds (README, "Memory
+// bounds"). With them, requests can hold about 3 × 64 MiB at worst, well
+// inside the Kubernetes manifest's 512 MiB beside a large rule set.
+const (
+	DefaultMaxRequestBytes      = 4 << 20
+	DefaultMaxInflightBytes     = 64 << 20
+	DefaultMaxConcurrentStreams = 128
+)
+
+// healthCalls is how many health requests may be received at once, each
+// reserving --max-request-bytes from a budget of their own: a probe or a
+// load balancer's check takes microseconds to receive, so a few suffice,
+// and health answers while large requests fill --max-inflight-bytes.
+const healthCalls = 4
+
+// requestBudget bounds the bytes of requests in flight across the process
+// (--max-inflight-bytes). gRPC reads a whole request message before any
+// handler sees its size, so a call reserves the largest message allowed
+// (--max-request-bytes) while its request is received, then holds the
+// request's actual size until it returns. A call that cannot reserve is
+// refused at once: memory stays bounded however many callers arrive.
+type requestBudget struct {
+	limit, perCall int64
+	used           atomic.Int64
+}
+
+func newRequestBudget(limit, perCall int64) *requestBudget {
+	return &requestBudget{limit: limit, perCall: perCall}
+}
+
+var errOverBudget = status.Error(codes.ResourceExhausted,
+	"server busy: the requests in flight hold --max-inflight-bytes; retry with backoff, or send smaller batches")
+
+// reserve takes n bytes from the budget, or reports false if that would
+// exceed it.
+func (b *requestBudget) reserve(n int64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+// release returns n bytes to the budget; a nil budget bounds nothing.
+func (b *requestBudget) release(n int64) {
+	if b != nil {
+		b.used.Add(-n)
+	}
+}
+
+// receive receives one request with recv (see recvRequest) within the
+// budget, if there is one. It returns the bytes the call now holds, to
+// release when the call ends.
+func (b *requestBudget) receive(recv func(any) error, m any) (held int64, err error) {
+	if b == nil {
+		_, err = recvRequest(recv, m)
+		return 0, err
+	}
+	if !b.reserve(b.perCall) {
+		return 0, errOverBudget
+	}
+	size, err := recvRequest(recv, m)
+	size = min(size, b.perCall)
+	b.release(b.perCall - size)
+	return size, err
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// KiB, MiB or GiB suffix ("4MiB").
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	shift  uint
+}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}, {"", 0}}
+
+func (s *byteSize) Set(v string) error {
+	for _, u := range byteUnits {
+		num, ok := strings.CutSuffix(v, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n < 0 || n > (1<<62)>>u.shift {
+			break
+		}
+		*s = byteSize(n << u.shift)
+		return nil
+	}
+	return fmt.Errorf("%q is not a size; accepted: a number of bytes with an optional KiB, MiB or GiB suffix, such as 4MiB", v)
+}
+
+func (s byteSize) String() string {
+	for _, u := range byteUnits[:3] {
+		if s != 0 && s%(1<<u.shift) == 0 {
+			return strconv.FormatInt(int64(s)>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
