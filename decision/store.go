@@ -258,40 +258,50 @@ func (c *Change) check() error {
 
 // Put prepares adding r, or replacing the rule with its id (which keeps
 // its place in file order); a new rule goes at the end.
-func (s *Store) Put(r Rule) (*Change, error) {
-	s.mu.Lock()
-	if ps := checkRule(&r); hasError(ps) {
-		s.mu.Unlock()
-		return nil, &RulesError{Problems: ps}
-	}
-	c := s.begin()
-	order := c.next
-	if row := c.ix.row(r.ID); row != nil && row.Rule != nil {
-		order = row.Order
-	} else if pos, ok := c.ix.base.position(r.ID); ok && c.ix.live(r.ID) {
-		order = baseOrder(pos)
-	} else {
-		c.next += 1 << 32
-	}
-	if p := c.put(&r, order); p != nil {
-		c.Abort()
-		return nil, &RulesError{Problems: []Problem{*p}}
-	}
-	if err := c.check(); err != nil {
-		c.Abort()
-		return nil, err
-	}
-	return c, nil
-}
+func (s *Store) Put(r Rule) (*Change, error) { return s.Apply([]Rule{r}, nil) }
 
 // Delete prepares removing the rule with id: ErrRuleNotFound when there
 // is none.
-func (s *Store) Delete(id string) (*Change, error) {
+func (s *Store) Delete(id string) (*Change, error) { return s.Apply(nil, []string{id}) }
+
+// Apply prepares one change of several rules: deletes first (each id must
+// exist), then puts, each as Put does. It is checked as a whole, so rules
+// that only make sense together (A→B with B new) go in one Apply.
+func (s *Store) Apply(puts []Rule, deletes []string) (*Change, error) {
+	var ps []Problem
+	for i := range puts {
+		if found := checkRule(&puts[i]); hasError(found) {
+			ps = append(ps, found...)
+		}
+	}
+	if len(ps) > 0 {
+		return nil, &RulesError{Problems: ps}
+	}
 	s.mu.Lock()
 	c := s.begin()
-	if !c.delete(id) {
+	for _, id := range deletes {
+		if !c.delete(id) {
+			c.Abort()
+			return nil, fmt.Errorf("%w: %q", ErrRuleNotFound, id)
+		}
+	}
+	for i := range puts {
+		r := &puts[i]
+		order := c.next
+		if row := c.ix.row(r.ID); row != nil && row.Rule != nil {
+			order = row.Order
+		} else if pos, ok := c.ix.base.position(r.ID); ok && c.ix.live(r.ID) {
+			order = baseOrder(pos)
+		} else {
+			c.next += 1 << 32
+		}
+		if p := c.put(r, order); p != nil {
+			ps = append(ps, *p)
+		}
+	}
+	if len(ps) > 0 {
 		c.Abort()
-		return nil, fmt.Errorf("%w: %q", ErrRuleNotFound, id)
+		return nil, &RulesError{Problems: ps}
 	}
 	if err := c.check(); err != nil {
 		c.Abort()
