@@ -79,7 +79,7 @@ func (s *RuleStore) LoadBytes(source string, data []byte) error {
 		s.reject(source, err)
 		return err
 	}
-	s.apply(c, contentSum(data), source, start)
+	s.apply(c, sha256.Sum256(data), source, start)
 	return nil
 }
 
@@ -108,7 +108,7 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	sum := contentSum(data)
+	sum := sha256.Sum256(data)
 	if serving && sum == s.seenSum {
 		return false, nil
 	}
@@ -146,9 +146,6 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 func unchangedFile(seen, now os.FileInfo) bool {
 	return seen != nil && os.SameFile(seen, now) && seen.Size() == now.Size() && seen.ModTime().Equal(now.ModTime())
 }
-
-// contentSum is the SHA-256 of a rules file.
-func contentSum(data []byte) [sha256.Size]byte { return sha256.Sum256(data) }
 
 // apply commits a prepared change as the next version and publishes it.
 // The caller holds s.mu.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/redirectd/redirectd/decision"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -270,17 +271,6 @@ func TestAdminWriteNotAppliedTwice(t *testing.T) {
 	}
 }
 
-// TestContentSumIsSHA256 pins contentSum to SHA-256 of the whole content,
-// across piece boundaries.
-func TestContentSumIsSHA256(t *testing.T) {
-	for _, n := range []int{0, 1, 1 << 20, 1<<20 + 1, 3<<20 + 7} {
-		data := bytes.Repeat([]byte("rules: []\n"), n/10+1)[:n]
-		if got, want := contentSum(data), sha256.Sum256(data); got != want {
-			t.Errorf("%d bytes: contentSum %x, want %x", n, got, want)
-		}
-	}
-}
-
 // TestReloadSkipsAStableFile checks when Reload trusts stat over content:
 // a file left alone for stableAge is not read again while its file, size
 // and mtime stay; a recently modified one is always read, because a
@@ -329,5 +319,100 @@ func TestReloadSkipsAStableFile(t *testing.T) {
 				t.Errorf("after the mtime moved, serving %q, want /new-v2", to.To)
 			}
 		})
+	}
+}
+
+// nRules is a rules file of n rules /p/i → /q/i.
+func nRules(n int) string {
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {id: r%d, path: /p/%d, to: /q/%d}\n", i, i, i)
+	}
+	return b.String()
+}
+
+// TestReloadMaxDrop: a reload that would remove more than MaxDrop of the
+// serving rules (a file caught half-written) is refused, counted and not
+// retried until the file changes; the serving set stays.
+func TestReloadMaxDrop(t *testing.T) {
+	dir := t.TempDir()
+	path := writeRules(t, dir, "rules.yaml", nRules(10))
+	st := newTestStore(t, path, time.Now)
+	st.MaxDrop = 0.5
+	if err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	writeRules(t, dir, "rules.yaml", nRules(4)) // drops 6 of 10
+	applied, err := st.Reload()
+	if applied || err == nil || !strings.Contains(err.Error(), "would remove 6 of the 10 serving rules, more than --reload-max-drop 50%") {
+		t.Fatalf("Reload of a file dropping 60%%: applied %v, error %v", applied, err)
+	}
+	if n := st.Engine.Current().Index.Len(); n != 10 {
+		t.Errorf("serving %d rules after the refused reload, want 10", n)
+	}
+	if got := counterValue(t, st.Metrics.dropRefused); got != 1 {
+		t.Errorf("redirectd_reload_max_drop_refusals_total = %v, want 1", got)
+	}
+	if applied, err := st.Reload(); applied || err != nil {
+		t.Errorf("the same refused file again: applied %v, error %v; want it skipped", applied, err)
+	}
+	writeRules(t, dir, "rules.yaml", nRules(6)) // drops 4 of 10: within the limit
+	if applied, err := st.Reload(); !applied || err != nil {
+		t.Fatalf("Reload dropping 40%%: applied %v, error %v", applied, err)
+	}
+	st.MaxDrop = 1 // off
+	writeRules(t, dir, "rules.yaml", nRules(1))
+	if applied, err := st.Reload(); !applied || err != nil || st.Engine.Current().Index.Len() != 1 {
+		t.Fatalf("with the check off: applied %v, error %v", applied, err)
+	}
+}
+
+// TestLoadRemovesStaleTemps: the temp files an interrupted admin write
+// left beside the rules file are removed at start; other files stay.
+func TestLoadRemovesStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	path := writeRules(t, dir, "rules.yaml", nRules(2))
+	stale := writeRules(t, dir, ".rules.yaml.tmp-4242", "rules: [half")
+	other := writeRules(t, dir, ".other.yaml.tmp-1", "x")
+	st := newTestStore(t, path, time.Now)
+	if err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("%s is still there (%v)", stale, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("%s, not ours, was removed: %v", other, err)
+	}
+}
+
+// TestReloadChangesInPlace: a reload of a file that differs from the
+// serving set in one rule writes that rule alone; the others are the
+// same base (an Index read before the reload still answers as before).
+func TestReloadChangesInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := writeRules(t, dir, "rules.yaml", nRules(1000))
+	st := newTestStore(t, path, time.Now)
+	if err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	before := st.Engine.Current()
+	writeRules(t, dir, "rules.yaml", strings.Replace(nRules(1000), "to: /q/7}", "to: /moved}", 1))
+	if applied, err := st.Reload(); !applied || err != nil {
+		t.Fatalf("Reload: applied %v, error %v", applied, err)
+	}
+	after := st.Engine.Current()
+	if after.Version.Number != before.Version.Number+1 || after.Version.Hash == before.Version.Hash {
+		t.Errorf("version %+v after %+v", after.Version, before.Version)
+	}
+	for _, tc := range []struct {
+		ix   *Snapshot
+		want string
+	}{{before, "/q/7"}, {after, "/moved"}} {
+		d, err := tc.ix.Index.Decide(&decision.Request{Method: "GET", Target: "/p/7"}, time.Now())
+		if err != nil || d.Location != tc.want {
+			t.Errorf("version %d: /p/7 → %q, %v; want %q", tc.ix.Version.Number, d.Location, err, tc.want)
+		}
 	}
 }
