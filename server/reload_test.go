@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"github.com/redirectd/redirectd/decision"
 	"os"
