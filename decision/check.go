@@ -14,7 +14,7 @@ import (
 )
 
 // Limits on rule fields. A request path over 8 KiB is refused
-// (DESIGN.md section 2), so a longer rule path could never match.
+// (README "The gRPC API"), so a longer rule path could never match.
 const (
 	maxPathLen = 8 << 10
 	maxIDLen   = 256
@@ -176,7 +176,7 @@ func checkID(rp *ruleProblems) {
 }
 
 // checkHost accepts what the index compares a normalised request host with
-// (DESIGN.md section 4): lower case, no port, no trailing dot.
+// (README "Rules"): lower case, no port, no trailing dot.
 func checkHost(rp *ruleProblems) {
 	h := rp.r.Host
 	if h == "" {
@@ -465,7 +465,7 @@ func authorityEnd(to string) int {
 
 const toAccepted = "accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new"
 
-// checkTo validates the target. Open-redirect guard (DESIGN.md section 4):
+// checkTo validates the target. Open-redirect guard (README "Rules"):
 // a target never starts with "//" or "/\" (both are read by browsers as
 // another host), and captured request text never forms its scheme or host.
 func checkTo(rp *ruleProblems, params []string, pathOK bool) {
@@ -657,8 +657,8 @@ func checkMethods(rp *ruleProblems) {
 	}
 }
 
-// checkHeaders: request header names arrive lower-case (DESIGN.md section
-// 2), so a rule's names must be lower-case tokens to ever match.
+// checkHeaders: request header names arrive lower-case (README "The gRPC
+// API"), so a rule's names must be lower-case tokens to ever match.
 func checkHeaders(rp *ruleProblems) {
 	names := make([]string, 0, len(rp.r.Headers))
 	for name := range rp.r.Headers {

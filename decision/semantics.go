@@ -10,7 +10,7 @@ import (
 // short enough to take a mistake back.
 const minRampMaxAge = 300 * time.Second
 
-// statusFor is DESIGN.md section 3's table. HTTP/1.0 knows only 301 and 302
+// statusFor is README "How decisions are made"'s table. HTTP/1.0 knows only 301 and 302
 // (RFC 1945 section 9.3); for later protocols a permanent redirect of an
 // unsafe method is 308 so the method and body survive (RFC 9110 section
 // 15.4.9), and temporary is 307, never 302, for the same reason (RFC 9110

@@ -18,7 +18,7 @@ import (
 )
 
 // PassCounter is told of every edge-proxy request an adapter passed on
-// without a decision because it could not read it (DESIGN.md section 6:
+// without a decision because it could not read it (README "Envoy":
 // never blocked, always counted). adapter is "envoy" or "forward_auth".
 // *Metrics is one.
 type PassCounter interface {

@@ -147,7 +147,7 @@ func (m *Metrics) observeDropRefused() { m.dropRefused.Inc() }
 func (m *Metrics) observeRejected() { m.reloads.WithLabelValues("error").Inc() }
 
 // PassedUnparsable counts an edge-proxy request that could not be read and
-// was passed on (DESIGN.md section 6: never blocked, always counted).
+// was passed on (README "Envoy": never blocked, always counted).
 // adapter is "envoy" or "forward_auth".
 func (m *Metrics) PassedUnparsable(adapter string) {
 	m.unparsable.WithLabelValues(adapter).Inc()

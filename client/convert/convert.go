@@ -16,7 +16,7 @@
 //
 // Imported rules pin the status code the file gave (a Netlify 301 stays 301
 // for every method, as Netlify answers) and carry the matching intent, so
-// cache advice follows DESIGN.md section 3. Ids are made from the line
+// cache advice follows README "How decisions are made". Ids are made from the line
 // number ("netlify-L12", "cf-L7"), so re-importing an unchanged file gives
 // the same ids.
 package convert

@@ -161,7 +161,7 @@ func newCaller(rpc RPC, reqs []decision.Request) (caller, error) {
 			return &redirectv1.DecideRequest{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Path: r.Target, Protocol: r.Protocol}
 		}
 	case RPCCheck:
-		// ext_authz: a redirect is a denial carrying the 3xx (DESIGN.md §6).
+		// ext_authz: a redirect is a denial carrying the 3xx (README "Envoy").
 		method, redirectAt = "/envoy.service.auth.v3.Authorization/Check", checkStatusCode
 		build = func(i int, r decision.Request) proto.Message { return envoyCheckRequest(r, i) }
 	case RPCHealth:

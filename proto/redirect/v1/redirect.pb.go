@@ -28,7 +28,7 @@ const (
 )
 
 // Intent is what a redirect means; the status code follows from it, the
-// request method and the protocol (DESIGN.md section 3).
+// request method and the protocol (README "How decisions are made").
 type Intent int32
 
 const (
@@ -760,7 +760,7 @@ func (*DecideResult_Response) isDecideResult_Outcome() {}
 
 func (*DecideResult_Error) isDecideResult_Outcome() {}
 
-// Rule is one redirect rule; fields mirror the rules file (DESIGN.md section 4).
+// Rule is one redirect rule; fields mirror the rules file (README "Rules").
 type Rule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is unique and required.
