@@ -66,26 +66,23 @@ func (ix *Index) checkGraph() (errs, warns []Problem) {
 				"redirect chain: "+chainText(b, path)+"; clients make one request per hop (flatten-chains answers the first rule with the last target)"))
 		}
 	}
-	// Slots of more than one rule: a rule is a slot's first unless another
-	// rule's next is it.
-	chained := make([]bool, n)
-	for _, nx := range b.next {
-		if nx != 0 {
-			chained[nx-1] = true
-		}
-	}
+	// Slots of more than one rule: the slot table holds each slot's first.
+	// The table's order is the hash's: the warnings are put in file order.
 	var slot []route
-	for i := range n {
-		if chained[i] || b.next[i] == 0 {
+	var shadow []Problem
+	for _, e := range b.slots.slots {
+		if e == 0 || b.next[e&posMask-1] == 0 {
 			continue
 		}
 		slot = slot[:0]
-		for p := uint32(i) + 1; p != 0; p = b.next[p-1] {
+		for p := e & posMask; p != 0; p = b.next[p-1] {
 			b.route(p-1, &t)
 			slot = append(slot, t)
 		}
-		warns = append(warns, shadowedInSlot(slot)...)
+		shadow = append(shadow, shadowedInSlot(slot)...)
 	}
+	slices.SortStableFunc(shadow, func(a, b Problem) int { return a.Line - b.Line })
+	warns = append(warns, shadow...)
 	return errs, warns
 }
 

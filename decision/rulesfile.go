@@ -25,7 +25,7 @@ import (
 // redirect product's cap; 256 MiB holds that many short rules.
 const (
 	MaxRulesFileBytes = 256 << 20
-	MaxRules          = 5_000_000
+	MaxRules          = 5_000_000 // < 1<<24: see table
 )
 
 // ruleFieldNames are the rules-file fields in their canonical order

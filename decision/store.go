@@ -303,11 +303,21 @@ func (s *Store) Apply(puts []Rule, deletes []string) (*Change, error) {
 		c.Abort()
 		return nil, &RulesError{Problems: ps}
 	}
+	if c.ix.n > MaxRules {
+		c.Abort()
+		return nil, tooMany(c.ix.n)
+	}
 	if err := c.check(); err != nil {
 		c.Abort()
 		return nil, err
 	}
 	return c, nil
+}
+
+// tooMany refuses a set over MaxRules (which the base's tables rely on).
+func tooMany(n int) error {
+	return &RulesError{Problems: []Problem{{Severity: SeverityError,
+		Message: fmt.Sprintf("the set would have %d rules; accepted: at most %d", n, MaxRules)}}}
 }
 
 // Replace prepares serving rules (a whole set, in file order) instead of
@@ -345,6 +355,9 @@ func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
 // replace is Replace; checked says parseRules has checked every rule and
 // the ids already.
 func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
+	if len(rules) > MaxRules {
+		return nil, tooMany(len(rules))
+	}
 	if !checked {
 		if ps := checkRules(rules); len(ps) > 0 {
 			return nil, &RulesError{Problems: ps}
