@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
 	"slices"
@@ -81,7 +82,9 @@ func (ix *Index) checkGraph() (errs, warns []Problem) {
 		}
 		shadow = append(shadow, shadowedInSlot(slot)...)
 	}
-	slices.SortStableFunc(shadow, func(a, b Problem) int { return a.Line - b.Line })
+	slices.SortFunc(shadow, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), strings.Compare(a.RuleID, b.RuleID))
+	})
 	warns = append(warns, shadow...)
 	return errs, warns
 }
