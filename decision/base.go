@@ -51,14 +51,14 @@ func baseOrder(pos uint32) uint64 { return uint64(pos+1) << 32 }
 // crule is one rule in compact form: its strings are spans of the arena
 // and what only some rules have sits in exts.
 type crule struct {
-	off                [nSpans]uint32
-	n                  [nSpans]uint16
-	scope, cache, ext  uint32
-	line, pathEnd      int32
-	status             int16
-	intent             Intent
-	kind               MatchKind
-	flags              uint8
+	off               [nSpans]uint32
+	n                 [nSpans]uint16
+	scope, cache, ext uint32
+	line, pathEnd     int32
+	status            int16
+	intent            Intent
+	kind              MatchKind
+	flags             uint8
 }
 
 // The strings of a crule. norm and cleanTo are route.path and
@@ -186,12 +186,7 @@ func (b *base) rule(pos uint32) Rule {
 		CacheMaxAge:     b.caches[c.cache].tempMaxAge,
 		Line:            int(c.line),
 	}
-	switch {
-	case c.flags&fRawHost != 0:
-		r.Host = b.str(c, sHost)
-	case b.scopes[c.scope] != "*":
-		r.Host = b.scopes[c.scope]
-	}
+	r.Host = b.host(c)
 	if c.flags&fDrop != 0 {
 		r.Query = QueryDrop
 	}
@@ -210,6 +205,49 @@ func (b *base) rule(pos uint32) Rule {
 		}
 	}
 	return r
+}
+
+// hostOfScope is the host a rule of scope is written with, unless its
+// host was written otherwise (fRawHost).
+func hostOfScope(scope string) string {
+	if scope == "*" {
+		return ""
+	}
+	return scope
+}
+
+func (b *base) host(c *crule) string {
+	if c.flags&fRawHost != 0 {
+		return b.str(c, sHost)
+	}
+	return hostOfScope(b.scopes[c.scope])
+}
+
+// sameAs reports whether the rule at pos is r (sameRule), without making
+// a Rule of it: a reload compares a million rules this way.
+func (b *base) sameAs(pos uint32, r *Rule) bool {
+	c := &b.rules[pos]
+	if b.str(c, sID) != r.ID || b.str(c, sPath) != r.Path || b.str(c, sTo) != r.To || b.host(c) != r.Host ||
+		c.kind != r.Match || c.intent != r.Intent || int(c.status) != r.Status ||
+		(c.flags&fDrop != 0) != (r.Query == QueryDrop) || (c.flags&fFold != 0) != r.CaseInsensitive ||
+		(c.flags&fStrict != 0) != (r.TrailingSlash == TrailingSlashStrict) ||
+		b.caches[c.cache].tempMaxAge != r.CacheMaxAge {
+		return false
+	}
+	e := b.exts[c.ext]
+	if e == nil {
+		return len(r.Methods) == 0 && len(r.QueryStrip) == 0 && len(r.Headers) == 0 && r.Since.IsZero()
+	}
+	if !slices.Equal(e.methods, r.Methods) || !slices.Equal(e.queryStrip, r.QueryStrip) ||
+		!e.since.Equal(r.Since) || len(e.headers) != len(r.Headers) {
+		return false
+	}
+	for _, h := range e.headers {
+		if g, ok := r.Headers[h.name]; !ok || g != h.glob {
+			return false
+		}
+	}
+	return true
 }
 
 // keyEquals reports whether the slot key of the rule at pos is key (see
@@ -322,7 +360,7 @@ func (bb *baseBuilder) add(r *Rule, rt *route) {
 		bb.scopeIdx[b.scopes[sc]] = sc
 	}
 	c.scope = sc
-	if want := rt.scope; !(r.Host == want || r.Host == "" && want == "*") {
+	if r.Host != hostOfScope(rt.scope) {
 		c.flags |= fRawHost
 		put(sHost, r.Host)
 	}

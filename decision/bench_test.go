@@ -3,6 +3,7 @@ package decision_test
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,4 +218,61 @@ func BenchmarkBuildOldNew(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(heap/(1<<20), "heap-MiB")
+}
+
+// BenchmarkStoreChange measures in-place changes of a Store holding
+// oldNewRules(1M): one admin put, one delete, and a reload of the whole
+// set in which 10 rules changed (the comparison with the serving set
+// included; the parse is not). Each op is one prepared and committed
+// change.
+//
+//	go test -run x -bench 'StoreChange' -count 3 ./decision/
+func BenchmarkStoreChange(b *testing.B) {
+	rules := oldNewRules(1_000_000)
+	s := decision.NewStore(decision.Options{})
+	c, err := s.Replace(slices.Clone(rules))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Commit(decision.Info{})
+	commit := func(c *decision.Change, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Commit(decision.Info{})
+	}
+	b.Run("put", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			commit(s.Put(decision.Rule{ID: fmt.Sprintf("put-%d", i), Path: fmt.Sprintf("/put/%d", i), To: "/x"}))
+		}
+	})
+	deleted := 0 // across the runs of the sub-benchmark
+	b.Run("delete", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			commit(s.Delete(fmt.Sprintf("old-%d", deleted)))
+			deleted++
+		}
+	})
+	rules = rules[deleted:] // the set as it now serves, but for the puts
+	b.Run("replace-10-changed", func(b *testing.B) {
+		for i := range b.N {
+			b.StopTimer()
+			next := slices.Clone(rules)
+			for j := range 10 {
+				next[j*99_991].To = fmt.Sprintf("/changed/%d/%d", i, j)
+			}
+			b.StartTimer()
+			c, err := s.Replace(next)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if c.Rebuilt {
+				b.Fatal("10 changed rules rebuilt the base")
+			}
+			c.Commit(decision.Info{})
+			b.StopTimer()
+		}
+	})
 }

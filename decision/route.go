@@ -447,7 +447,6 @@ func selfTarget(to, host, trim string) (string, bool) {
 	return scheme, true
 }
 
-
 func (rt *route) methods() []string {
 	if rt.ext == nil {
 		return nil

@@ -3,6 +3,7 @@ package decision
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"runtime"
 	"slices"
@@ -421,22 +422,25 @@ func checkRules(rules []Rule) []Problem {
 		}
 	})
 	ps := found.all()
-	first := make(map[string]int, len(rules))
+	// Duplicate ids, found in a table of positions (a map of a million
+	// strings costs three times as much).
+	seed := maphash.MakeSeed()
+	ids := newTable(len(rules))
 	for i := range rules {
 		id := rules[i].ID
 		if id == "" {
 			continue
 		}
-		if f, dup := first[id]; dup {
-			where := fmt.Sprintf("rules[%d]", f)
-			if rules[f].Line > 0 {
-				where = fmt.Sprintf("line %d", rules[f].Line)
-			}
-			ps = append(ps, Problem{Severity: SeverityError, Line: rules[i].Line, RuleID: id, Field: "id",
-				Message: fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where)})
+		f, isNew := ids.insert(maphash.String(seed, id), uint32(i), func(p uint32) bool { return rules[p].ID == id })
+		if isNew {
 			continue
 		}
-		first[id] = i
+		where := fmt.Sprintf("rules[%d]", f)
+		if rules[f].Line > 0 {
+			where = fmt.Sprintf("line %d", rules[f].Line)
+		}
+		ps = append(ps, Problem{Severity: SeverityError, Line: rules[i].Line, RuleID: id, Field: "id",
+			Message: fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where)})
 	}
 	return ps
 }
@@ -515,60 +519,101 @@ func (s *Store) Fold() {
 // it does not. A rule counts as changed when its fields differ (its line
 // does not count) or when it moved: rules kept in place must stay in file
 // order, so of rules that swapped places one is written again. A rule
-// added between two others takes an order between theirs.
+// written between two kept ones takes an order between theirs.
+//
+// This is one pass over rules, which reads the base in step with the file
+// (an unchanged file is compared rule by rule in base order, with no hash
+// lookup), and one over the base's positions for the deletions.
 func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) {
-	// keptOrder[i] is the order of rules[i] when it stays as it serves,
-	// written when the change writes it.
-	const written = ^uint64(0)
-	keptOrder := make([]uint64, len(rules))
-	seenBase := make([]bool, len(cur.base.rules))
-	seenRows := map[string]bool{}
-	var cursor uint64
-	haveCursor := false
-	k := 0
+	b := cur.base
+	rows := make(map[string]*change, cur.changes)
+	if cur.changes > 0 {
+		it, err := cur.txn.Get(rulesTable, idIndex)
+		for raw := range memdbRows(it, err) {
+			rows[raw.(*change).ID] = raw.(*change)
+		}
+	}
+	type write struct {
+		i     int
+		order uint64
+	}
+	var writes []write
+	pending := 0 // rules written since the last kept one: writes[len-pending:]
+	var prev uint64
+	// settle gives the pending writes orders spread between prev and next,
+	// the orders of the kept rules around them; false when there is no
+	// room between.
+	settle := func(next uint64, tail bool) bool {
+		run := writes[len(writes)-pending:]
+		pending = 0
+		if tail {
+			lo := max(prev+1, s.nextOrder)
+			for x := range run {
+				run[x].order = lo + uint64(x)<<32
+			}
+			return true
+		}
+		step := (next - prev) / uint64(len(run)+1)
+		if step == 0 {
+			return false
+		}
+		for x := range run {
+			run[x].order = prev + uint64(x+1)*step
+		}
+		return true
+	}
+	seen := make([]bool, len(b.rules))
+	expect := uint32(0) // the base position the file is expected to hold next
 	for i := range rules {
 		r := &rules[i]
-		keptOrder[i] = written
-		var old Rule
-		var order uint64
-		if row := cur.row(r.ID); row != nil {
-			if row.Rule == nil {
-				k++
-				continue
+		kept, order := false, uint64(0)
+		if row, ok := rows[r.ID]; ok {
+			delete(rows, r.ID) // the rows left at the end are deleted
+			if row.Rule != nil {
+				kept, order = sameRule(row.Rule, r), row.Order
 			}
-			old, order = *row.Rule, row.Order
-			seenRows[r.ID] = true
-		} else if pos, ok := cur.base.position(r.ID); ok {
-			old, order = cur.base.rule(pos), baseOrder(pos)
-			seenBase[pos] = true
 		} else {
-			k++
+			pos, ok := expect, int(expect) < len(b.rules) && b.str(&b.rules[expect], sID) == r.ID
+			if !ok {
+				pos, ok = b.position(r.ID)
+			}
+			if ok {
+				seen[pos] = true
+				expect = pos + 1
+				kept, order = b.sameAs(pos, r), baseOrder(pos)
+			}
+		}
+		if kept && order > prev {
+			if pending > 0 && !settle(order, false) {
+				return nil, false, nil // no room between: build a new base
+			}
+			prev = order
 			continue
 		}
-		if sameRule(&old, r) && (!haveCursor || order > cursor) {
-			keptOrder[i], cursor, haveCursor = order, order, true
-			continue
+		writes = append(writes, write{i: i})
+		pending++
+		if len(writes) > FoldAt {
+			return nil, false, nil
 		}
-		k++
+	}
+	if pending > 0 {
+		settle(0, true)
 	}
 	// Rules of the serving set that rules does not hold are deleted.
 	var deleted []string
-	for pos := range seenBase {
-		if !seenBase[pos] {
-			if id := cur.base.str(&cur.base.rules[pos], sID); cur.live(id) {
+	for pos, ok := range seen {
+		if !ok {
+			if id := b.str(&b.rules[pos], sID); cur.live(id) {
 				deleted = append(deleted, id)
 			}
 		}
 	}
-	if cur.changes > 0 {
-		rows, err := cur.txn.Get(rulesTable, orderIndex)
-		for raw := range memdbRows(rows, err) {
-			if row := raw.(*change); !seenRows[row.ID] {
-				deleted = append(deleted, row.ID)
-			}
+	for id, row := range rows {
+		if row.Rule != nil {
+			deleted = append(deleted, id)
 		}
 	}
-	if k+len(deleted) > FoldAt {
+	if len(writes)+len(deleted) > FoldAt {
 		return nil, false, nil
 	}
 
@@ -576,54 +621,16 @@ func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) 
 	for _, id := range deleted {
 		c.delete(id)
 	}
-	// Written rules take orders spread evenly between the kept rules
-	// around them (after the last kept rule: one apart, as Put gives).
-	var prev uint64
-	havePrev := false
-	for i := 0; i < len(rules); {
-		if keptOrder[i] != written {
-			prev, havePrev = keptOrder[i], true
-			i++
-			continue
+	var ps []Problem
+	for _, w := range writes {
+		if p := c.put(&rules[w.i], w.order); p != nil {
+			ps = append(ps, *p)
 		}
-		j := i
-		for j < len(rules) && keptOrder[j] == written {
-			j++
-		}
-		lo := uint64(0)
-		if havePrev {
-			lo = prev + 1
-		}
-		var step uint64 = 1 << 32
-		if j < len(rules) {
-			hi := keptOrder[j]
-			if hi <= lo || (hi-lo)/uint64(j-i+1) == 0 {
-				c.Abort()
-				s.mu.Lock()
-				return nil, false, nil // no room between: build a new base
-			}
-			step = (hi - lo) / uint64(j-i+1)
-		} else {
-			lo = max(lo, c.next)
-		}
-		var ps []Problem
-		for x := i; x < j; x++ {
-			order := lo + uint64(x-i)*step
-			if j < len(rules) {
-				order += step - 1
-			}
-			if p := c.put(&rules[x], order); p != nil {
-				ps = append(ps, *p)
-			}
-			if j == len(rules) {
-				c.next = max(c.next, order+1<<32)
-			}
-		}
-		if len(ps) > 0 {
-			c.Abort()
-			return nil, true, &RulesError{Problems: ps}
-		}
-		i = j
+		c.next = max(c.next, w.order+1<<32)
+	}
+	if len(ps) > 0 {
+		c.Abort()
+		return nil, true, &RulesError{Problems: ps}
 	}
 	if err := c.check(); err != nil {
 		c.Abort()
