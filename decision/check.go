@@ -2,6 +2,7 @@ package decision
 
 import (
 	"fmt"
+	"iter"
 	"net/netip"
 	"path"
 	"regexp"
@@ -109,40 +110,49 @@ func sortIDs(rules []Rule, workers int) []int32 {
 }
 
 // checkIDs reports ids used by more than one rule, in file order, naming
-// where each id was first used; byID is sortIDs(rules). Missing ids are
-// checkRule's to report.
-func checkIDs(rules []Rule, byID []int32) []Problem {
-	var dups []int32 // positions of second and later uses
-	first := map[int32]int32{}
-	for k := 1; k < len(byID); k++ {
-		a, b := byID[k-1], byID[k]
-		if rules[b].ID == "" || rules[a].ID != rules[b].ID {
-			continue
-		}
-		if f, ok := first[a]; ok {
-			first[b] = f
-		} else {
-			first[b] = a
-		}
-		dups = append(dups, b)
-	}
-	slices.Sort(dups)
-	list := make([]Problem, 0, len(dups))
-	for _, at := range dups {
-		r, f := &rules[at], first[at]
-		where := fmt.Sprintf("rules[%d]", f)
-		if rules[f].Line > 0 {
-			where = fmt.Sprintf("line %d", rules[f].Line)
-		}
-		list = append(list, Problem{
-			Severity: SeverityError,
-			Line:     r.Line,
-			RuleID:   r.ID,
-			Field:    "id",
-			Message:  fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where),
-		})
+// where each id was first used. Missing ids are checkRule's to report.
+func checkIDs(rules []Rule) []Problem {
+	var list []Problem
+	for at, first := range duplicateIDs(rules) {
+		list = append(list, duplicateID(rules, at, first))
 	}
 	return list
+}
+
+// duplicateIDs yields, in file order, each rule whose id an earlier rule
+// has, with that earlier rule's position.
+func duplicateIDs(rules []Rule) iter.Seq2[int, int] {
+	return func(yield func(at, first int) bool) {
+		seen := make(map[string]int32, len(rules))
+		for i := range rules {
+			id := rules[i].ID
+			if id == "" {
+				continue
+			}
+			if f, dup := seen[id]; dup {
+				if !yield(i, int(f)) {
+					return
+				}
+				continue
+			}
+			seen[id] = int32(i)
+		}
+	}
+}
+
+// duplicateID is the problem of rules[at], whose id rules[first] has.
+func duplicateID(rules []Rule, at, first int) Problem {
+	where := fmt.Sprintf("rules[%d]", first)
+	if rules[first].Line > 0 {
+		where = fmt.Sprintf("line %d", rules[first].Line)
+	}
+	return Problem{
+		Severity: SeverityError,
+		Line:     rules[at].Line,
+		RuleID:   rules[at].ID,
+		Field:    "id",
+		Message:  fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where),
+	}
 }
 
 // checkText says what is wrong with a string no rule field may carry:

@@ -204,7 +204,7 @@ func TestCheckIDs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := problemStrings(checkIDs(tt.rules, sortIDs(tt.rules, 2)))
+			got := problemStrings(checkIDs(tt.rules))
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("checkIDs problems:\n got: %q\nwant: %q", got, tt.want)
 			}

@@ -242,7 +242,7 @@ func build(rules []Rule, opts Options, checkedByID []int32) (*Index, []Problem, 
 	byID := checkedByID
 	if byID == nil {
 		byID = sortIDs(rules, opts.loadWorkers())
-		sortProblems(checkIDs(rules, byID))
+		sortProblems(checkIDs(rules))
 		found := newChunkProblems(len(rules))
 		inChunks(len(rules), opts.loadWorkers(), func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {

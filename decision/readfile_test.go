@@ -22,14 +22,12 @@ func TestReadRulesFile(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, workers := range []int{1, 2} {
-			got, err := ReadRulesFile(path, Options{LoadWorkers: workers})
-			if err != nil || !bytes.Equal(got, data) {
-				t.Errorf("%d bytes, %d workers: read %d bytes, equal %v, error %v", size, workers, len(got), bytes.Equal(got, data), err)
-			}
+		got, err := ReadRulesFile(path)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%d bytes: read %d bytes, equal %v, error %v", size, len(got), bytes.Equal(got, data), err)
 		}
 	}
-	if _, err := ReadRulesFile(filepath.Join(t.TempDir(), "missing.yaml"), Options{}); !os.IsNotExist(err) {
+	if _, err := ReadRulesFile(filepath.Join(t.TempDir(), "missing.yaml")); !os.IsNotExist(err) {
 		t.Errorf("missing file: error %v, want not-exist", err)
 	}
 
@@ -43,7 +41,7 @@ func TestReadRulesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	_, err = ReadRulesFile(big, Options{})
+	_, err = ReadRulesFile(big)
 	var re *RulesError
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "big.yaml: the file is 268435457 bytes; accepted: at most 268435456 (256 MiB)") {
 		t.Errorf("over the limit: error %v, want a RulesError naming the file and both sizes", err)

@@ -90,7 +90,7 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 	if err == nil && time.Since(info.ModTime()) >= stableAge { // file times are wall-clock times
 		s.seenFile = info
 	}
-	data, err := decision.ReadRulesFile(s.Path, s.buildOptions())
+	data, err := decision.ReadRulesFile(s.Path)
 	var tooBig *decision.RulesError
 	if err != nil && !errors.As(err, &tooBig) {
 		err = fmt.Errorf("read rules %s: %w", s.Path, err)
