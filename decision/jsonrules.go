@@ -31,12 +31,14 @@ const splitBytes = 4 << 20
 
 // decodeRule decodes and checks one rule object that starts on line
 // line into r. Its problems and warnings carry the lines of their fields.
-func decodeRule(raw []byte, line int, r *Rule) []Problem {
-	var f ruleFields
+// f is scratch space, reused from rule to rule: one that escapes to the
+// heap per rule would be a quarter of a gigabyte of garbage at a million.
+func decodeRule(raw []byte, line int, r *Rule, f *ruleFields) []Problem {
+	*f = ruleFields{}
 	var problems []Problem // located already
-	err := json.Unmarshal(raw, &f, strictJSON)
+	err := json.Unmarshal(raw, f, strictJSON)
 	if err != nil {
-		f, problems, _ = explainJSON(raw, line)
+		*f, problems, _ = explainJSON(raw, line)
 		if len(problems) == 0 { // a backstop: explainJSON finds what Unmarshal refused
 			problems = []Problem{{Line: line, Message: "not a valid rule: " + err.Error()}}
 		}
@@ -196,32 +198,40 @@ type parsed struct {
 
 // parseJSONL reads JSON Lines: one rule object per line, blank lines and
 // lines starting with # skipped. A file over splitBytes is cut at line
-// boundaries into runtime.GOMAXPROCS(0) pieces decoded at once; the pieces
-// are joined in file order, so the result is the same as from one piece.
+// boundaries into runtime.GOMAXPROCS(0) pieces decoded at once, each into
+// its own part of one slice (a line is at most one rule); the result is
+// the same as from one piece, in file order.
 func parseJSONL(data []byte) parsed {
 	n := 1
 	if len(data) > splitBytes {
 		n = runtime.GOMAXPROCS(0)
 	}
 	pieces := splitLines(data, n)
-	out := make([]parsed, len(pieces))
-	inPieces(len(pieces), func(k int) { out[k] = parseLines(pieces[k]) })
-	// Each piece counted lines from 1: shift them by the lines before it.
-	var all parsed
-	base := 0
-	for k := range out {
-		for i := range out[k].rules {
-			out[k].rules[i].Line += base
+	lines := make([]int, len(pieces)+1) // lines[k]: lines before piece k
+	for k, piece := range pieces {
+		lines[k+1] = lines[k] + bytes.Count(piece, []byte{'\n'})
+		if len(piece) > 0 && piece[len(piece)-1] != '\n' {
+			lines[k+1]++ // the last line has no line end
 		}
-		for i := range out[k].problems {
-			out[k].problems[i].Line += base
-		}
-		all.rules = append(all.rules, out[k].rules...)
-		all.problems = append(all.problems, out[k].problems...)
-		base += bytes.Count(pieces[k], []byte{'\n'})
 	}
-	all.idLine = func(i int) int { return all.rules[i].Line }
-	return all
+	rules := make([]Rule, lines[len(pieces)])
+	used := make([]int, len(pieces))
+	problems := make([][]Problem, len(pieces))
+	inPieces(len(pieces), func(k int) {
+		used[k], problems[k] = parseLines(pieces[k], lines[k], rules[lines[k]:lines[k+1]])
+	})
+	// Close the gaps that blank and comment lines left.
+	n = used[0]
+	for k := 1; k < len(pieces); k++ {
+		n += copy(rules[n:], rules[lines[k]:lines[k]+used[k]])
+	}
+	clear(rules[n:])
+	rules = rules[:n:n]
+	return parsed{
+		rules:    rules,
+		problems: slices.Concat(problems...),
+		idLine:   func(i int) int { return rules[i].Line },
+	}
 }
 
 // splitLines cuts data into up to n pieces of about equal size, each
@@ -240,12 +250,12 @@ func splitLines(data []byte, n int) [][]byte {
 	return append(pieces, data)
 }
 
-// parseLines decodes one piece of a JSON Lines file, counting lines from
-// 1.
-func parseLines(data []byte) parsed {
-	var p parsed
-	p.rules = make([]Rule, 0, bytes.Count(data, []byte{'\n'})+1)
-	line := 0
+// parseLines decodes one piece of a JSON Lines file, whose first line
+// follows line before, into rules (room for a rule per line), and returns
+// how many rules it holds and their problems.
+func parseLines(data []byte, before int, rules []Rule) (n int, problems []Problem) {
+	line := before
+	var f ruleFields
 	for len(data) > 0 {
 		line++
 		text := data
@@ -258,10 +268,10 @@ func parseLines(data []byte) parsed {
 		if len(content) == 0 || content[0] == '#' {
 			continue
 		}
-		p.rules = append(p.rules, Rule{})
-		p.problems = append(p.problems, decodeRule(text, line, &p.rules[len(p.rules)-1])...)
+		problems = append(problems, decodeRule(text, line, &rules[n], &f)...)
+		n++
 	}
-	return p
+	return n, problems
 }
 
 // span is where one rule object lies in a JSON document.
@@ -281,21 +291,19 @@ func parseJSON(data []byte) parsed {
 		return p
 	}
 	p.rules = make([]Rule, len(spans))
-	found := make([][]Problem, len(spans))
 	n := 1
 	if len(data) > splitBytes {
 		n = runtime.GOMAXPROCS(0)
 	}
+	found := make([][]Problem, n)
 	inPieces(n, func(k int) {
-		lo, hi := k*len(spans)/n, (k+1)*len(spans)/n
-		for i := lo; i < hi; i++ {
+		var f ruleFields
+		for i := k * len(spans) / n; i < (k+1)*len(spans)/n; i++ {
 			s := spans[i]
-			found[i] = decodeRule(data[s.start:s.end], s.line, &p.rules[i])
+			found[k] = append(found[k], decodeRule(data[s.start:s.end], s.line, &p.rules[i], &f)...)
 		}
 	})
-	for _, ps := range found {
-		p.problems = append(p.problems, ps...)
-	}
+	p.problems = slices.Concat(found...)
 	p.idLine = func(i int) int {
 		s := spans[i]
 		_, _, lines := explainJSON(data[s.start:s.end], s.line)

@@ -325,7 +325,8 @@ func TestJSONLinesInPieces(t *testing.T) {
 	if pieces := splitLines(data, 4); len(pieces) != 4 {
 		t.Fatalf("split into %d pieces, want 4", len(pieces))
 	}
-	one := parseLines(data)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	one := parseJSONL(data) // one piece: GOMAXPROCS is 1 here
 	for _, n := range []int{2, 3, 7} {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
 		got := parseJSONL(data)
