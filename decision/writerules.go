@@ -105,6 +105,7 @@ var jsonWriteOptions = json.Deterministic(true)
 // line, inside {"rules":[ ... ]} unless lines.
 func writeJSON(w *bufio.Writer, lines bool, rules iter.Seq[*Rule]) error {
 	var num []byte
+	var f ruleFields // one for all rules: one per rule would escape to the heap
 	n := 0
 	for r := range rules {
 		switch {
@@ -114,7 +115,7 @@ func writeJSON(w *bufio.Writer, lines bool, rules iter.Seq[*Rule]) error {
 		default:
 			w.WriteString(",\n")
 		}
-		f := fromRule(r, num)
+		f = fromRule(r, num)
 		num = f.CacheMaxAge
 		if err := json.MarshalWrite(w, &f, jsonWriteOptions); err != nil {
 			return fmt.Errorf("rule %q: %w", r.ID, err)
@@ -151,15 +152,16 @@ var omitZero = func() []bool {
 // fuzz tests hold it to yaml.v3's and PyYAML's reading.
 func writeYAML(w *bufio.Writer, rules iter.Seq[*Rule]) {
 	var num []byte
+	var f ruleFields // one for all rules, as in writeJSON
+	fields := reflect.ValueOf(&f).Elem()
 	n := 0
 	for r := range rules {
 		if n == 0 {
 			w.WriteString("rules:\n")
 		}
 		n++
-		f := fromRule(r, num)
+		f = fromRule(r, num)
 		num = f.CacheMaxAge
-		fields := reflect.ValueOf(&f).Elem()
 		for i, name := range ruleFieldNames {
 			v := fields.Field(i)
 			if omitZero[i] && v.IsZero() {
