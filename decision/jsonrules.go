@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/goccy/go-json/jsontext"
 	json "github.com/goccy/go-json/v2"
@@ -185,15 +184,6 @@ func syntaxProblemJSON(err error, lineAt func(int64) int) Problem {
 		return Problem{Message: "not valid JSON: the file ends inside a value"}
 	}
 	return Problem{Message: "not valid JSON: " + err.Error()}
-}
-
-// parsed is what a reader found in a file: rules in file order, and their
-// problems and warnings, each with the line of its field.
-type parsed struct {
-	rules    []Rule
-	problems []Problem
-	// idLine is the line of rule i's id field, for duplicate ids.
-	idLine func(i int) int
 }
 
 // parseJSONL reads JSON Lines: one rule object per line, blank lines and
@@ -391,19 +381,4 @@ func jsonRuleSpans(data []byte) ([]span, []Problem) {
 		problems = append(problems, Problem{Line: 1, Message: `no "rules" key; accepted: {"rules": [ ... ]} ({"rules": []} for none)`})
 	}
 	return spans, problems
-}
-
-// inPieces calls f(0) … f(n-1), each on its own goroutine, and returns
-// when all have returned. Callers pass at most runtime.GOMAXPROCS(0)
-// pieces: more would only take turns.
-func inPieces(n int, f func(k int)) {
-	if n <= 1 {
-		f(0)
-		return
-	}
-	var wg sync.WaitGroup
-	for k := range n {
-		wg.Go(func() { f(k) })
-	}
-	wg.Wait()
 }

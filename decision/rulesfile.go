@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-json/jsontext"
 	"gopkg.in/yaml.v3"
@@ -52,7 +53,7 @@ func LoadRules(file string, data []byte, opts Options) (*Index, []Rule, []Proble
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	ix, more, err := build(rules, opts, sortIDs(rules, opts.loadWorkers()))
+	ix, more, err := build(rules, opts, sortIDs(rules, runtime.GOMAXPROCS(0)))
 	warns = append(warns, more...)
 	var re *RulesError
 	if errors.As(err, &re) {
@@ -108,6 +109,30 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) (rules []Rule,
 		return nil, nil, &RulesError{Problems: problems}
 	}
 	return p.rules, warns, nil
+}
+
+// parsed is what a reader found in a file: rules in file order, and their
+// problems and warnings, each with the line of its field.
+type parsed struct {
+	rules    []Rule
+	problems []Problem
+	// idLine is the line of rule i's id field, for duplicate ids.
+	idLine func(i int) int
+}
+
+// inPieces calls f(0) … f(n-1), each on its own goroutine, and returns
+// when all have returned. Callers pass at most runtime.GOMAXPROCS(0)
+// pieces: more would only take turns.
+func inPieces(n int, f func(k int)) {
+	if n <= 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Go(func() { f(k) })
+	}
+	wg.Wait()
 }
 
 // yamlLine finds the line in a yaml.v3 syntax error ("yaml: line 3: ...").
@@ -182,10 +207,10 @@ func parseYAML(data []byte) parsed {
 
 func syntaxProblem(err error) Problem {
 	msg := err.Error()
-	p := Problem{Message: "not valid YAML or JSON: " + strings.TrimPrefix(msg, "yaml: ")}
+	p := Problem{Message: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
-		p.Message = "not valid YAML or JSON: " + msg[len(m[0]):]
+		p.Message = "not valid YAML: " + msg[len(m[0]):]
 	}
 	return p
 }

@@ -126,7 +126,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`status_not_number.yaml:5: rule "gone": status: must be a number, found "moved"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
 		{"syntax_error.yaml", []string{
-			`syntax_error.yaml:4: not valid YAML or JSON: mapping values are not allowed in this context`,
+			`syntax_error.yaml:4: not valid YAML: mapping values are not allowed in this context`,
 		}},
 		{"top_level_list.yaml", []string{
 			`top_level_list.yaml:1: the top level is a list; put the rules under a rules: key (rules:\n  - id: ...)`,
