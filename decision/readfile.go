@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -19,13 +20,18 @@ func ReadRulesFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if size := info.Size(); size > MaxRulesFileBytes {
+	size := info.Size()
+	if size > MaxRulesFileBytes {
 		return nil, &RulesError{Problems: []Problem{tooBig(path, size, MaxRulesFileBytes)}}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxRulesFileBytes+1))
-	if err != nil {
+	// Sized from the start: growing the buffer as io.ReadAll does would
+	// copy and touch twice the file's size in memory.
+	var b bytes.Buffer
+	b.Grow(int(size) + bytes.MinRead)
+	if _, err := b.ReadFrom(io.LimitReader(f, MaxRulesFileBytes+1)); err != nil {
 		return nil, err
 	}
+	data := b.Bytes()
 	if len(data) > MaxRulesFileBytes {
 		return nil, &RulesError{Problems: []Problem{tooBig(path, int64(len(data)), MaxRulesFileBytes)}}
 	}
