@@ -2,9 +2,12 @@ package decision
 
 import (
 	"fmt"
+	"hash/maphash"
+	"iter"
 	"net/netip"
 	"path"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -91,59 +94,65 @@ func checkRule(r *Rule) []Problem {
 	return rp.list
 }
 
-// sortIDs returns the positions of rules ordered by id, equal ids in file
-// order. The Index keeps it for lookups by id, and checkIDs finds
-// duplicates as neighbours in it, so a million ids are sorted once and not
-// also put in a map.
-func sortIDs(rules []Rule) []int32 {
-	byID := make([]int32, len(rules))
-	for i := range byID {
-		byID[i] = int32(i)
-	}
-	slices.SortFunc(byID, func(a, b int32) int {
-		if c := strings.Compare(rules[a].ID, rules[b].ID); c != 0 {
-			return c
-		}
-		return int(a - b)
-	})
-	return byID
-}
-
 // checkIDs reports ids used by more than one rule, in file order, naming
-// where each id was first used; byID is sortIDs(rules). Missing ids are
-// checkRule's to report.
-func checkIDs(rules []Rule, byID []int32) []Problem {
-	var dups []int32 // positions of second and later uses
-	first := map[int32]int32{}
-	for k := 1; k < len(byID); k++ {
-		a, b := byID[k-1], byID[k]
-		if rules[b].ID == "" || rules[a].ID != rules[b].ID {
-			continue
-		}
-		if f, ok := first[a]; ok {
-			first[b] = f
-		} else {
-			first[b] = a
-		}
-		dups = append(dups, b)
-	}
-	slices.Sort(dups)
-	list := make([]Problem, 0, len(dups))
-	for _, at := range dups {
-		r, f := &rules[at], first[at]
-		where := fmt.Sprintf("rules[%d]", f)
-		if rules[f].Line > 0 {
-			where = fmt.Sprintf("line %d", rules[f].Line)
-		}
-		list = append(list, Problem{
-			Severity: SeverityError,
-			Line:     r.Line,
-			RuleID:   r.ID,
-			Field:    "id",
-			Message:  fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where),
-		})
+// where each id was first used. Missing ids are checkRule's to report.
+func checkIDs(rules []Rule) []Problem {
+	var list []Problem
+	for at, first := range duplicateIDs(rules) {
+		list = append(list, duplicateID(rules, at, first))
 	}
 	return list
+}
+
+// duplicateIDs yields, in file order, each rule whose id an earlier rule
+// has, with that earlier rule's position. A million ids fill a map in a
+// quarter of a second, so a large set is split by a hash of the id over
+// runtime.GOMAXPROCS(0) maps filled at once: equal ids meet in one map.
+func duplicateIDs(rules []Rule) iter.Seq2[int, int] {
+	n := 1
+	if len(rules) >= 64<<10 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	seed := maphash.MakeSeed()
+	found := make([][][2]int32, n) // per map: (at, first) in file order
+	inPieces(n, func(k int) {
+		seen := make(map[string]int32, len(rules)/n+1)
+		for i := range rules {
+			id := rules[i].ID
+			if id == "" || n > 1 && maphash.String(seed, id)%uint64(n) != uint64(k) {
+				continue
+			}
+			if f, dup := seen[id]; dup {
+				found[k] = append(found[k], [2]int32{int32(i), f})
+				continue
+			}
+			seen[id] = int32(i)
+		}
+	})
+	all := slices.Concat(found...)
+	slices.SortFunc(all, func(a, b [2]int32) int { return int(a[0] - b[0]) })
+	return func(yield func(at, first int) bool) {
+		for _, d := range all {
+			if !yield(int(d[0]), int(d[1])) {
+				return
+			}
+		}
+	}
+}
+
+// duplicateID is the problem of rules[at], whose id rules[first] has.
+func duplicateID(rules []Rule, at, first int) Problem {
+	where := fmt.Sprintf("rules[%d]", first)
+	if rules[first].Line > 0 {
+		where = fmt.Sprintf("line %d", rules[first].Line)
+	}
+	return Problem{
+		Severity: SeverityError,
+		Line:     rules[at].Line,
+		RuleID:   rules[at].ID,
+		Field:    "id",
+		Message:  fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where),
+	}
 }
 
 // checkText says what is wrong with a string no rule field may carry:

@@ -1,6 +1,8 @@
 package decision
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -204,7 +206,7 @@ func TestCheckIDs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := problemStrings(checkIDs(tt.rules, sortIDs(tt.rules)))
+			got := problemStrings(checkIDs(tt.rules))
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("checkIDs problems:\n got: %q\nwant: %q", got, tt.want)
 			}
@@ -218,4 +220,27 @@ func problemStrings(ps []Problem) []string {
 		out = append(out, p.String())
 	}
 	return out
+}
+
+// TestDuplicateIDsSplit: a set large enough to be split over several maps
+// reports the same duplicates, in file order, as one map would.
+func TestDuplicateIDsSplit(t *testing.T) {
+	rules := make([]Rule, 100_000)
+	for i := range rules {
+		rules[i] = Rule{ID: fmt.Sprintf("r%d", i%90_000), Line: i + 1}
+	}
+	rules[99_999].ID, rules[5].ID = "", ""
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	var got [][2]int
+	for at, first := range duplicateIDs(rules) {
+		got = append(got, [2]int{at, first})
+	}
+	if len(got) != 9_998 {
+		t.Fatalf("%d duplicates, want 9,998", len(got))
+	}
+	for j, d := range got {
+		if d[1] != d[0]-90_000 || j > 0 && d[0] <= got[j-1][0] {
+			t.Fatalf("duplicate %d is (%d, first %d); want file order, each first used 90,000 rules before", j, d[0], d[1])
+		}
+	}
 }

@@ -1,13 +1,15 @@
 package decision
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 )
 
 // ReadRulesFile reads a rules file for ParseRules or LoadRules. A file over
-// MaxRulesFileBytes is refused from its size, before a byte of it is read.
+// MaxRulesFileBytes is refused from its size, before a byte of it is read;
+// one that grows past it while being read is refused too.
 func ReadRulesFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -18,21 +20,20 @@ func ReadRulesFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if size := info.Size(); size > MaxRulesFileBytes {
+	size := info.Size()
+	if size > MaxRulesFileBytes {
 		return nil, &RulesError{Problems: []Problem{tooBig(path, size, MaxRulesFileBytes)}}
 	}
-	return readWhole(f)
-}
-
-// readWhole reads f to its end, whatever its size said, within the size
-// limit. Nothing has moved f's offset: ReadAt leaves it at the start.
-func readWhole(f *os.File) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(f, MaxRulesFileBytes+1))
-	if err != nil {
+	// Sized from the start: growing the buffer as io.ReadAll does would
+	// copy and touch twice the file's size in memory.
+	var b bytes.Buffer
+	b.Grow(int(size) + bytes.MinRead)
+	if _, err := b.ReadFrom(io.LimitReader(f, MaxRulesFileBytes+1)); err != nil {
 		return nil, err
 	}
+	data := b.Bytes()
 	if len(data) > MaxRulesFileBytes {
-		return nil, &RulesError{Problems: []Problem{tooBig(f.Name(), int64(len(data)), MaxRulesFileBytes)}}
+		return nil, &RulesError{Problems: []Problem{tooBig(path, int64(len(data)), MaxRulesFileBytes)}}
 	}
 	return data, nil
 }

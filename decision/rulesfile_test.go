@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_json_open_redirect.json:7: rule "escape": to: "/\\evil.example/" contains a backslash, which browsers read as '/' (so /\host is an open redirect); write '/' or %5C`,
 		}},
 		{"bad_json_status.json", []string{
-			`bad_json_status.json:7: rule "moved": status: must be a number, found "301"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
+			`bad_json_status.json:7: rule "moved": status: must be a whole number, found "301"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
 		{"bad_json_unknown_field.json", []string{
 			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
@@ -124,7 +126,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`status_not_number.yaml:5: rule "gone": status: must be a number, found "moved"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
 		{"syntax_error.yaml", []string{
-			`syntax_error.yaml:4: not valid YAML or JSON: mapping values are not allowed in this context`,
+			`syntax_error.yaml:4: not valid YAML: mapping values are not allowed in this context`,
 		}},
 		{"top_level_list.yaml", []string{
 			`top_level_list.yaml:1: the top level is a list; put the rules under a rules: key (rules:\n  - id: ...)`,
@@ -134,6 +136,32 @@ func TestParseRulesRejects(t *testing.T) {
 		}},
 		{"unknown_field.yaml", []string{
 			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+		}},
+		{"several_problems.jsonl", []string{
+			"several_problems.jsonl:4: id: must be a text value in quotes, found 7",
+			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`several_problems.jsonl:5: rule "c": path: given twice in one rule`,
+			`several_problems.jsonl:7: rule "a": intent: unknown intent "forever"; accepted: permanent, temporary, see_other`,
+			`several_problems.jsonl:7: rule "a": id: duplicate id, first used at line 2; every rule needs its own id`,
+			`several_problems.jsonl:8: rule "d": case_insensitive: must be true or false, found "yes"`,
+			`several_problems.jsonl:8: rule "d": query_strip: must be a list of texts such as ["GET", "HEAD"], found "utm_*"`,
+			`several_problems.jsonl:9: rule "e": text after the rule object; accepted: one rule object per line`,
+			`several_problems.jsonl:10: rule "g": not valid JSON: unexpected EOF`,
+		}},
+		{"several_problems.json", []string{
+			`several_problems.json:8: rule "x": methods: must be a list of texts such as ["GET", "HEAD"], found 3 in the list`,
+			`several_problems.json:9: rule "x": headers: "x-a" given twice`,
+			`several_problems.json:10: rule "x": cache_max_age: "1d" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h or 90m`,
+			`several_problems.json:12: rule "ok": id: duplicate id, first used at line 3; every rule needs its own id`,
+		}},
+		{"top_level_list.json", []string{
+			`top_level_list.json:1: the top level is a list; put the rules under a "rules" key: {"rules": [ ... ]}`,
+		}},
+		{"unknown_top_level.json", []string{
+			`unknown_top_level.json:1: unknown top-level field "version"; accepted: rules`,
+		}},
+		{"two_documents.json", []string{
+			`two_documents.json:2: text after the top-level object; accepted: one object {"rules": [ ... ]}`,
 		}},
 		{"unknown_top_level.yaml", []string{
 			`unknown_top_level.yaml:1: unknown top-level field "version"; accepted: rules`,
@@ -167,7 +195,8 @@ func TestParseRulesRejects(t *testing.T) {
 }
 
 func TestParseRulesEmpty(t *testing.T) {
-	for _, file := range []string{"empty.yaml", "comments_only.yaml", "empty_rules.yaml", "null_rules.yaml"} {
+	for _, file := range []string{"empty.yaml", "comments_only.yaml", "empty_rules.yaml", "null_rules.yaml",
+		"empty.json", "empty_rules.json", "empty.jsonl", "comments_only.jsonl"} {
 		t.Run(file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "rules", file))
 			if err != nil {
@@ -181,8 +210,8 @@ func TestParseRulesEmpty(t *testing.T) {
 	}
 }
 
-// TestParseRulesYAMLAndJSON reads the same rules written as YAML and as
-// JSON: the same values, and lines that point into each file.
+// TestParseRulesYAMLAndJSON reads the same rules written as YAML, JSON
+// and JSON Lines: the same values, and lines that point into each file.
 func TestParseRulesYAMLAndJSON(t *testing.T) {
 	want := []Rule{
 		{ID: "docs", Host: "example.com", Path: "/docs", Match: MatchPrefix, To: "https://docs.example.com",
@@ -197,6 +226,7 @@ func TestParseRulesYAMLAndJSON(t *testing.T) {
 	}{
 		{"valid.yaml", []int{3, 10}},
 		{"valid.json", []int{3, 12}},
+		{"valid.jsonl", []int{2, 4}},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "rules", tt.file))
@@ -219,174 +249,129 @@ func TestParseRulesYAMLAndJSON(t *testing.T) {
 	}
 }
 
-// roundTripRules are valid rules with every field and strings that need
-// quoting in YAML.
-func roundTripRules() []Rule {
-	since := time.Date(2026, 11, 1, 12, 30, 0, 123456789, time.FixedZone("", 2*3600))
-	return []Rule{
-		{ID: "plain", Path: "/old", To: "/new"},
-		{ID: "every-field", Host: "*.example.org", Path: "/blog/:year/*", Match: MatchPattern,
-			To: "https://example.com/:year/:splat?from=blog#top", Intent: IntentSeeOther, Status: 303,
-			Methods: []string{"GET", "HEAD", "POST"}, Query: QueryDrop, QueryStrip: []string{"utm_*", "fbclid", "a,b"},
-			CaseInsensitive: true, TrailingSlash: TrailingSlashStrict,
-			Headers:     map[string]string{"accept-language": "de*", "x-empty": "", "x-colon": "a:b", "cookie": "{x}"},
-			CacheMaxAge: 90 * time.Minute, Since: since},
-		{ID: "regex", Path: `/p/(?P<id>\d+)/(.*)`, Match: MatchRegex, To: "/items/${id}/$2", Intent: IntentPermanent},
-		{ID: "404", Path: "/true", To: "/null"},
-		{ID: "true", Path: "/a", To: "/b#c"},
-		{ID: "yes", Path: "/a: b", To: "/x:"},
-		{ID: `"quoted"'id'#not-a-comment`, Path: "/café/ü x", To: "/caf%C3%A9", Host: "xn--bcher-kva.example"},
-		{ID: "-dash", Path: "/[x]", To: "/{y}", Intent: IntentTemporary, Status: 302},
-		{ID: "_underscore", Path: "/prefix/", Match: MatchPrefix, To: "/p", TrailingSlash: TrailingSlashStrict, Status: 301},
-		{ID: "~", Path: "/", Match: MatchPrefix, To: "https://[2001:db8::1]:8443/"},
-		{ID: "@at", Path: "/a", To: "/b", Headers: map[string]string{"x": `back\slash "q"`}},
-		{ID: "unicode-lines", Path: "/a\u2028b\u2029c\ufeffd", To: "/x"},
-	}
-}
-
-func TestMarshalRulesRoundTrip(t *testing.T) {
-	rules := roundTripRules()
-	for i := range rules {
-		if ps := checkRule(&rules[i]); len(ps) > 0 {
-			t.Fatalf("fixture rule %q is not valid: %v", rules[i].ID, ps)
-		}
-	}
-	data := MarshalRules(rules)
-	got, err := ParseRules("marshalled", data)
-	if err != nil {
-		t.Fatalf("ParseRules(MarshalRules(rules)): %v\n%s", err, data)
-	}
-	if diff := cmp.Diff(rules, got, ignoreLine); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s\n%s", diff, data)
-	}
-	// Canonical output takes the fast path, and yaml.v3 agrees with it.
-	fast, _, ok := parseCanonical(data, 4)
-	if !ok {
-		t.Fatalf("MarshalRules output did not take the fast path:\n%s", data)
-	}
-	slow, _, _, problems := parseYAML(data)
-	if len(problems) > 0 {
-		t.Fatalf("yaml.v3 path: %v", problems)
-	}
-	if diff := cmp.Diff(slow, fast, cmpopts.EquateEmpty()); diff != "" {
-		t.Errorf("fast path differs from yaml.v3 (-yaml +fast):\n%s", diff)
-	}
-	if again := MarshalRules(got); !bytes.Equal(again, data) {
-		t.Errorf("MarshalRules is not stable:\n%s\nthen\n%s", data, again)
-	}
-}
-
-func TestMarshalRulesCanonical(t *testing.T) {
-	tests := []struct {
-		name  string
-		rules []Rule
-		want  string
-	}{
-		{"empty", nil, "rules: []\n"},
-		{"defaults left out", []Rule{{ID: "a", Path: "/a", To: "/b", Line: 9}},
-			"rules:\n  - id: a\n    path: /a\n    to: /b\n"},
-		{"design order", []Rule{{
-			ID: "docs-moved", Host: "example.com", Path: "/docs", Match: MatchPrefix, To: "https://docs.example.com",
-			Intent: IntentPermanent, Status: 308, Methods: []string{"GET", "HEAD"}, Query: QueryDrop,
-			QueryStrip: []string{"utm_*", "fbclid"}, CaseInsensitive: true, TrailingSlash: TrailingSlashStrict,
-			Headers: map[string]string{"b": "2", "a": "1"}, CacheMaxAge: 86400 * time.Second,
-			Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
-		}}, `rules:
-  - id: docs-moved
-    host: example.com
-    path: /docs
-    match: prefix
-    to: https://docs.example.com
-    intent: permanent
-    status: 308
-    methods: [GET, HEAD]
-    query: drop
-    query_strip: [utm_*, fbclid]
-    case_insensitive: true
-    trailing_slash: strict
-    headers: {a: "1", b: "2"}
-    cache_max_age: 86400
-    since: 2026-11-01T00:00:00Z
-`},
-		{"quoting", []Rule{{ID: "1", Path: "/a\\d", Match: MatchRegex, To: "/b: c", Intent: IntentTemporary}},
-			"rules:\n  - id: \"1\"\n    path: /a\\d\n    match: regex\n    to: \"/b: c\"\n    intent: temporary\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := string(MarshalRules(tt.rules)); got != tt.want {
-				t.Errorf("MarshalRules:\n%s\nwant:\n%s", got, tt.want)
-			}
-		})
-	}
-}
-
+// TestParseRulesLimits: the limits hold in every format.
 func TestParseRulesLimits(t *testing.T) {
-	data := MarshalRules(roundTripRules()[:3])
-	tests := []struct {
-		name               string
-		maxBytes, maxRules int
-		want               string
-	}{
-		{"too many bytes", len(data) - 1, 10,
-			fmt.Sprintf("big.yaml: the file is %d bytes; accepted: at most %d (0 MiB)", len(data), len(data)-1)},
-		{"too many rules", len(data), 2, "big.yaml: the file has 3 rules; accepted: at most 2"},
-		{"at the limits", len(data), 3, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := parseRules("big.yaml", data, tt.maxBytes, tt.maxRules)
-			got := ""
-			if err != nil {
-				got = err.Error()
-			}
-			if got != tt.want {
-				t.Errorf("parseRules error = %q, want %q", got, tt.want)
-			}
-		})
+	for _, format := range []Format{FormatYAML, FormatJSON, FormatJSONL} {
+		file := "big." + format.String()
+		data := writeRules(t, format, roundTripRules()[:3])
+		tests := []struct {
+			name               string
+			maxBytes, maxRules int
+			want               string
+		}{
+			{"too many bytes", len(data) - 1, 10,
+				fmt.Sprintf("%s: the file is %d bytes; accepted: at most %d (0 MiB)", file, len(data), len(data)-1)},
+			{"too many rules", len(data), 2, file + ": the file has 3 rules; accepted: at most 2"},
+			{"at the limits", len(data), 3, ""},
+		}
+		for _, tt := range tests {
+			t.Run(file+"/"+tt.name, func(t *testing.T) {
+				_, _, err := parseRules(file, data, tt.maxBytes, tt.maxRules)
+				got := ""
+				if err != nil {
+					got = err.Error()
+				}
+				if got != tt.want {
+					t.Errorf("parseRules error = %q, want %q", got, tt.want)
+				}
+			})
+		}
 	}
 }
 
-// TestParseRulesFastPathAgrees runs both readers over every fixture: where
-// the fast path accepts a file, yaml.v3 must read the same rules from it.
-func TestParseRulesFastPathAgrees(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "rules", "*"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no fixtures: %v", err)
+// TestParseRulesWarningLines: a warning comes back from parseRules with
+// the file and the line of its field, in every format, also when the rule
+// object spans lines.
+func TestParseRulesWarningLines(t *testing.T) {
+	for _, tt := range []struct{ file, data string }{
+		{"w.yaml", "rules:\n  - id: a\n    match: prefix\n    to: /b\n    path: /docs/\n"},
+		{"w.json", "{\"rules\": [\n {\"id\": \"a\",\n  \"match\": \"prefix\",\n  \"to\": \"/b\",\n  \"path\": \"/docs/\"}]}"},
+		{"w.jsonl", "#\n\n\n\n{\"id\": \"a\", \"match\": \"prefix\", \"to\": \"/b\", \"path\": \"/docs/\"}\n"},
+	} {
+		rules, warns, err := parseRules(tt.file, []byte(tt.data), MaxRulesFileBytes, MaxRules)
+		if err != nil || len(rules) != 1 {
+			t.Fatalf("%s: %d rules, %v", tt.file, len(rules), err)
+		}
+		if len(warns) != 1 || warns[0].File != tt.file || warns[0].Line != 5 || warns[0].Field != "path" || warns[0].Severity != SeverityWarning {
+			t.Errorf("%s: warnings %+v; want one about path on line 5", tt.file, warns)
+		}
 	}
-	fastCount := 0
-	for _, file := range files {
-		data, err := os.ReadFile(file)
+}
+
+// TestJSONLinesInPieces reads a JSON Lines file big enough to be split
+// into pieces decoded at once, with comments, blank lines, CRLF ends and
+// problems spread over it: rules and problems must be exactly those of
+// reading it as one piece.
+func TestJSONLinesInPieces(t *testing.T) {
+	rules := genRules(60_000)
+	data := writeRules(t, FormatJSONL, rules)
+	var b bytes.Buffer
+	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
+		switch {
+		case i%997 == 0:
+			b.WriteString("# a comment\n\n  \t\n")
+		case i%4999 == 0:
+			line = bytes.Replace(line, []byte(`"to":`), []byte(`"tow":`), 1)
+		case i%7919 == 0:
+			line = bytes.Replace(line, []byte("\n"), []byte("\r\n"), 1)
+		}
+		b.Write(line)
+	}
+	b.WriteString(`{"id":"r1","path":"/dup","to":"/x"}` + "\n")
+	data = b.Bytes()
+	if len(data) <= splitBytes {
+		t.Fatalf("a %d-byte file is not split; the test wants it split", len(data))
+	}
+	if pieces := splitLines(data, 4); len(pieces) != 4 {
+		t.Fatalf("split into %d pieces, want 4", len(pieces))
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	one := parseJSONL(data) // one piece: GOMAXPROCS is 1 here
+	for _, n := range []int{2, 3, 7} {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
+		got := parseJSONL(data)
+		if reflect.DeepEqual(one.rules, got.rules) && reflect.DeepEqual(one.problems, got.problems) {
+			continue // cmp.Diff takes seconds over 60,000 rules; it only explains a difference
+		}
+		if diff := cmp.Diff(one.rules, got.rules, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("GOMAXPROCS %d: rules differ from one piece (-one +pieces):\n%s", n, diff)
+		}
+		if diff := cmp.Diff(one.problems, got.problems); diff != "" {
+			t.Fatalf("GOMAXPROCS %d: problems differ from one piece (-one +pieces):\n%s", n, diff)
+		}
+	}
+	if len(one.problems) < 10 {
+		t.Fatalf("%d problems; the file was made to have more", len(one.problems))
+	}
+	_, err := ParseRules("big.jsonl", data)
+	var re *RulesError
+	if !errors.As(err, &re) || re.Problems[len(re.Problems)-1].Field != "id" {
+		t.Fatalf("ParseRules: %v; want the problems and the duplicate id last", err)
+	}
+}
+
+// TestParsedRulesOwnTheirText overwrites the file's bytes after parsing:
+// no rule may change, in any format, because callers reuse or drop the
+// buffer.
+func TestParsedRulesOwnTheirText(t *testing.T) {
+	rules := genRules(3000)
+	rules[5].Methods, rules[6].Headers = []string{"GET"}, map[string]string{"x-a": "b*"}
+	rules[7].To = "https://example.com/q?a=\"1\"&b=%C3%A9" // quoted, escaped
+	for _, format := range []Format{FormatYAML, FormatJSON, FormatJSONL} {
+		data := writeRules(t, format, rules)
+		file := "r." + format.String()
+		got, err := ParseRules(file, data)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", file, err)
 		}
-		fast, fastLines, ok := parseCanonical(data, 4)
-		if !ok {
-			continue
+		want, _ := ParseRules(file, bytes.Clone(data))
+		for i := range data {
+			data[i] = 'x'
 		}
-		fastCount++
-		if msg := disagreesWithYAML(data, fast, fastLines); msg != "" {
-			t.Errorf("%s: %s", file, msg)
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: rules changed with the file's bytes (-before +after):\n%s", file, diff)
 		}
 	}
-	if fastCount < 10 {
-		t.Errorf("only %d fixtures took the fast path; the comparison covers too little", fastCount)
-	}
-}
-
-// disagreesWithYAML says how yaml.v3 reads data differently from the fast
-// path's rules and field lines, or "" when it reads the same.
-func disagreesWithYAML(data []byte, fast []Rule, fastLines []fieldLines) string {
-	slow, slowLines, _, problems := parseYAML(data)
-	if len(problems) > 0 {
-		return fmt.Sprintf("fast path accepted what yaml.v3 rejects: %v", problems)
-	}
-	if diff := cmp.Diff(slow, fast, cmpopts.EquateEmpty()); diff != "" {
-		return "fast path differs from yaml.v3 (-yaml +fast):\n" + diff
-	}
-	if diff := cmp.Diff(slowLines, fastLines, cmpopts.EquateEmpty()); diff != "" {
-		return "field lines differ (-yaml +fast):\n" + diff
-	}
-	return ""
 }
 
 // genRules makes n valid rules of the mix a large site has: mostly exact,
@@ -406,123 +391,4 @@ func genRules(n int) []Rule {
 		rules[i] = r
 	}
 	return rules
-}
-
-func TestGenRulesRoundTrip(t *testing.T) {
-	rules := genRules(1000)
-	got, err := ParseRules("gen", MarshalRules(rules))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(rules, got, ignoreLine); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s", diff)
-	}
-}
-
-// BenchmarkParseRules reads a generated canonical file (the fast path) and
-// the same rules as JSON (the yaml.v3 path).
-func BenchmarkParseRules(b *testing.B) {
-	for _, n := range []int{100_000, 1_000_000} {
-		rules := genRules(n)
-		canonical := MarshalRules(rules)
-		var js bytes.Buffer
-		js.WriteString("{\"rules\": [\n")
-		for i, r := range rules {
-			if i > 0 {
-				js.WriteString(",\n")
-			}
-			fmt.Fprintf(&js, `{"id": %q, "host": %q, "path": %q, "to": %q}`, r.ID, r.Host, r.Path, r.To)
-		}
-		js.WriteString("\n]}\n")
-		for _, in := range []struct {
-			name string
-			data []byte
-		}{{"canonical", canonical}, {"json", js.Bytes()}} {
-			if in.name == "json" && n > 100_000 {
-				continue // yaml.v3 node trees at 1M rules: many seconds and GBs
-			}
-			b.Run(fmt.Sprintf("%s/rules=%d", in.name, n), func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetBytes(int64(len(in.data)))
-				for b.Loop() {
-					if _, err := ParseRules("bench", in.data); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/rule")
-			})
-		}
-	}
-}
-
-func BenchmarkMarshalRules(b *testing.B) {
-	for _, n := range []int{100_000, 1_000_000} {
-		rules := genRules(n)
-		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			var size int
-			for b.Loop() {
-				size = len(MarshalRules(rules))
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/rule")
-			b.ReportMetric(float64(size)/float64(n), "bytes/rule")
-		})
-	}
-}
-
-// TestParseCanonicalInPieces reads a file big enough to be split into
-// pieces parsed on their own goroutines, with blank lines and comments at
-// the cuts' neighbourhood, and wants what yaml.v3 reads: the same rules,
-// lines and field lines.
-func TestParseCanonicalInPieces(t *testing.T) {
-	rules := genRules(30000)
-	rules[7].Methods, rules[9].QueryStrip = []string{"GET", "HEAD"}, []string{"utm_*"}
-	var data []byte
-	for i, line := range bytes.SplitAfter(MarshalRules(rules), []byte("\n")) {
-		data = append(data, line...)
-		if i%997 == 0 { // every few hundred rules: a blank line and a comment
-			data = append(data, "\n  # a comment\n"...)
-		}
-	}
-	if pieces := splitRules(data, []byte("  - "), 4); len(pieces) < 2 {
-		t.Fatalf("a %d-byte file made %d piece(s); the test wants it split", len(data), len(pieces))
-	}
-	fast, fastLines, ok := parseCanonical(data, 4)
-	if !ok {
-		t.Fatal("the fast path refused a canonical file")
-	}
-	if msg := disagreesWithYAML(data, fast, fastLines); msg != "" {
-		t.Error(msg)
-	}
-	// A rule line the count did not see (here, indented wrongly in the
-	// last piece) must fail the fast path, not drop or shift rules.
-	bad := bytes.Replace(data, []byte("\n  - id: r29000\n"), []byte("\n   - id: r29000\n"), 1)
-	if _, _, ok := parseCanonical(bad, 2); ok {
-		t.Error("the fast path accepted a misindented rule")
-	}
-}
-
-// TestParsedRulesOwnTheirText overwrites the file's bytes after parsing:
-// no rule may change, on either path, because callers reuse or drop the
-// buffer (and the fast path keeps text in an arena of its own).
-func TestParsedRulesOwnTheirText(t *testing.T) {
-	rules := genRules(3000)
-	rules[5].Methods, rules[6].Headers = []string{"GET"}, map[string]string{"x-a": "b*"}
-	rules[7].To = "https://example.com/q?a=\"1\"&b=%C3%A9" // quoted, escaped
-	for name, data := range map[string][]byte{
-		"canonical": MarshalRules(rules),
-		"json":      []byte(`{"rules": [{"id": "j", "path": "/j", "to": "/k"}]}`),
-	} {
-		got, err := ParseRules("r", data)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		want, _ := ParseRules("r", bytes.Clone(data))
-		for i := range data {
-			data[i] = 'x'
-		}
-		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-			t.Errorf("%s: rules changed with the file's bytes (-before +after):\n%s", name, diff)
-		}
-	}
 }

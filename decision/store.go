@@ -3,7 +3,6 @@ package decision
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"runtime"
 	"slices"
@@ -421,28 +420,7 @@ func checkRules(rules []Rule) []Problem {
 			}
 		}
 	})
-	ps := found.all()
-	// Duplicate ids, found in a table of positions (a map of a million
-	// strings costs three times as much).
-	seed := maphash.MakeSeed()
-	ids := newTable(len(rules))
-	for i := range rules {
-		id := rules[i].ID
-		if id == "" {
-			continue
-		}
-		f, isNew := ids.insert(maphash.String(seed, id), uint32(i), func(p uint32) bool { return rules[p].ID == id })
-		if isNew {
-			continue
-		}
-		where := fmt.Sprintf("rules[%d]", f)
-		if rules[f].Line > 0 {
-			where = fmt.Sprintf("line %d", rules[f].Line)
-		}
-		ps = append(ps, Problem{Severity: SeverityError, Line: rules[i].Line, RuleID: id, Field: "id",
-			Message: fmt.Sprintf("duplicate id, first used at %s; every rule needs its own id", where)})
-	}
-	return ps
+	return append(found.all(), checkIDs(rules)...)
 }
 
 func hasError(ps []Problem) bool {

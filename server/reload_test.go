@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"github.com/redirectd/redirectd/decision"
 	"os"
@@ -412,5 +413,50 @@ func TestReloadChangesInPlace(t *testing.T) {
 		if err != nil || d.Location != tc.want {
 			t.Errorf("version %d: /p/7 → %q, %v; want %q", tc.ix.Version.Number, d.Location, err, tc.want)
 		}
+	}
+}
+
+// TestAdminWriteKeepsFormat: an admin write rewrites a JSON Lines file as
+// JSON Lines (one object per line, as encoding/json reads it) and a YAML
+// file as YAML.
+func TestAdminWriteKeepsFormat(t *testing.T) {
+	for _, name := range []string{"rules.jsonl", "rules.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			content := nRules(3)
+			if name == "rules.jsonl" {
+				content = "{\"id\":\"r0\",\"path\":\"/p/0\",\"to\":\"/q/0\"}\n{\"id\":\"r1\",\"path\":\"/p/1\",\"to\":\"/q/1\"}\n"
+			}
+			path := writeRules(t, dir, name, content)
+			st := newTestStore(t, path, time.Now)
+			if err := st.Load(); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := st.Update(0, func(s *decision.Store) (*decision.Change, error) {
+				return s.Put(decision.Rule{ID: "added", Path: "/added", To: "/x"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "rules.jsonl" {
+				lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+				for _, l := range lines {
+					var obj map[string]any
+					if err := json.Unmarshal([]byte(l), &obj); err != nil {
+						t.Fatalf("line %q is not a JSON object: %v", l, err)
+					}
+				}
+				if len(lines) != 3 || !strings.Contains(lines[2], `"added"`) {
+					t.Errorf("file after the write:\n%s", data)
+				}
+				return
+			}
+			if !strings.HasPrefix(string(data), "rules:") || !strings.Contains(string(data), "added") {
+				t.Errorf("file after the write:\n%s", data)
+			}
+		})
 	}
 }

@@ -71,15 +71,10 @@ func (s *RuleStore) Update(expected uint64, prepare func(st *decision.Store) (*d
 	return snapshotOf(s.apply(c, sum, s.Path, start)), c.Warnings(), nil
 }
 
-// writeRulesFile writes the rules of ix to w in the format of the rules file
-// at path.
+// writeRulesFile writes the rules of ix to w in the format of the rules
+// file at path (decision.FormatOf its name), streaming from the store.
 func writeRulesFile(w io.Writer, path string, ix *decision.Index) error {
-	var rules []decision.Rule
-	for r := range ix.All() {
-		rules = append(rules, *r)
-	}
-	_, err := w.Write(decision.MarshalRules(rules))
-	return err
+	return decision.WriteRules(w, decision.FormatOf(path), ix.All())
 }
 
 // tempPattern is the name of the temp files writeDurably makes beside a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,6 +197,118 @@ func TestGenCommand(t *testing.T) {
 	} {
 		if code, _, stderr := cli(t, bad...); code != 2 {
 			t.Errorf("%q: exit %d, want 2 (usage); stderr %s", bad, code, stderr)
+		}
+	}
+}
+
+// readJSONLines reads a JSON Lines file with encoding/json, the reference
+// decoder: one object per line.
+func readJSONLines(t *testing.T, data []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q is not a JSON object: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestWriteCommandsFormats: gen, import and export write each rules-file
+// format by --format or by the -o name, and refuse a --format the name
+// contradicts.
+func TestWriteCommandsFormats(t *testing.T) {
+	dir := t.TempDir()
+	want := rulegen.Rules(rulegen.Config{N: 300, Mix: rulegen.DefaultMix, Hosts: 2, Seed: 3})
+	gen := []string{"gen", "--rules", "300", "--hosts", "2", "--seed", "3"}
+	imp := []string{"import", "--from", "netlify", netlifyFixture}
+	exp := []string{"export", testRules}
+	ignoreLine := cmp.Options{cmpopts.IgnoreFields(decision.Rule{}, "Line"), cmpopts.EquateEmpty()}
+	testRulesParsed := func() []decision.Rule {
+		data, _ := os.ReadFile(testRules)
+		rules, err := decision.ParseRules(testRules, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rules
+	}()
+	tests := []struct {
+		name   string
+		args   []string
+		out    string // -o, "" for stdout
+		format decision.Format
+		want   []decision.Rule // nil: only the count is known
+		count  int
+	}{
+		{"gen --format jsonl", append(gen, "--format", "jsonl"), "", decision.FormatJSONL, want, 300},
+		{"gen -o x.jsonl", gen, "gen.jsonl", decision.FormatJSONL, want, 300},
+		{"gen -o x.json", gen, "gen.json", decision.FormatJSON, want, 300},
+		{"gen --format yaml -o x.yaml", append(gen, "--format", "yaml"), "gen.yaml", decision.FormatYAML, want, 300},
+		{"import --format jsonl", append(imp, "--format", "jsonl"), "", decision.FormatJSONL, nil, 15},
+		{"import -o x.jsonl", imp, "imp.jsonl", decision.FormatJSONL, nil, 15},
+		{"import --format json", append(imp, "--format", "json"), "", decision.FormatJSON, nil, 15},
+		{"export --format jsonl", append(exp, "--format", "jsonl"), "", decision.FormatJSONL, testRulesParsed, 4},
+		{"export -o x.json", exp, "exp.json", decision.FormatJSON, testRulesParsed, 4},
+		{"export -o x.yml", exp, "exp.yml", decision.FormatYAML, testRulesParsed, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.out != "" {
+				args = append(append([]string{}, args...), "-o", filepath.Join(dir, tt.out))
+			}
+			code, stdout, stderr := cli(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+			}
+			data := []byte(stdout)
+			if tt.out != "" {
+				var err error
+				if data, err = os.ReadFile(filepath.Join(dir, tt.out)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rules, err := decision.ParseRules("written."+tt.format.String(), data)
+			if err != nil {
+				t.Fatalf("output does not parse as %v: %v\n%.500s", tt.format, err, data)
+			}
+			if len(rules) != tt.count {
+				t.Errorf("%d rules written, want %d", len(rules), tt.count)
+			}
+			if tt.want != nil {
+				if diff := cmp.Diff(tt.want, rules, ignoreLine); diff != "" {
+					t.Errorf("rules written (-want +got):\n%s", diff)
+				}
+			}
+			switch tt.format {
+			case decision.FormatJSONL:
+				if objs := readJSONLines(t, data); len(objs) != tt.count || objs[0]["id"] != rules[0].ID {
+					t.Errorf("encoding/json read %d objects, the first %v", len(objs), objs[0])
+				}
+			case decision.FormatJSON:
+				var doc struct{ Rules []map[string]any }
+				if err := json.Unmarshal(data, &doc); err != nil || len(doc.Rules) != tt.count {
+					t.Errorf("encoding/json read %d rules, %v", len(doc.Rules), err)
+				}
+			}
+		})
+	}
+
+	for _, bad := range []struct {
+		args []string
+		msg  string
+	}{
+		{append(gen, "--format", "json", "-o", filepath.Join(dir, "x.jsonl")), "--format json, but redirectd reads"},
+		{append(gen, "--format", "toml"), `unknown format "toml"; accepted: yaml, json, jsonl`},
+		{append(imp, "--format", "yaml", "-o", filepath.Join(dir, "x.json")), "name the file *.yaml"},
+		{append(exp, "--format", "jsonl", "--to", "csv"), "give one"},
+		{exp, "want --to netlify|csv, --format yaml|json|jsonl"},
+	} {
+		code, _, stderr := cli(t, bad.args...)
+		if code != 2 || !strings.Contains(stderr, bad.msg) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", bad.args, code, stderr, bad.msg)
 		}
 	}
 }

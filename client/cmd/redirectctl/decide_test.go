@@ -58,16 +58,19 @@ func TestDecideOffline(t *testing.T) {
 			want: "no redirect: pass the request on\n",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := cli(t, append([]string{"decide", "--rules", testRules}, tt.args...)...)
-			if code != 0 {
-				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
-			}
-			if diff := cmp.Diff(tt.want, stdout); diff != "" {
-				t.Errorf("stdout (-want +got):\n%s", diff)
-			}
-		})
+	// The same rules as YAML, JSON and JSON Lines answer alike.
+	for _, rules := range []string{testRules, "testdata/rules.json", "testdata/rules.jsonl"} {
+		for _, tt := range tests {
+			t.Run(rules+"/"+tt.name, func(t *testing.T) {
+				code, stdout, stderr := cli(t, append([]string{"decide", "--rules", rules}, tt.args...)...)
+				if code != 0 {
+					t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+				}
+				if diff := cmp.Diff(tt.want, stdout); diff != "" {
+					t.Errorf("stdout (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 

@@ -17,12 +17,13 @@ import (
 // the flags only, so "gen --rules 1000000 --seed 1" is the same file on
 // every machine.
 func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gen", "--rules N [--mix exact=0.8,prefix=0.15,pattern=0.05] [--hosts H] [--seed S] [-o FILE] [--requests M --hit 0.9 --requests-out FILE]", stderr)
+	fs := newFlagSet("gen", "--rules N [--mix exact=0.8,prefix=0.15,pattern=0.05] [--hosts H] [--seed S] [--format yaml|json|jsonl] [-o FILE] [--requests M --hit 0.9 --requests-out FILE]", stderr)
 	n := fs.Int("rules", 0, "number of `rules` to generate")
 	mixFlag := fs.String("mix", rulegen.DefaultMix.String(), "fraction of each match kind (normalised to sum 1)")
 	hosts := fs.Int("hosts", 1, "number of hosts the rules are scoped to; 0 makes every rule apply to any host")
 	seed := fs.Int64("seed", 1, "seed: the same flags give the same output")
-	out := fs.String("o", "", "write the rules YAML to this `file` (default: stdout)")
+	out := fs.String("o", "", "write the rules file to this `file` (default: stdout)")
+	formatFlag := fs.String("format", "", formatUsage)
 	nreq := fs.Int("requests", 0, "also generate this many requests (needs --requests-out)")
 	hit := fs.Float64("hit", 0.9, "fraction of requests that match a rule (0..1)")
 	reqOut := fs.String("requests-out", "", "write the requests to this `file`, one JSON object per line (method, scheme, host, path)")
@@ -50,6 +51,10 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--%v", err)
 	}
+	format, err := rulesFormat(*formatFlag, *out)
+	if err != nil {
+		return err
+	}
 
 	start := time.Now()
 	rules := rulegen.Rules(rulegen.Config{N: *n, Mix: mix, Hosts: *hosts, Seed: *seed})
@@ -57,7 +62,7 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	for i := range rules {
 		kinds[rules[i].Match]++
 	}
-	if err := writeOutput(*out, stdout, decision.MarshalRules(rules)); err != nil {
+	if err := writeRulesFile(*out, stdout, format, "", rules); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "%s (%d exact, %d prefix, %d pattern) on %s in %v\n",

@@ -19,6 +19,18 @@ func TestLint(t *testing.T) {
 			wantLines: []string{"testdata/rules.yaml: ok: 4 rules, 0 errors, 0 warnings"},
 		},
 		{
+			name: "good files in JSON and JSON Lines", args: []string{"testdata/rules.json", "testdata/rules.jsonl"}, wantCode: 0,
+			wantLines: []string{"testdata/rules.json: ok: 4 rules, 0 errors, 0 warnings", "testdata/rules.jsonl: ok: 4 rules, 0 errors, 0 warnings"},
+		},
+		{
+			name: "JSON Lines errors, every one with its line", args: []string{"testdata/bad-rules.jsonl"}, wantCode: 1,
+			wantLines: []string{
+				`testdata/bad-rules.jsonl:2: rule "not-a-redirect": status: 404`,
+				`testdata/bad-rules.jsonl:3: rule "typo": too: unknown field "too" (did you mean to?)`,
+				"testdata/bad-rules.jsonl: rejected: 0 rules, 2 errors, 0 warnings",
+			},
+		},
+		{
 			name: "warnings only pass", args: []string{"testdata/warn-rules.yaml"}, wantCode: 0,
 			wantLines: []string{
 				`testdata/warn-rules.yaml:3: warning: rule "a-to-b": to: `,

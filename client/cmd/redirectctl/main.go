@@ -49,8 +49,8 @@ var commands = []command{
 	{"validate", "check a rules file with the server's own options, without applying it (admin API)", runValidate},
 	{"stats", "hit counts and last hit per rule; --unused finds dead rules (admin API)", runStats},
 	{"bench", "load a server with Decide or Envoy Check calls: throughput, p50..p99.9 (open loop)", runBench},
-	{"import", "convert a Netlify _redirects file or a Cloudflare Bulk Redirects CSV into rules YAML", runImport},
-	{"export", "write a rules file as a Netlify _redirects file or a Cloudflare Bulk Redirects CSV", runExport},
+	{"import", "convert a Netlify _redirects file or a Cloudflare Bulk Redirects CSV into a rules file", runImport},
+	{"export", "write a rules file as a Netlify _redirects file, a Cloudflare Bulk Redirects CSV, or another rules-file format", runExport},
 	{"gen", "generate a realistic rule set and a request stream for benchmarks and load tests", runGen},
 }
 
