@@ -82,7 +82,9 @@ type scaleFixture struct {
 	n         int
 }
 
-func newScaleFixture(t *testing.T) *scaleFixture {
+// newScaleBinaries builds redirectd and redirectctl into a fixture with an
+// empty rules directory.
+func newScaleBinaries(t *testing.T) *scaleFixture {
 	t.Helper()
 	f := &scaleFixture{dir: t.TempDir(), n: envInt("REDIRECTD_SCALE_RULES", 1_000_000)}
 	f.redirectd = filepath.Join(f.dir, "redirectd")
@@ -96,31 +98,39 @@ func newScaleFixture(t *testing.T) *scaleFixture {
 	if err := os.Mkdir(filepath.Join(f.dir, "rules"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f.rules = filepath.Join(f.dir, "rules", "rules.yaml")
+	return f
+}
+
+// newScaleFixture is newScaleBinaries with the generated rules (the
+// default mix, JSON Lines) and a request stream.
+func newScaleFixture(t *testing.T) *scaleFixture {
+	t.Helper()
+	f := newScaleBinaries(t)
+	f.rules = filepath.Join(f.dir, "rules", "rules.jsonl")
 	f.requests = filepath.Join(f.dir, "requests.jsonl")
 	start := time.Now()
-	out, err := exec.Command(f.ctl, "gen", "--rules", strconv.Itoa(f.n), "--hosts", "100", "--seed", "1",
+	out, err := exec.Command(f.ctl, "gen", "--rules", strconv.Itoa(f.n), "--hosts", "100", "--seed", "1", "--format", "jsonl",
 		"-o", f.rules, "--requests", "200000", "--hit", "0.9", "--requests-out", f.requests).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redirectctl gen: %v\n%s", err, out)
 	}
 	st, _ := os.Stat(f.rules)
-	t.Logf("generated %d rules (%d MiB of YAML) and 200000 requests in %v: %s", f.n, st.Size()>>20, time.Since(start).Round(time.Millisecond), bytes.TrimSpace(out))
+	t.Logf("generated %d rules (%d MiB of JSON Lines) and 200000 requests in %v: %s", f.n, st.Size()>>20, time.Since(start).Round(time.Millisecond), bytes.TrimSpace(out))
 	return f
 }
 
-// stageReload writes a copy of the rules file with a comment appended, next
-// to the watched directory: renaming it over the rules file makes the
-// daemon re-read, re-parse and rebuild the whole set (the raw content
-// changed), as a ConfigMap update or a deploy would.
+// stageReload writes a copy of the rules file in which every rule has a
+// new target, next to the watched directory: renaming it over the rules
+// file makes the daemon replace every rule (more than decision.FoldAt
+// differ, so it builds a new base), as a deploy of a regenerated set would.
 func (f *scaleFixture) stageReload(t *testing.T, tag string) string {
 	t.Helper()
 	data, err := os.ReadFile(f.rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	staged := filepath.Join(f.dir, "staged-"+tag+".yaml")
-	if err := os.WriteFile(staged, append(data, "# reload "+tag+"\n"...), 0o644); err != nil {
+	staged := filepath.Join(f.dir, "staged-"+tag+".jsonl")
+	if err := os.WriteFile(staged, bytes.ReplaceAll(data, []byte(`"to":"`), []byte(`"to":"/`+tag)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return staged
@@ -146,9 +156,10 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startDaemon starts redirectd on f.rules with extra environment and waits
-// for /readyz: the time to ready covers exec, read, parse, build, hash.
-func startDaemon(t *testing.T, f *scaleFixture, name string, env []string) *daemon {
+// startDaemon starts redirectd on f.rules with extra environment and
+// arguments (the admin listener is off unless args set it) and waits for
+// /readyz: the time to ready covers exec, read, parse, build, hash.
+func startDaemon(t *testing.T, f *scaleFixture, name string, env []string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{grpcAddr: freeAddr(t), log: filepath.Join(f.dir, name+".log")}
 	httpAddr := freeAddr(t)
@@ -156,7 +167,9 @@ func startDaemon(t *testing.T, f *scaleFixture, name string, env []string) *daem
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(f.redirectd, "--rules", f.rules, "--grpc-addr", d.grpcAddr, "--http-addr", httpAddr, "--admin-addr", "", "--log-format", "json", "--drain-delay", "0")
+	args = append([]string{"--rules", f.rules, "--grpc-addr", d.grpcAddr, "--http-addr", httpAddr, "--admin-addr", "",
+		"--log-format", "json", "--drain-delay", "0"}, args...)
+	d.cmd = exec.Command(f.redirectd, args...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stderr = logFile
 	d.cmd.Stdout = logFile
