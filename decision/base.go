@@ -312,7 +312,6 @@ type baseBuilder struct {
 	b        *base
 	caches   *cacheTable
 	scopeIdx map[string]uint32
-	extras   int
 }
 
 // newBaseBuilder returns a builder for about n rules whose strings take
@@ -328,6 +327,18 @@ func newBaseBuilder(caches *cacheTable, n, textBytes int) *baseBuilder {
 		caches:   caches,
 		scopeIdx: map[string]uint32{},
 	}
+}
+
+// scope returns the number of a host scope in the base, adding it.
+func (bb *baseBuilder) scope(scope string) uint32 {
+	b := bb.b
+	sc, ok := bb.scopeIdx[scope]
+	if !ok {
+		sc = uint32(len(b.scopes))
+		b.scopes = append(b.scopes, strings.Clone(scope))
+		bb.scopeIdx[b.scopes[sc]] = sc
+	}
+	return sc
 }
 
 // add appends the compiled rt of r.
@@ -353,13 +364,7 @@ func (bb *baseBuilder) add(r *Rule, rt *route) {
 	} else {
 		put(sCleanTo, rt.cleanTo)
 	}
-	sc, ok := bb.scopeIdx[rt.scope]
-	if !ok {
-		sc = uint32(len(b.scopes))
-		b.scopes = append(b.scopes, strings.Clone(rt.scope))
-		bb.scopeIdx[b.scopes[sc]] = sc
-	}
-	c.scope = sc
+	c.scope = bb.scope(rt.scope)
 	if r.Host != hostOfScope(rt.scope) {
 		c.flags |= fRawHost
 		put(sHost, r.Host)

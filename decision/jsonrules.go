@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"reflect"
 	"runtime"
@@ -197,13 +198,7 @@ func parseJSONL(data []byte) parsed {
 		n = runtime.GOMAXPROCS(0)
 	}
 	pieces := splitLines(data, n)
-	lines := make([]int, len(pieces)+1) // lines[k]: lines before piece k
-	for k, piece := range pieces {
-		lines[k+1] = lines[k] + bytes.Count(piece, []byte{'\n'})
-		if len(piece) > 0 && piece[len(piece)-1] != '\n' {
-			lines[k+1]++ // the last line has no line end
-		}
-	}
+	lines := linesBefore(pieces) // lines[k]: lines before piece k
 	rules := make([]Rule, lines[len(pieces)])
 	used := make([]int, len(pieces))
 	problems := make([][]Problem, len(pieces))
@@ -244,24 +239,53 @@ func splitLines(data []byte, n int) [][]byte {
 // follows line before, into rules (room for a rule per line), and returns
 // how many rules it holds and their problems.
 func parseLines(data []byte, before int, rules []Rule) (n int, problems []Problem) {
-	line := before
-	var f ruleFields
-	for len(data) > 0 {
-		line++
-		text := data
-		if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
-			text, data = data[:nl], data[nl+1:]
-		} else {
-			data = nil
-		}
-		content := bytes.TrimLeft(text, " \t\r")
-		if len(content) == 0 || content[0] == '#' {
-			continue
-		}
-		problems = append(problems, decodeRule(text, line, &rules[n], &f)...)
+	for r, ps := range eachLine(data, before) {
+		problems = append(problems, ps...)
+		rules[n] = *r
 		n++
 	}
 	return n, problems
+}
+
+// eachLine decodes the rules of a piece of a JSON Lines file, whose first
+// line follows line before, one at a time, with each rule's problems and
+// warnings: the Rule it yields is reused, so a million rules need not be
+// held at once (see Store.ReplaceFile).
+func eachLine(data []byte, before int) iter.Seq2[*Rule, []Problem] {
+	return func(yield func(*Rule, []Problem) bool) {
+		line := before
+		var f ruleFields
+		var r Rule
+		for len(data) > 0 {
+			line++
+			text := data
+			if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
+				text, data = data[:nl], data[nl+1:]
+			} else {
+				data = nil
+			}
+			content := bytes.TrimLeft(text, " \t\r")
+			if len(content) == 0 || content[0] == '#' {
+				continue
+			}
+			r = Rule{}
+			if !yield(&r, decodeRule(text, line, &r, &f)) {
+				return
+			}
+		}
+	}
+}
+
+// linesBefore returns, for each piece, the number of lines before it.
+func linesBefore(pieces [][]byte) []int {
+	lines := make([]int, len(pieces)+1)
+	for k, piece := range pieces {
+		lines[k+1] = lines[k] + bytes.Count(piece, []byte{'\n'})
+		if len(piece) > 0 && piece[len(piece)-1] != '\n' {
+			lines[k+1]++ // the last line has no line end
+		}
+	}
+	return lines
 }
 
 // span is where one rule object lies in a JSON document.

@@ -334,6 +334,22 @@ func (s *Store) Replace(rules []Rule) (*Change, error) {
 // and warnings name file and line, warnings the line of the field they
 // are about; the warnings include the parser's.
 func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
+	if FormatOf(file) == FormatJSONL && len(data) <= MaxRulesFileBytes {
+		s.mu.Lock()
+		if s.cur.Load() == nil {
+			// The first load of a large generated set: straight into a
+			// new base.
+			c, warns, err := s.replaceJSONL(file, data)
+			if err != nil {
+				s.mu.Unlock()
+				return nil, err
+			}
+			c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
+			c.warns = c.ix.warnings
+			return c, nil
+		}
+		s.mu.Unlock()
+	}
 	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
 	if err != nil {
 		return nil, err
@@ -442,6 +458,14 @@ func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n, textBy
 		bb.add(r, &rt)
 		return nil
 	})
+	return s.finishBase(bb, ps)
+}
+
+// finishBase builds the lookup tables of bb's base, checks the ids and the
+// whole graph, and prepares serving it. ps are the problems found while
+// filling bb.
+func (s *Store) finishBase(bb *baseBuilder, ps []Problem) (*Change, error) {
+	caches := bb.caches
 	b, dups := bb.finish()
 	for _, pos := range dups {
 		id := b.str(&b.rules[pos], sID)

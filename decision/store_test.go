@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -353,4 +354,81 @@ func BenchmarkReloadInPlace(b *testing.B) {
 		}
 		c.Commit(Info{})
 	}
+}
+
+// TestReplaceFileJSONL: a JSON Lines file loaded straight into a new base,
+// a piece per core, gives the set that parsing it whole and building it
+// gives: the same rules in the same order, the same answers, the same
+// problems.
+func TestReplaceFileJSONL(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	rng := rand.New(rand.NewPCG(1, 2))
+	rules := storeRules(rng, 60_000) // over splitBytes: three pieces
+	for i := range rules {
+		rules[i].ID = fmt.Sprintf("r%d", i)
+		rules[i].Methods = []string{"GET", "POST", "PUT"}[i%3 : i%3+1] // no two alike: none shadowed
+		rules[i].Path = fmt.Sprintf("/n%d%s", i, strings.TrimPrefix(rules[i].Path, "/"))
+		if rules[i].Match == MatchRegex {
+			// Regexes under "/" are tried for every request: 60,000
+			// of them would make the graph check quadratic.
+			rules[i].Match = MatchExact
+		}
+	}
+	var b strings.Builder
+	if err := WriteRules(&b, FormatJSONL, RuleSeq(rules)); err != nil {
+		t.Fatal(err)
+	}
+	data := "# generated\n\n" + b.String()
+	if len(data) <= splitBytes {
+		t.Fatalf("%d bytes: not over splitBytes", len(data))
+	}
+	c, err := NewStore(Options{}).ReplaceFile("r.jsonl", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Commit(Info{})
+	want, _, err := LoadRulesSlow(t, "r.jsonl", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := ids(got), ids(want); !slices.Equal(g, w) {
+		t.Fatalf("order differs: %d rules vs %d", len(g), len(w))
+	}
+	for i := 0; i < len(rules); i += 997 {
+		r := rules[i]
+		for _, m := range []string{"GET", "POST"} {
+			req := Request{Method: m, Host: "h.example", Target: strings.ReplaceAll(strings.ReplaceAll(r.Path, ":x", "v"), "*", "w")}
+			gd, gerr := got.Decide(&req, testNow)
+			wd, werr := want.Decide(&req, testNow)
+			if fmt.Sprint(gd.RuleID, gd.Location, gerr) != fmt.Sprint(wd.RuleID, wd.Location, werr) {
+				t.Fatalf("%s %s: %s %s vs %s %s", m, req.Target, gd.RuleID, gd.Location, wd.RuleID, wd.Location)
+			}
+		}
+		if gr, _ := got.Rule(r.ID); !sameRule(&gr, &r) {
+			t.Fatalf("rule %s: %+v, want %+v", r.ID, gr, r)
+		}
+	}
+
+	// Problems in two pieces: a duplicate id across them and a bad line.
+	lines := strings.Split(data, "\n")
+	lines[len(lines)-3] = strings.Replace(lines[len(lines)-3], `"id":"`, `"id":"r5`+`","x":"`, 1)
+	lines[10] = `{"id":"bad","path":"/b","to":"/c","status":404}`
+	_, err = NewStore(Options{}).ReplaceFile("r.jsonl", []byte(strings.Join(lines, "\n")))
+	for _, want := range []string{`r.jsonl:11: rule "bad": status: 404`, `r.jsonl:` + fmt.Sprint(len(lines)-2) + `:`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want one containing %q", err, want)
+		}
+	}
+}
+
+// LoadRulesSlow parses a whole file, then builds it: the reference for
+// the streaming load.
+func LoadRulesSlow(t *testing.T, file string, data []byte) (*Index, []Problem, error) {
+	t.Helper()
+	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
+	if err != nil {
+		return nil, nil, err
+	}
+	ix, more, err := Build(rules, Options{})
+	return ix, append(warns, more...), err
 }
