@@ -38,6 +38,72 @@ func TestBuildGraph(t *testing.T) {
 			rules: []Rule{{ID: "up", Host: "example.com", Path: "/", Match: MatchPrefix, To: "https://example.com/"}},
 		},
 		{
+			name:  "pattern whose target is its own request",
+			rules: []Rule{{ID: "u", Path: "/u/:x", Match: MatchPattern, To: "/u/:x"}},
+			errs:  []string{`rule "u": to: redirects to itself`},
+		},
+		{
+			name:  "splat whose target is its own request",
+			rules: []Rule{{ID: "v", Host: "example.com", Path: "/v/*", Match: MatchPattern, To: "/v/:splat"}},
+			errs:  []string{`rule "v": to: redirects to itself`},
+		},
+		{
+			name:  "pattern whose target it matches again grows forever",
+			rules: []Rule{{ID: "g", Host: "*.example.com", Path: "/g/*", Match: MatchPattern, To: "/g/new/:splat"}},
+			errs:  []string{`rule "g": to: redirects to itself`},
+		},
+		{
+			name:  "pattern whose fixed target it matches",
+			rules: []Rule{{ID: "f", Path: "/f/:x", Match: MatchPattern, To: "/f/new"}},
+			errs:  []string{`rule "f": to: redirects to itself`},
+		},
+		{
+			name:  "regex whose target is its own request",
+			rules: []Rule{{ID: "rx", Path: "/rx/(.*)", Match: MatchRegex, To: "/rx/$1"}},
+			errs:  []string{`rule "rx": to: redirects to itself`},
+		},
+		{
+			name:  "add-slash regex that also matches its target",
+			rules: []Rule{{ID: "slash", Path: "/(.*[^/])", Match: MatchRegex, To: "/$1/"}},
+			errs:  []string{`rule "slash": to: redirects to itself`},
+		},
+		{
+			name:  "add-slash regex with strict trailing slash",
+			rules: []Rule{{ID: "slash", Path: "/(.*[^/])", Match: MatchRegex, To: "/$1/", TrailingSlash: TrailingSlashStrict}},
+		},
+		{
+			name:  "pattern to elsewhere",
+			rules: []Rule{{ID: "u", Path: "/u/:x", Match: MatchPattern, To: "/users/:x"}},
+		},
+		{
+			name:  "pattern scheme upgrade on its own host is not a self redirect",
+			rules: []Rule{{ID: "up", Host: "example.com", Path: "/*", Match: MatchPattern, To: "https://example.com/:splat"}},
+		},
+		{
+			name: "patterns pointing at each other",
+			rules: []Rule{
+				{ID: "a", Path: "/a/:x", Match: MatchPattern, To: "/b/:x"},
+				{ID: "b", Path: "/b/:x", Match: MatchPattern, To: "/a/:x"},
+			},
+			errs: []string{`rule "a": to: redirect cycle: "a" → "b" → "a"`},
+		},
+		{
+			name: "pattern and prefix pointing at each other",
+			rules: []Rule{
+				{ID: "a", Path: "/a/:x", Match: MatchPattern, To: "/b/:x"},
+				{ID: "b", Path: "/b", Match: MatchPrefix, To: "/a"},
+			},
+			errs: []string{`rule "a": to: redirect cycle: "a" → "b" → "a"`},
+		},
+		{
+			name: "pattern chain is a warning",
+			rules: []Rule{
+				{ID: "a", Path: "/a/:x", Match: MatchPattern, To: "/b/:x"},
+				{ID: "b", Path: "/b/*", Match: MatchPattern, To: "/c/:splat"},
+			},
+			warns: []string{`rule "a": to: redirect chain: "a" → "b"`},
+		},
+		{
 			name: "cycle",
 			rules: []Rule{
 				{ID: "a", Path: "/a", To: "/b"},
