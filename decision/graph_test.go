@@ -2,8 +2,12 @@ package decision
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestBuildGraph(t *testing.T) {
@@ -244,5 +248,46 @@ func TestBuildListsEveryProblem(t *testing.T) {
 		if !fields[f] {
 			t.Errorf("no problem on %s in %v", f, re)
 		}
+	}
+}
+
+// TestLoopFixtures loads testdata/rules/loop_*.yaml as the daemon does and
+// checks every problem, word for word, file:line first.
+func TestLoopFixtures(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want []string
+	}{
+		{"loop_pattern.yaml", []string{
+			`loop_pattern.yaml:3: rule "user": to: redirects to itself: a request for /u/x1 is sent to /u/x1, which this rule matches again`,
+			`loop_pattern.yaml:7: rule "grow": to: redirects to itself: a request for /v/x1 is sent to /v/new/x1, which this rule matches again`,
+			`loop_pattern.yaml:11: rule "add-slash": to: redirects to itself: a request for /xx is sent to /xx/, which this rule matches again`,
+		}},
+		{"loop_cycle.yaml", []string{
+			`loop_cycle.yaml:3: rule "a": to: redirect cycle: "a" → "b" → "c" → "a"`,
+		}},
+		{"loop_upgrade.yaml", nil},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "rules", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := NewStore(Options{}).ReplaceFile(tt.file, data)
+			var got []string
+			if err != nil {
+				var re *RulesError
+				if !errors.As(err, &re) {
+					t.Fatalf("error %v, want a *RulesError", err)
+				}
+				got = problemStrings(re.Problems)
+			} else {
+				got = problemStrings(c.Warnings())
+				c.Abort()
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
