@@ -51,14 +51,14 @@ func baseOrder(pos uint32) uint64 { return uint64(pos+1) << 32 }
 // crule is one rule in compact form: its strings are spans of the arena
 // and what only some rules have sits in exts.
 type crule struct {
-	off                [nSpans]uint32
-	n                  [nSpans]uint16
-	scope, cache, ext  uint32
-	line, pathEnd      int32
-	status             int16
-	intent             Intent
-	kind               MatchKind
-	flags              uint8
+	off               [nSpans]uint32
+	n                 [nSpans]uint16
+	scope, cache, ext uint32
+	line, pathEnd     int32
+	status            int16
+	intent            Intent
+	kind              MatchKind
+	flags             uint8
 }
 
 // The strings of a crule. norm and cleanTo are route.path and

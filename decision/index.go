@@ -42,8 +42,8 @@ func rulesTableSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{
 		Name: rulesTable,
 		Indexes: map[string]*memdb.IndexSchema{
-			idIndex:    {Name: idIndex, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
-			slotIndex:  {Name: slotIndex, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+			idIndex:   {Name: idIndex, Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+			slotIndex: {Name: slotIndex, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 			// Not unique: while a change moves rules, two rows may briefly
 			// share an order.
 			orderIndex: {Name: orderIndex, AllowMissing: true, Indexer: orderIndexer{}},
