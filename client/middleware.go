@@ -102,6 +102,14 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("redirectd answered a redirect with status %d, not 3xx", code)
 	}
 	if err != nil || !resp.GetRedirect() {
+		// A pass that consulted request headers names them in Vary: the
+		// page next writes varies on them as the decision did (RFC 9110
+		// section 12.5.5). Added before next runs, so next may add more.
+		for _, kv := range resp.GetHeaders() {
+			if http.CanonicalHeaderKey(kv.GetName()) == "Vary" {
+				w.Header().Add("Vary", kv.GetValue())
+			}
+		}
 		m.next.ServeHTTP(w, r)
 		if err != nil && m.onError != nil {
 			m.onError(r, err)

@@ -41,6 +41,9 @@ func byPath(req *redirectv1.DecideRequest) (*redirectv1.DecideResponse, error) {
 			Cache:   &redirectv1.CacheAdvice{Cacheable: true, CacheControl: "public, max-age=300"},
 			Headers: []*redirectv1.Header{{Name: "Location", Value: "/form2"}, {Name: "Cache-Control", Value: "public, max-age=300"}, {Name: "Vary", Value: "Accept-Language"}},
 		}, nil
+	case strings.HasPrefix(req.GetPath(), "/varies"):
+		// A pass after a header condition: Vary alone.
+		return &redirectv1.DecideResponse{Headers: []*redirectv1.Header{{Name: "Vary", Value: "Accept-Language"}}}, nil
 	}
 	return &redirectv1.DecideResponse{}, nil
 }
@@ -78,6 +81,10 @@ func TestMiddlewareAnswers(t *testing.T) {
 		},
 		{
 			name: "pass POST", method: "POST", path: "/current", wantStatus: 200, wantBody: "page POST",
+		},
+		{
+			name: "pass that consulted a header varies on it", method: "GET", path: "/varies", wantStatus: 200, wantBody: "page GET",
+			wantHeaders: map[string]string{"Vary": "Accept-Language", "Location": "", "Cache-Control": ""},
 		},
 	}
 	for _, tt := range tests {

@@ -67,6 +67,11 @@ type deCase struct {
 		Vary           string `yaml:"vary"`
 		Rule           string `yaml:"rule"`
 		ErrorField     string `yaml:"error_field"` // a *RequestError naming this field
+		// SelfRedirect: a rule's Location was the request's own URL and
+		// was not answered (README "Redirect loops").
+		SelfRedirect bool `yaml:"self_redirect"`
+		// Explain is a text some candidate's reason contains.
+		Explain string `yaml:"explain"`
 	} `yaml:"want"`
 }
 
@@ -179,9 +184,24 @@ func runCase(t *testing.T, ix *Index, f caseFile, c deCase) {
 	if err != nil {
 		t.Fatalf("Decide: %v", err)
 	}
+	if d.SelfRedirect != c.Want.SelfRedirect {
+		t.Errorf("SelfRedirect = %v, want %v\n%s", d.SelfRedirect, c.Want.SelfRedirect, explained(d))
+	}
+	if c.Want.Explain != "" && !strings.Contains(explained(d), c.Want.Explain) {
+		t.Errorf("explanation does not say %q:\n%s", c.Want.Explain, explained(d))
+	}
 	if c.Want.Pass {
 		if d.Redirect {
 			t.Fatalf("redirect by %s to %s, want pass\n%s", d.RuleID, d.Location, explained(d))
+		}
+		// A pass carries only Vary, when the decision consulted headers
+		// (README "Rules", headers).
+		var want []Header
+		if c.Want.Vary != "" {
+			want = []Header{{"Vary", c.Want.Vary}}
+		}
+		if diff := cmp.Diff(want, d.Headers); diff != "" {
+			t.Errorf("pass headers (-want +got):\n%s\n%s", diff, explained(d))
 		}
 		return
 	}

@@ -3,74 +3,87 @@ package decision
 import (
 	"cmp"
 	"fmt"
+	"regexp/syntax"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// The rule graph: where exact and prefix rules send clients. A rule whose
-// target it matches itself, or a cycle A→B→A, would loop a client until it
-// gives up (browsers stop after 20 hops, Fetch "HTTP-redirect fetch" step
-// 5): errors. A chain A→B→C costs clients a round trip per hop: a warning
+// The rule graph: where rules send clients. A rule whose target it
+// matches itself, or a cycle A→B→A, would loop a client until it gives up
+// (browsers stop after 20 hops, Fetch "HTTP-redirect fetch" step 5):
+// errors. A chain A→B→C costs clients a round trip per hop: a warning
 // (Options.FlattenChains answers A with C's Location). Rules that can
 // never match are warnings too.
+//
+// A rule is followed from probes: requests that stand for what it
+// matches (see probes). Exact and prefix rules are followed exactly;
+// a pattern from one request with every parameter filled, which is
+// decisive because a pattern treats all values of a parameter alike
+// where no other rule tells them apart; a regex from one string its
+// expression matches (regexSample), which can miss a loop that only some
+// strings make. Rules with header conditions or limited to methods other
+// than GET are not followed (the probes send GET and no headers). What
+// this misses, Decide catches per request (self.go, README "Redirect
+// loops").
+
+// loopResult is what following a rule from its probes found.
+type loopResult struct {
+	hops   []route // the rule, then each rule its probe reached
+	probe  string  // the probe's path and the rule's Location for it
+	loc    string
+	cyclic bool // the hops came back to the rule (alone: a self-redirect)
+}
 
 // checkGraph checks every rule of a freshly built Index, whose overlay is
-// empty, so a rule's position is its order >> 32, less one (baseOrder).
+// empty. Each rule is followed on its own, so the work spreads over the
+// cores and stays in proportion to the set's size (a rule whose target no
+// rule matches costs one lookup a probe).
 func (ix *Index) checkGraph() (errs, warns []Problem) {
 	b := ix.base
 	n := len(b.rules)
-	// next[i]-1 is the rule the target of exact or prefix rule i hits.
-	// Each is a lookup in the finished index, so they spread over the cores.
-	next := make([]uint32, n)
-	inChunks(n, runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+	type found struct {
+		pos int
+		res loopResult
+	}
+	workers := runtime.GOMAXPROCS(0)
+	perWorker := make([][]found, workers)
+	inChunks(n, workers, func(w, lo, hi int) {
 		var a route
 		for i := lo; i < hi; i++ {
-			if k := b.rules[i].kind; k != MatchExact && k != MatchPrefix {
-				continue
-			}
 			b.route(uint32(i), &a)
-			if t, ok := ix.targetRule(&a); ok {
-				next[i] = uint32(t.order >> 32) // position + 1
+			if res := ix.loopCheck(&a); res.cyclic || len(res.hops) >= 2 {
+				perWorker[w] = append(perWorker[w], found{i, res})
 			}
 		}
 	})
-	var a, t route
-	for i := range next {
-		if next[i] == 0 {
-			continue
-		}
-		b.route(uint32(i), &a)
-		if next[i]-1 == uint32(i) {
-			errs = append(errs, a.problem(SeverityError, "to",
-				fmt.Sprintf("redirects to itself: %s matches this rule's own path", a.cleanTo)))
-			continue
-		}
-		path := []uint32{uint32(i)}
-		cyclic := false
-		for cur := next[i]; cur != 0; cur = next[cur-1] {
-			if cur-1 == uint32(i) {
-				cyclic = true
-				break
+	all := slices.Concat(perWorker...)
+	slices.SortFunc(all, func(x, y found) int { return x.pos - y.pos })
+	// A cycle is reported once, by the first of its rules that found it.
+	cycles := map[string]bool{}
+	for _, f := range all {
+		a := &f.res.hops[0]
+		if f.res.cyclic && len(f.res.hops) > 1 {
+			key := cycleKey(f.res.hops)
+			if cycles[key] {
+				continue
 			}
-			if slices.Contains(path, cur-1) || len(path) > maxChainHops {
-				break // a cycle not through i, reported from its own members
-			}
-			path = append(path, cur-1)
+			cycles[key] = true
 		}
-		switch {
-		case cyclic && slices.Min(path) == uint32(i):
-			errs = append(errs, a.problem(SeverityError, "to", "redirect cycle: "+chainText(b, append(path, uint32(i)))))
-		case !cyclic && len(path) >= 2 && !ix.opts.FlattenChains:
-			warns = append(warns, a.problem(SeverityWarning, "to",
-				"redirect chain: "+chainText(b, path)+"; clients make one request per hop (flatten-chains answers the first rule with the last target)"))
+		if p, ok := ix.loopProblem(a, f.res, ""); ok {
+			if p.Severity == SeverityError {
+				errs = append(errs, p)
+			} else {
+				warns = append(warns, p)
+			}
 		}
 	}
 	// Slots of more than one rule: the slot table holds each slot's first.
 	// The table's order is the hash's: the warnings are put in file order.
 	var slot []route
 	var shadow []Problem
+	var t route
 	for _, e := range b.slots.slots {
 		if e == 0 || b.next[e&posMask-1] == 0 {
 			continue
@@ -89,57 +102,66 @@ func (ix *Index) checkGraph() (errs, warns []Problem) {
 	return errs, warns
 }
 
+// cycleKey names a cycle by its rules, whichever of them it starts from.
+func cycleKey(hops []route) string {
+	orders := make([]uint64, len(hops))
+	for i := range hops {
+		orders[i] = hops[i].order
+	}
+	slices.Sort(orders)
+	return fmt.Sprint(orders)
+}
+
+// loopProblem is the problem res shows for a, if any; gone names a rule
+// whose deletion exposed it.
+func (ix *Index) loopProblem(a *route, res loopResult, gone string) (Problem, bool) {
+	switch {
+	case res.cyclic && len(res.hops) == 1:
+		if a.kind == MatchExact || a.kind == MatchPrefix {
+			return a.problem(SeverityError, "to",
+				fmt.Sprintf("redirects to itself: %s matches this rule's own path", res.loc)), true
+		}
+		return a.problem(SeverityError, "to",
+			fmt.Sprintf("redirects to itself: a request for %s is sent to %s, which this rule matches again", res.probe, res.loc)), true
+	case res.cyclic && gone != "":
+		return a.problem(SeverityError, "to",
+			"redirect cycle once rule "+strconv.Quote(gone)+" is gone: "+hopText(append(res.hops, *a))), true
+	case res.cyclic:
+		return a.problem(SeverityError, "to", "redirect cycle: "+hopText(append(res.hops, *a))), true
+	case len(res.hops) >= 2 && !ix.opts.FlattenChains && gone == "":
+		return a.problem(SeverityWarning, "to",
+			"redirect chain: "+hopText(res.hops)+"; clients make one request per hop (flatten-chains answers the first rule with the last target)"), true
+	}
+	return Problem{}, false
+}
+
 // checkChanged checks the rules a change put (changed) and the places it
 // freed (freed: rules deleted or moved away) in ix, the Index as it will
 // be. Any new cycle runs through a changed rule, or through the rule that
 // now answers a freed rule's path: the rules that sent clients there now
-// reach it. Only those are walked, so a change costs work in proportion to
-// its size, not to the set's.
+// reach it. Only those are followed, so a change costs work in proportion
+// to its size, not to the set's.
 func (ix *Index) checkChanged(changed []*route, freed []*route) (errs, warns []Problem) {
 	for _, a := range changed {
-		if a.kind != MatchExact && a.kind != MatchPrefix {
-			continue
-		}
-		t, ok := ix.targetRule(a)
-		if !ok {
-			continue
-		}
-		if t.order == a.order {
-			errs = append(errs, a.problem(SeverityError, "to",
-				fmt.Sprintf("redirects to itself: %s matches this rule's own path", a.cleanTo)))
-			continue
-		}
-		hops, cyclic := ix.walk(a, t)
-		switch {
-		case cyclic:
-			errs = append(errs, a.problem(SeverityError, "to", "redirect cycle: "+hopText(append(hops, *a))))
-		case len(hops) >= 2 && !ix.opts.FlattenChains:
-			warns = append(warns, a.problem(SeverityWarning, "to",
-				"redirect chain: "+hopText(hops)+"; clients make one request per hop (flatten-chains answers the first rule with the last target)"))
+		if p, ok := ix.loopProblem(a, ix.loopCheck(a), ""); ok {
+			if p.Severity == SeverityError {
+				errs = append(errs, p)
+			} else {
+				warns = append(warns, p)
+			}
 		}
 	}
 	for _, d := range freed {
-		var r route
-		if d.kind != MatchExact && d.kind != MatchPrefix {
-			continue
-		}
-		probe := *d
-		probe.cleanTo = d.path
-		if probe.cleanTo == "" {
-			probe.cleanTo = "/"
-		}
-		if got, ok := ix.targetRule(&probe); ok {
-			r = got
-		} else {
-			continue
-		}
-		if r.kind != MatchExact && r.kind != MatchPrefix {
-			continue
-		}
-		if t, ok := ix.targetRule(&r); ok && t.order != r.order {
-			if hops, cyclic := ix.walk(&r, t); cyclic {
-				errs = append(errs, r.problem(SeverityError, "to",
-					"redirect cycle once rule "+strconv.Quote(d.id)+" is gone: "+hopText(append(hops, r))))
+		for _, pr := range d.probes() {
+			h := hop{host: pr.host}
+			r, _, ok := ix.follow(&h, pr.path)
+			if !ok {
+				continue
+			}
+			if res := ix.loopCheck(&r); res.cyclic && len(res.hops) > 1 {
+				p, _ := ix.loopProblem(&r, res, d.id)
+				errs = append(errs, p)
+				break
 			}
 		}
 	}
@@ -149,29 +171,58 @@ func (ix *Index) checkChanged(changed []*route, freed []*route) (errs, warns []P
 	return errs, warns
 }
 
-// walk follows the targets from a's first hop t, up to maxChainHops, and
-// reports whether they lead back to a.
-func (ix *Index) walk(a *route, t route) (hops []route, cyclic bool) {
-	hops = []route{*a}
-	for cur := t; ; {
-		if cur.order == a.order {
-			return hops, true
+// loopCheck follows a from each of its probes, hop by hop as a client
+// would with GET, up to maxChainHops. It returns the first probe that
+// comes back to a, else the longest chain.
+func (ix *Index) loopCheck(a *route) loopResult {
+	var best loopResult
+	for _, pr := range a.probes() {
+		loc, ok := a.probeLocation(pr.path)
+		if !ok {
+			continue
 		}
-		for _, h := range hops {
-			if h.order == cur.order {
-				return hops, false // a cycle not through a
+		res := loopResult{hops: []route{*a}, probe: pr.path, loc: loc}
+		h := hop{host: pr.host}
+		for next := loc; ; {
+			t, nl, ok := ix.follow(&h, next)
+			if !ok {
+				break
 			}
+			if t.order == a.order {
+				res.cyclic = true
+				return res
+			}
+			if len(res.hops) > maxChainHops || slices.ContainsFunc(res.hops, func(h route) bool { return h.order == t.order }) {
+				break // a cycle not through a, reported from its own rules
+			}
+			res.hops = append(res.hops, t)
+			next = nl
 		}
-		if len(hops) > maxChainHops {
-			return hops, false
+		if len(res.hops) > len(best.hops) {
+			best = res
 		}
-		hops = append(hops, cur)
-		next, ok := ix.targetRule(&cur)
-		if !ok || (cur.kind != MatchExact && cur.kind != MatchPrefix) {
-			return hops, false
-		}
-		cur = next
 	}
+	return best
+}
+
+// follow is one hop: the rule a client asking for loc from where h stands
+// reaches with GET and no headers, and that rule's Location. A rule whose
+// Location is its own request wins here (m.keepLoops), so the loop shows.
+func (ix *Index) follow(h *hop, loc string) (route, string, bool) {
+	next, ok := h.request(loc, "GET", "")
+	if !ok {
+		return route{}, "", false
+	}
+	r, err := parseRequest(&next)
+	if err != nil {
+		return route{}, "", false
+	}
+	m := match{keepLoops: true}
+	if !ix.match(&r, nil, nil, &m) {
+		return route{}, "", false
+	}
+	h.host, h.scheme = next.Host, r.scheme
+	return m.win, m.loc, true
 }
 
 // slotOf returns the live rules of rt's slot, in the order tried.
@@ -188,36 +239,144 @@ func (ix *Index) slotOf(rt *route) []route {
 	return out
 }
 
-// targetRule is the exact or prefix rule a client following a's redirect
-// with GET would hit next. A host-less target stays on a's host; for a
-// wildcard rule that is a probe subdomain, for an any-host rule only
-// any-host rules are considered (a particular host is unknown).
-func (ix *Index) targetRule(a *route) (route, bool) {
-	to := a.cleanTo
-	req := Request{Method: "GET", Target: to}
+// probe is a request the load check starts from: a host in the rule's
+// scope ("" for any host: only any-host rules answer its path targets)
+// and a path the rule matches.
+type probe struct {
+	host, path string
+}
+
+// probes are the requests that stand for what rt matches: an exact
+// rule's path; a prefix's path and a path under it; a pattern with each
+// parameter and the splat filled ("x1", "x2" …); a regex's sample. A
+// wildcard rule is probed on a subdomain of its suffix.
+func (rt *route) probes() []probe {
+	host := rt.scope
 	switch {
-	case strings.HasPrefix(to, "/"):
-		switch {
-		case a.scope == "*":
-		case strings.HasPrefix(a.scope, "*."):
-			req.Host = "redirectd-probe" + a.scope[1:]
-		default:
-			req.Host = a.scope
+	case host == "*":
+		host = ""
+	case strings.HasPrefix(host, "*."):
+		host = "redirectd-probe" + host[1:]
+	}
+	own := rt.path
+	if own == "" {
+		own = "/"
+	} else if rt.strict && rt.trailing && own != "/" {
+		own += "/"
+	}
+	switch rt.kind {
+	case MatchExact:
+		return []probe{{host, own}}
+	case MatchPrefix:
+		return []probe{{host, own}, {host, strings.TrimSuffix(own, "/") + "/x"}}
+	case MatchPattern:
+		if len(rt.ext.pattern) == 0 {
+			return []probe{{host, "/"}}
 		}
+		var b strings.Builder
+		for _, sg := range rt.ext.pattern {
+			b.WriteByte('/')
+			if sg.param || sg.splat {
+				fmt.Fprintf(&b, "x%d", sg.group)
+			} else {
+				b.WriteString(sg.lit)
+			}
+		}
+		return []probe{{host, b.String()}}
 	default:
-		if _, _, _, ok := splitAbsolute(to); !ok {
-			return route{}, false
+		if sample, ok := regexSample(rt.ext.re.String()); ok {
+			return []probe{{host, sample}}
 		}
+		return nil
 	}
-	r, err := parseRequest(&req)
+}
+
+// probeLocation is rt's Location for a GET of path, or false when rt does
+// not match it (a regex sample that normalisation changed).
+func (rt *route) probeLocation(path string) (string, bool) {
+	r := request{method: "GET", path: normalizePath(path)}
+	r.trailing = len(r.path) > 1 && strings.HasSuffix(r.path, "/")
+	switch rt.kind {
+	case MatchExact:
+		return rt.location(&r, "", r.path, nil), true
+	case MatchPrefix:
+		rest := strings.TrimPrefix(trimSlash(r.path), rt.path)
+		if rest == "/" {
+			rest = ""
+		}
+		if rt.strict && rt.trailing && rest == "" {
+			rest = "/"
+		}
+		return rt.location(&r, rest, r.path, nil), true
+	}
+	p := trimSlash(r.path)
+	if rt.strict {
+		p = r.path
+	}
+	var caps captures
+	if !rt.matchDynamic(p, &caps) {
+		return "", false
+	}
+	return rt.location(&r, "", p, &caps), true
+}
+
+// regexSample makes a path the anchored expression expr matches: the
+// first branch of each alternation, one repetition of each star or plus,
+// and for a character class a letter or digit it holds. ok is false when
+// the expression needs what a sample cannot give ("\b", a class of
+// nothing but reserved bytes).
+func regexSample(expr string) (string, bool) {
+	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
-		return route{}, false
+		return "", false
 	}
-	var m match
-	if !ix.match(&r, nil, nil, &m) || (m.win.kind != MatchExact && m.win.kind != MatchPrefix) {
-		return route{}, false
+	var b strings.Builder
+	var walk func(re *syntax.Regexp) bool
+	walk = func(re *syntax.Regexp) bool {
+		switch re.Op {
+		case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText:
+			return true
+		case syntax.OpLiteral:
+			b.WriteString(string(re.Rune))
+			return true
+		case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+			b.WriteByte('x')
+			return true
+		case syntax.OpCharClass:
+			for _, c := range "xa0-_~" {
+				for i := 0; i+1 < len(re.Rune); i += 2 {
+					if re.Rune[i] <= c && c <= re.Rune[i+1] {
+						b.WriteRune(c)
+						return true
+					}
+				}
+			}
+			return false
+		case syntax.OpCapture, syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
+			return walk(re.Sub[0])
+		case syntax.OpRepeat:
+			for range max(re.Min, min(re.Max, 1)) {
+				if !walk(re.Sub[0]) {
+					return false
+				}
+			}
+			return true
+		case syntax.OpConcat:
+			for _, s := range re.Sub {
+				if !walk(s) {
+					return false
+				}
+			}
+			return true
+		case syntax.OpAlternate:
+			return walk(re.Sub[0])
+		}
+		return false
 	}
-	return m.win, true
+	if !walk(re) || !strings.HasPrefix(b.String(), "/") {
+		return "", false
+	}
+	return b.String(), true
 }
 
 // shadowedInSlot reports the shadowed rules of one slot, kind by kind.
@@ -258,7 +417,7 @@ func covers(e, l *route) bool {
 	if e.kind != l.kind {
 		return false
 	}
-	if e.ext != nil && (len(e.ext.headers) > 0 || e.ext.selfScheme != "") {
+	if e.ext != nil && len(e.ext.headers) > 0 || e.mayBeOwnTarget() {
 		return false
 	}
 	if em := e.methods(); len(em) > 0 {
@@ -288,6 +447,26 @@ func covers(e, l *route) bool {
 			slices.Equal(e.ext.pattern, l.ext.pattern) && (e.ext.re == nil) == (l.ext.re == nil) &&
 			(e.ext.re == nil || e.ext.re.String() == l.ext.re.String())
 	}
+}
+
+// mayBeOwnTarget reports whether rt's To is an absolute URL on a host rt
+// matches: for a request already there, rt does not apply (README
+// "Redirect loops"), so it cannot shadow a later rule.
+func (rt *route) mayBeOwnTarget() bool {
+	_, authority, _, ok := splitAbsolute(rt.cleanTo)
+	if !ok {
+		return false
+	}
+	h, err := normalizeHost(authority)
+	switch {
+	case err != nil:
+		return false
+	case rt.scope == "*":
+		return true
+	case strings.HasPrefix(rt.scope, "*."):
+		return strings.HasSuffix(h, rt.scope[1:])
+	}
+	return h == rt.scope
 }
 
 func (rt *route) problem(sev Severity, field, msg string) Problem {

@@ -2,8 +2,12 @@ package decision
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestBuildGraph(t *testing.T) {
@@ -36,6 +40,72 @@ func TestBuildGraph(t *testing.T) {
 		{
 			name:  "scheme upgrade on the same host is not a self redirect",
 			rules: []Rule{{ID: "up", Host: "example.com", Path: "/", Match: MatchPrefix, To: "https://example.com/"}},
+		},
+		{
+			name:  "pattern whose target is its own request",
+			rules: []Rule{{ID: "u", Path: "/u/:x", Match: MatchPattern, To: "/u/:x"}},
+			errs:  []string{`rule "u": to: redirects to itself`},
+		},
+		{
+			name:  "splat whose target is its own request",
+			rules: []Rule{{ID: "v", Host: "example.com", Path: "/v/*", Match: MatchPattern, To: "/v/:splat"}},
+			errs:  []string{`rule "v": to: redirects to itself`},
+		},
+		{
+			name:  "pattern whose target it matches again grows forever",
+			rules: []Rule{{ID: "g", Host: "*.example.com", Path: "/g/*", Match: MatchPattern, To: "/g/new/:splat"}},
+			errs:  []string{`rule "g": to: redirects to itself`},
+		},
+		{
+			name:  "pattern whose fixed target it matches",
+			rules: []Rule{{ID: "f", Path: "/f/:x", Match: MatchPattern, To: "/f/new"}},
+			errs:  []string{`rule "f": to: redirects to itself`},
+		},
+		{
+			name:  "regex whose target is its own request",
+			rules: []Rule{{ID: "rx", Path: "/rx/(.*)", Match: MatchRegex, To: "/rx/$1"}},
+			errs:  []string{`rule "rx": to: redirects to itself`},
+		},
+		{
+			name:  "add-slash regex that also matches its target",
+			rules: []Rule{{ID: "slash", Path: "/(.*[^/])", Match: MatchRegex, To: "/$1/"}},
+			errs:  []string{`rule "slash": to: redirects to itself`},
+		},
+		{
+			name:  "add-slash regex with strict trailing slash",
+			rules: []Rule{{ID: "slash", Path: "/(.*[^/])", Match: MatchRegex, To: "/$1/", TrailingSlash: TrailingSlashStrict}},
+		},
+		{
+			name:  "pattern to elsewhere",
+			rules: []Rule{{ID: "u", Path: "/u/:x", Match: MatchPattern, To: "/users/:x"}},
+		},
+		{
+			name:  "pattern scheme upgrade on its own host is not a self redirect",
+			rules: []Rule{{ID: "up", Host: "example.com", Path: "/*", Match: MatchPattern, To: "https://example.com/:splat"}},
+		},
+		{
+			name: "patterns pointing at each other",
+			rules: []Rule{
+				{ID: "a", Path: "/a/:x", Match: MatchPattern, To: "/b/:x"},
+				{ID: "b", Path: "/b/:x", Match: MatchPattern, To: "/a/:x"},
+			},
+			errs: []string{`rule "a": to: redirect cycle: "a" → "b" → "a"`},
+		},
+		{
+			name: "pattern and prefix pointing at each other",
+			rules: []Rule{
+				{ID: "a", Path: "/a/:x", Match: MatchPattern, To: "/b/:x"},
+				{ID: "b", Path: "/b", Match: MatchPrefix, To: "/a"},
+			},
+			errs: []string{`rule "a": to: redirect cycle: "a" → "b" → "a"`},
+		},
+		{
+			name: "pattern chain is a warning",
+			rules: []Rule{
+				{ID: "a", Path: "/a/:x", Match: MatchPattern, To: "/b/:x"},
+				{ID: "b", Path: "/b/*", Match: MatchPattern, To: "/c/:splat"},
+			},
+			warns: []string{`rule "a": to: redirect chain: "a" → "b"`},
 		},
 		{
 			name: "cycle",
@@ -178,5 +248,46 @@ func TestBuildListsEveryProblem(t *testing.T) {
 		if !fields[f] {
 			t.Errorf("no problem on %s in %v", f, re)
 		}
+	}
+}
+
+// TestLoopFixtures loads testdata/rules/loop_*.yaml as the daemon does and
+// checks every problem, word for word, file:line first.
+func TestLoopFixtures(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		want []string
+	}{
+		{"loop_pattern.yaml", []string{
+			`loop_pattern.yaml:3: rule "user": to: redirects to itself: a request for /u/x1 is sent to /u/x1, which this rule matches again`,
+			`loop_pattern.yaml:7: rule "grow": to: redirects to itself: a request for /v/x1 is sent to /v/new/x1, which this rule matches again`,
+			`loop_pattern.yaml:11: rule "add-slash": to: redirects to itself: a request for /xx is sent to /xx/, which this rule matches again`,
+		}},
+		{"loop_cycle.yaml", []string{
+			`loop_cycle.yaml:3: rule "a": to: redirect cycle: "a" → "b" → "c" → "a"`,
+		}},
+		{"loop_upgrade.yaml", nil},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "rules", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := NewStore(Options{}).ReplaceFile(tt.file, data)
+			var got []string
+			if err != nil {
+				var re *RulesError
+				if !errors.As(err, &re) {
+					t.Fatalf("error %v, want a *RulesError", err)
+				}
+				got = problemStrings(re.Problems)
+			} else {
+				got = problemStrings(c.Warnings())
+				c.Abort()
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

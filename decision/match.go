@@ -19,14 +19,18 @@ const maxChainHops = 8
 
 // match is the rule that decided a request.
 type match struct {
-	win  route
-	rest string // prefix rules: the path after the prefix
-	path string // the path captures index into
-	caps captures
+	win route
+	loc string // win's Location for the request
 	// varies lists the rules whose header conditions were evaluated
 	// before (and including) the winner: the answer depends on those
 	// headers, whether they matched or not (RFC 9110 section 12.5.5).
 	varies []*routeExtra
+	// self: a rule was passed over because its Location was the
+	// request's own URL (a loop, not an alreadyTarget).
+	self bool
+	// keepLoops lets a rule whose Location is the request's own path win,
+	// so the load check (graph.go) sees the loop; Decide never sets it.
+	keepLoops bool
 }
 
 // Decide answers one request; the error is a *RequestError. now drives the
@@ -41,24 +45,40 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		ex = &Explanation{Host: r.host, Path: r.path}
 	}
 	var m match
-	if !ix.match(&r, req.Headers, ex, &m) {
-		return Decision{Explanation: ex}, nil
-	}
+	found := ix.match(&r, req.Headers, ex, &m)
 	rt := &m.win
-	status := int(rt.status)
-	if status == 0 {
-		intent := req.Intent
-		if intent == IntentUnspecified {
-			intent = rt.intent
+	var status int
+	var method string
+	var keepsBody bool
+	if found {
+		status = int(rt.status)
+		if status == 0 {
+			intent := req.Intent
+			if intent == IntentUnspecified {
+				intent = rt.intent
+			}
+			status = statusFor(intent, r.method, r.http10)
 		}
-		status = statusFor(intent, r.method, r.http10)
-	}
-	method, keepsBody := followUp(status, r.method)
-	loc := rt.location(&r, m.rest, m.path, &m.caps)
-	if ix.opts.FlattenChains {
-		loc = ix.flatten(&r, req, loc, method)
+		method, keepsBody = followUp(status, r.method)
+		if ix.opts.FlattenChains {
+			ix.flatten(&r, req, method, &m)
+			if ownURL(m.loc, &r) != elsewhere {
+				// A chain that leads back to the request (through rules
+				// the load check could not follow): no redirect at all.
+				found, m.self = false, true
+				unapply(ex, rt.id, "matched, but the chain of redirects from it leads back to the request's own URL "+m.loc+"; passed (README \"Redirect loops\")")
+			}
+		}
 	}
 	vary := varyOf(m.varies)
+	if !found {
+		d := Decision{SelfRedirect: m.self, Explanation: ex}
+		if vary != "" {
+			d.Headers = []Header{{"Vary", vary}}
+		}
+		return d, nil
+	}
+	loc := m.loc
 	cache := rt.cacheAdvice(status, now, vary != "")
 	d := Decision{
 		Redirect:          true,
@@ -68,6 +88,7 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		FollowUpKeepsBody: keepsBody,
 		Cache:             cache,
 		RuleID:            rt.id,
+		SelfRedirect:      m.self,
 		Explanation:       ex,
 	}
 	if vary == "" {
@@ -76,6 +97,18 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		d.Headers = []Header{{"Location", loc}, {"Cache-Control", cache.CacheControl}, {"Vary", vary}}
 	}
 	return d, nil
+}
+
+// unapply marks the applied candidate of rule id as not applied, and why.
+func unapply(ex *Explanation, id, why string) {
+	if ex == nil {
+		return
+	}
+	for i := range ex.Candidates {
+		if c := &ex.Candidates[i]; c.Applied && c.RuleID == id {
+			c.Applied, c.Reason = false, why
+		}
+	}
 }
 
 // varyOf joins the header names of the rules a decision depended on.
@@ -98,38 +131,65 @@ func varyOf(rs []*routeExtra) string {
 }
 
 // flatten follows a chain of redirects inside this index (A→B→C answers
-// C's Location for A). Each hop is decided as the client would request it:
-// same host for a path, the URL's host for an absolute http(s) URL. Once
-// the chain has left the request's host, a path target is made absolute
-// on the host it is relative to.
-func (ix *Index) flatten(first *request, req *Request, loc, method string) string {
-	host, scheme, origin := req.Host, first.scheme, ""
+// C's Location for A), leaving the last Location in m.loc. Each hop is
+// decided as the client would request it, with the request's headers: a
+// hop's header conditions vary the answer as the first rule's do, so they
+// join m.varies. It stops at a Location that is the request's own URL.
+func (ix *Index) flatten(first *request, req *Request, method string, m *match) {
+	h := hop{host: req.Host, scheme: first.scheme}
 	for range maxChainHops {
-		next := Request{Method: method, Scheme: scheme, Host: host, Target: loc, Protocol: req.Protocol}
-		if !strings.HasPrefix(loc, "/") {
-			u, err := url.Parse(loc)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-				return loc
-			}
-			next.Host, next.Scheme = u.Host, u.Scheme
-			origin = u.Scheme + "://" + u.Host
+		next, ok := h.request(m.loc, method, req.Protocol)
+		if !ok {
+			return
 		}
 		r, err := parseRequest(&next)
 		if err != nil {
-			return loc
+			return
 		}
-		var m match
-		if !ix.match(&r, req.Headers, nil, &m) {
-			return loc
+		var hm match
+		found := ix.match(&r, req.Headers, nil, &hm)
+		m.varies = append(m.varies, hm.varies...)
+		if !found {
+			return
 		}
-		nl := m.win.location(&r, m.rest, m.path, &m.caps)
-		if strings.HasPrefix(nl, "/") && origin != "" {
-			nl = origin + nl
+		nl := h.absolute(hm.loc)
+		if nl == m.loc {
+			return
 		}
-		if nl == loc {
-			return loc
+		m.loc, h.host, h.scheme = nl, next.Host, r.scheme
+		if ownURL(nl, first) != elsewhere {
+			return
 		}
-		loc, host, scheme = nl, next.Host, r.scheme
+	}
+}
+
+// hop is where a client that follows a redirect stands: the host and
+// scheme it last asked, and the origin ("https://host") once a chain has
+// left the first request's host, so that a path target is made absolute
+// on the host it is relative to.
+type hop struct {
+	host, scheme, origin string
+}
+
+// request is the request a client sends for loc; ok is false when loc is
+// not an http(s) URL or absolute path. It records a new origin in h.
+func (h *hop) request(loc, method, protocol string) (Request, bool) {
+	next := Request{Method: method, Scheme: h.scheme, Host: h.host, Target: loc, Protocol: protocol}
+	if !strings.HasPrefix(loc, "/") {
+		u, err := url.Parse(loc)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return next, false
+		}
+		next.Host, next.Scheme = u.Host, u.Scheme
+		h.origin = u.Scheme + "://" + u.Host
+	}
+	return next, true
+}
+
+// absolute makes a path Location absolute on the origin a chain moved to.
+func (h *hop) absolute(loc string) string {
+	if strings.HasPrefix(loc, "/") && h.origin != "" {
+		return h.origin + loc
 	}
 	return loc
 }
@@ -270,10 +330,13 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		} else {
 			ok, why = ix.admit(rt, r, hdr, m)
 		}
+		loc := ""
+		if ok {
+			loc, ok, why = ix.target(rt, r, "", r.path, nil, m)
+		}
 		explain(ex, rt, ok, why)
 		if ok {
-			m.win = *rt
-			m.rest, m.path = "", r.path
+			m.win, m.loc = *rt, loc
 			return true
 		}
 	}
@@ -299,14 +362,17 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		if rt.strict {
 			p = r.path
 		}
-		ok, why := false, "path does not match"
+		ok, why, loc := false, "path does not match", ""
 		if rt.matchDynamic(p, &caps) {
 			ok, why = ix.admit(rt, r, hdr, m)
+		}
+		if ok {
+			loc, ok, why = ix.target(rt, r, "", p, &caps, m)
 		}
 		explain(ex, rt, false, why)
 		if ok {
 			found = true
-			m.win, m.caps, m.path = *rt, caps, p
+			m.win, m.loc = *rt, loc
 			if ex != nil {
 				if bestCand >= 0 {
 					ex.Candidates[bestCand].Reason = "matched, but rule " + strconv.Quote(rt.id) + " comes first in the file"
@@ -320,7 +386,6 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 			ex.Candidates[bestCand].Applied = true
 			ex.Candidates[bestCand].Reason = "matched"
 		}
-		m.rest = ""
 		return true
 	}
 
@@ -338,19 +403,22 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 			rest = r.path[len(rt.path):]
 			ok, why = ix.admit(rt, r, hdr, m)
 		}
+		loc := ""
+		if ok {
+			loc, ok, why = ix.target(rt, r, rest, r.path, nil, m)
+		}
 		explain(ex, rt, ok, why)
 		if ok {
-			m.win = *rt
-			m.rest, m.path = rest, r.path
+			m.win, m.loc = *rt, loc
 			return true
 		}
 	}
 	return false
 }
 
-// admit applies the request-independent-of-path filters: methods, the
-// scheme guard of a self-target, headers. Header conditions evaluated are
-// recorded: the answer varies on them.
+// admit applies the filters that do not depend on the path: methods and
+// headers. Header conditions evaluated are recorded: the answer varies on
+// them.
 func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (bool, string) {
 	e := rt.ext
 	if e == nil {
@@ -358,9 +426,6 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 	}
 	if len(e.methods) > 0 && !slices.Contains(e.methods, r.method) {
 		return false, "method " + r.method + " not in methods"
-	}
-	if e.selfScheme != "" && r.scheme == e.selfScheme {
-		return false, "request is already the target (" + r.scheme + ")"
 	}
 	if len(e.headers) > 0 {
 		m.varies = append(m.varies, e)
@@ -372,6 +437,26 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 		}
 	}
 	return true, "matched"
+}
+
+// target builds rt's Location for r (rest: what follows a prefix; caps:
+// pattern or regex captures over path, nil for exact and prefix rules). A rule whose Location is the
+// request's own URL does not apply to it (README "Redirect loops"): one
+// that moves the scheme or host is already satisfied, one that sends a
+// path to itself is a loop, recorded in m.self.
+func (ix *Index) target(rt *route, r *request, rest, path string, caps *captures, m *match) (string, bool, string) {
+	loc := rt.location(r, rest, path, caps)
+	switch ownURL(loc, r) {
+	case alreadyTarget:
+		return loc, false, "request is already the target " + loc
+	case loop:
+		if m.keepLoops {
+			return loc, true, "matched"
+		}
+		m.self = true
+		return loc, false, "its Location " + loc + " is the request's own URL: a redirect would loop (README \"Redirect loops\")"
+	}
+	return loc, true, "matched"
 }
 
 // matchDynamic matches a pattern or regex rule against p, filling caps.

@@ -17,6 +17,7 @@ type request struct {
 	method   string
 	scheme   string // "http", "https" or ""
 	host     string // lower-case, no port, no trailing dot; "" when unknown
+	port     string // the authority's port, "" when none (compared by ownURL)
 	path     string // normalised: see normalizePath
 	trailing bool   // path ends in "/" (and is not "/")
 	upper    bool   // path has ASCII upper-case letters
@@ -88,6 +89,7 @@ func parseRequest(req *Request) (request, *RequestError) {
 	if r.host, err = normalizeHost(host); err != nil {
 		return r, err
 	}
+	r.port = hostPort(host)
 	r.path = normalizePath(p)
 	r.upper = hasUpper(r.path)
 	r.trailing = len(r.path) > 1 && r.path[len(r.path)-1] == '/'
@@ -177,6 +179,16 @@ func normalizeHost(h string) (string, *RequestError) {
 		}
 	}
 	return strings.ToLower(h), nil
+}
+
+// hostPort is the port of a host that normalizeHost accepted ("" when it
+// has none).
+func hostPort(h string) string {
+	i := strings.LastIndexByte(h, ':')
+	if i < 0 || strings.IndexByte(h[i:], ']') >= 0 {
+		return ""
+	}
+	return h[i+1:]
 }
 
 // normalizePath puts a path in the one form rules and requests are compared

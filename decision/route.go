@@ -50,10 +50,6 @@ type routeExtra struct {
 	keyPath    string    // pattern and regex rules: their slot's path key
 	queryStrip []string
 	since      time.Time
-	// selfScheme is set when To is this rule's own host and path on an
-	// absolute URL (an http→https upgrade, say): a request already on that
-	// scheme must not be redirected to itself.
-	selfScheme string
 }
 
 type headerCond struct {
@@ -192,9 +188,6 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		rt.path = trim
 		if r.Match == MatchPrefix && trim == "/" {
 			rt.path = ""
-		}
-		if scheme, ok := selfTarget(rt.cleanTo, host, trim); ok {
-			ext.selfScheme, needExt = scheme, true
 		}
 	case MatchPattern:
 		pp := p
@@ -424,27 +417,6 @@ func regexRef(re *regexp.Regexp, s string, i int) (tplPart, int, bool, string) {
 		return tplPart{}, 0, false, fmt.Sprintf("%q names no capture group of the path expression", s[i:i+n])
 	}
 	return tplPart{group: g}, n, true, ""
-}
-
-// selfTarget reports whether an exact or prefix rule's To is an absolute
-// URL on the rule's own (exact) host with the rule's own path: valid only
-// as a scheme change, so requests already on that scheme are passed.
-func selfTarget(to, host, trim string) (string, bool) {
-	scheme, authority, rest, ok := splitAbsolute(to)
-	if !ok || host == "" || strings.HasPrefix(host, "*.") {
-		return "", false
-	}
-	h, err := normalizeHost(authority)
-	if err != nil || h != host {
-		return "", false
-	}
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	if trimSlash(normalizePath(rest)) != trim {
-		return "", false
-	}
-	return scheme, true
 }
 
 func (rt *route) methods() []string {

@@ -243,6 +243,13 @@ func TestChangeChecks(t *testing.T) {
 	refused("a put to itself", c, err, "redirects to itself")
 	c, err = s.Put(Rule{ID: "bad", Path: "no-slash", To: "/x"})
 	refused("a put of an invalid rule", c, err, "path")
+	// Pattern and regex rules are followed from a request they match.
+	c, err = s.Put(Rule{ID: "pself", Path: "/u/:x", Match: MatchPattern, To: "/u/:x"})
+	refused("a pattern put to itself", c, err, `rule "pself": to: redirects to itself: a request for /u/x1 is sent to /u/x1`)
+	c, err = s.Put(Rule{ID: "rself", Path: "/rx/(.*)", Match: MatchRegex, To: "/rx/$1"})
+	refused("a regex put to itself", c, err, "redirects to itself")
+	c, err = s.Put(Rule{ID: "pa", Path: "/a/*", Match: MatchPattern, To: "/b/:splat"})
+	refused("a pattern put closing a cycle through a prefix", c, err, `redirect cycle: "pa" → "b" → "pa"`)
 	// Without bc, a's target falls to the prefix rule b, which sends
 	// clients back to a.
 	c, err = s.Delete("bc")

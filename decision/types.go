@@ -162,9 +162,16 @@ type Decision struct {
 	FollowUpMethod    string
 	FollowUpKeepsBody bool
 	Cache             CacheAdvice
-	// Headers are exactly the response headers to send.
+	// Headers are exactly the response headers to send. A pass carries
+	// Vary alone when header conditions were evaluated: the response the
+	// origin sends varies on them (RFC 9110 section 12.5.5).
 	Headers []Header
 	RuleID  string
+	// SelfRedirect: a rule's Location was the request's own URL (same
+	// scheme, host, port, path and query after normalisation), so it was
+	// not answered: another candidate decided, or the request passed
+	// (README "Redirect loops"). The server counts these.
+	SelfRedirect bool
 	// Explanation is filled when the request asked for it.
 	Explanation *Explanation
 }

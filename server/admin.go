@@ -163,24 +163,26 @@ func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRe
 // ValidateRules lints rules, or a rules file, exactly as a load or an
 // apply would, and never applies them.
 func (s *RuleService) ValidateRules(_ context.Context, req *redirectv1.ValidateRulesRequest) (*redirectv1.ValidateRulesResponse, error) {
-	var rules []decision.Rule
+	// A store of its own, loaded as the daemon loads a file: its problems
+	// name the file and line (README "lint"), and nothing is applied.
+	scratch := decision.NewStore(s.store.Engine.Store().Options())
+	var c *decision.Change
 	var err error
 	if len(req.GetFile()) > 0 {
 		name := req.GetFileName()
 		if name == "" {
 			name = "rules.yaml"
 		}
-		rules, err = decision.ParseRules(name, req.GetFile())
+		c, err = scratch.ReplaceFile(name, req.GetFile())
 	} else {
-		rules, err = redirectv1.RulesFromProto(req.GetRules())
+		var rules []decision.Rule
+		if rules, err = redirectv1.RulesFromProto(req.GetRules()); err == nil {
+			c, err = scratch.Replace(rules)
+		}
 	}
 	if err == nil {
-		_, warnings, buildErr := decision.Build(rules, s.store.Engine.Store().Options())
-		if buildErr != nil {
-			err = buildErr
-		} else {
-			return &redirectv1.ValidateRulesResponse{Valid: true, Problems: redirectv1.ProblemsToProto(warnings)}, nil
-		}
+		c.Abort()
+		return &redirectv1.ValidateRulesResponse{Valid: true, Problems: redirectv1.ProblemsToProto(c.Warnings())}, nil
 	}
 	var rerr *decision.RulesError
 	if !errors.As(err, &rerr) {

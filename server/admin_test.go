@@ -255,6 +255,20 @@ func TestValidateRulesNeverApplies(t *testing.T) {
 			}
 		})
 	}
+	// Every problem of a file, the graph's errors and warnings too, names
+	// the file and the line: file:line: rule "id": field: what is wrong.
+	for _, tc := range []struct{ name, file, want string }{
+		{"graph error", "rules:\n  - {id: a, path: /a, to: /a}\n", `x.yaml:2: rule "a": to: redirects to itself`},
+		{"chain warning", "rules:\n  - {id: a, path: /a, to: /b}\n  - {id: b, path: /b, to: /c}\n", `x.yaml:2: warning: rule "a": to: redirect chain`},
+	} {
+		resp, err := c.ValidateRules(context.Background(), &redirectv1.ValidateRulesRequest{FileName: "x.yaml", File: []byte(tc.file)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps := resp.GetProblems(); len(ps) != 1 || !strings.HasPrefix(redirectv1.ProblemFromProto(ps[0]).String(), tc.want) {
+			t.Errorf("%s: problems %v, want one starting %q", tc.name, ps, tc.want)
+		}
+	}
 	if v := st.Engine.Current().Version.Number; v != 1 {
 		t.Errorf("version after ValidateRules = %d, want 1 (never applied)", v)
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	// once on one connection (README, "Memory bounds").
 	MaxRequestBytes, MaxInflightBytes byteSize
 	MaxConcurrentStreams              uint
+	// MemoryLimit is the container's memory limit (0: none known); the
+	// Go runtime's soft limit is set from it (SoftMemoryLimit).
+	MemoryLimit byteSize
 
 	// DrainDelay is how long every listener keeps serving after SIGTERM,
 	// with health NOT_SERVING and /readyz 503, so load balancers and Envoy
@@ -71,6 +74,23 @@ type Config struct {
 	// TLS for the admin listener; AdminClientCA requires client
 	// certificates (mTLS).
 	AdminTLSCert, AdminTLSKey, AdminClientCA string
+}
+
+// MemoryLimitFraction is the share of the container's memory limit given
+// to the Go runtime as its soft limit (README "Memory sizing"): near it
+// the GC works harder instead of the pod being OOM-killed; the rest is
+// room for what the runtime does not count (stacks, the binary, cgroup
+// page cache).
+const MemoryLimitFraction = 0.9
+
+// SoftMemoryLimit is the Go runtime's soft memory limit for c, in bytes:
+// MemoryLimitFraction of MemoryLimit. ok is false when MemoryLimit is not
+// set, or GOMEMLIMIT is (getenv), which the runtime has already applied.
+func (c Config) SoftMemoryLimit(getenv func(string) string) (int64, bool) {
+	if c.MemoryLimit <= 0 || getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	return int64(float64(c.MemoryLimit) * MemoryLimitFraction), true
 }
 
 // DefaultConfig is the configuration with no flags and no environment.
@@ -117,6 +137,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.Float64Var(&c.DecisionLogSample, "decision-log-sample", c.DecisionLogSample, "fraction of decisions logged, 0 to 1 (0.01 logs one in a hundred)")
 	fs.Var(&c.MaxRequestBytes, "max-request-bytes", "largest request message on the public listener, a DecideBatch included (bytes, or with KiB, MiB, GiB)")
 	fs.Var(&c.MaxInflightBytes, "max-inflight-bytes", "bytes of requests in flight across the process; calls over it answer RESOURCE_EXHAUSTED")
+	fs.Var(&c.MemoryLimit, "memory-limit", "the container's memory limit (Kubernetes: limits.memory through the downward API); the Go soft memory limit is set to 90% of it unless GOMEMLIMIT is set")
 	fs.UintVar(&c.MaxConcurrentStreams, "max-concurrent-streams", c.MaxConcurrentStreams, "calls open at once on one public connection")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", c.DrainDelay, "after SIGTERM, keep serving this long with health NOT_SERVING and /readyz 503 before closing the listeners")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "after the drain delay, how long open calls may take to finish before they are cut")

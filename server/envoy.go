@@ -97,10 +97,34 @@ func (s *AuthorizationService) check(ctx context.Context, in *checkInput) (*auth
 	}
 
 	d, ok := s.edge.decide(ctx, requestID, &req)
-	if !ok || !d.Redirect {
+	switch {
+	case !ok:
 		return okResponse, nil
+	case !d.Redirect:
+		return passResponse(&d), nil
 	}
 	return deniedResponse(&d), nil
+}
+
+// passResponse lets the request through. When the decision consulted
+// request headers (README "Rules", headers), the upstream's response
+// varies on them too: Vary is added to it, after any Vary it has
+// (APPEND_IF_EXISTS_OR_ADD: Vary is a list, RFC 9110 section 12.5.5).
+func passResponse(d *decision.Decision) *authv3.CheckResponse {
+	if len(d.Headers) == 0 {
+		return okResponse
+	}
+	add := make([]*corev3.HeaderValueOption, len(d.Headers))
+	for i, h := range d.Headers {
+		add[i] = &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: h.Name, Value: h.Value},
+			AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
+		}
+	}
+	return &authv3.CheckResponse{
+		Status:       okResponse.Status,
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{ResponseHeadersToAdd: add}},
+	}
 }
 
 // deniedResponse carries the redirect. OVERWRITE_IF_EXISTS_OR_ADD: a

@@ -168,7 +168,9 @@ type checkAnswer struct {
 	Status  int               // denied_response status; 0 when OK
 	Headers map[string]string // denied_response headers
 	Body    string
-	// OK answers: no header mutations of any kind.
+	// OK answers: response_headers_to_add, each appended to what the
+	// upstream sends, and no other header mutation of any kind.
+	Added     map[string]string
 	Mutations int
 }
 
@@ -176,7 +178,16 @@ func readAnswer(t *testing.T, resp *authv3.CheckResponse) checkAnswer {
 	t.Helper()
 	a := checkAnswer{Code: codes.Code(resp.GetStatus().GetCode())}
 	if ok := resp.GetOkResponse(); ok != nil {
-		a.Mutations = len(ok.GetHeaders()) + len(ok.GetHeadersToRemove()) + len(ok.GetResponseHeadersToAdd()) + len(ok.GetQueryParametersToSet()) + len(ok.GetQueryParametersToRemove())
+		a.Mutations = len(ok.GetHeaders()) + len(ok.GetHeadersToRemove()) + len(ok.GetQueryParametersToSet()) + len(ok.GetQueryParametersToRemove())
+		for _, h := range ok.GetResponseHeadersToAdd() {
+			if h.GetAppendAction() != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
+				t.Errorf("response header %s append_action %s, want APPEND_IF_EXISTS_OR_ADD", h.GetHeader().GetKey(), h.GetAppendAction())
+			}
+			if a.Added == nil {
+				a.Added = map[string]string{}
+			}
+			a.Added[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
 	}
 	if d := resp.GetDeniedResponse(); d != nil {
 		a.Status = int(d.GetStatus().GetCode())
@@ -305,7 +316,18 @@ func testEnvoyCheck(t *testing.T, client authv3.AuthorizationClient, passed *pas
 		},
 		{name: "no rule matches", in: envoyCheck("GET", "example.com", "/pricing?plan=pro"), want: pass},
 		{name: "prefix is whole segments", in: envoyCheck("GET", "example.com", "/docsearch"), want: pass},
-		{name: "header rule without the header", in: envoyCheck("GET", "example.com", "/start"), want: pass},
+		{
+			// The upstream's page for /start varies on Accept-Language as
+			// the decision did.
+			name: "header rule without the header: pass with Vary",
+			in:   envoyCheck("GET", "example.com", "/start"),
+			want: checkAnswer{Code: codes.OK, Added: map[string]string{"Vary": "Accept-Language"}},
+		},
+		{
+			name: "header rule whose header does not match: pass with Vary",
+			in:   envoyCheck("GET", "example.com", "/start", withHeader("accept-language", "fr")),
+			want: checkAnswer{Code: codes.OK, Added: map[string]string{"Vary": "Accept-Language"}},
+		},
 		{
 			name:       "unparsable method is passed, never blocked",
 			in:         envoyCheck("GE T", "example.com", "/docs"),

@@ -40,7 +40,8 @@ const maxForwardedHeaderBytes = 16 << 10
 // A redirect answers its 3xx status with exactly the decision's headers
 // (Location, Cache-Control, Vary) and an empty body; the proxy returns
 // that to the client as is, since it is not 2xx. No match answers 200 and
-// the proxy carries on. A request we cannot read answers 200 too (fail
+// the proxy carries on; when the decision consulted request headers, the
+// 200 carries Vary naming them, for the proxy to copy onto the response. A request we cannot read answers 200 too (fail
 // open) and is counted.
 type ForwardAuthHandler struct {
 	edge edgeDecider
@@ -71,13 +72,20 @@ func (h *ForwardAuthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, ok := h.edge.decide(ctx, requestID, &req)
-	if !ok || !d.Redirect {
+	if !ok {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// A pass carries Vary when the decision consulted request headers:
+	// the proxy copies it onto the response (README "Caddy (and Traefik):
+	// forward-auth").
 	out := w.Header()
 	for _, hd := range d.Headers {
 		out.Set(hd.Name, hd.Value)
+	}
+	if !d.Redirect {
+		w.WriteHeader(http.StatusOK)
+		return
 	}
 	w.WriteHeader(d.Status)
 }

@@ -111,6 +111,9 @@ func TestForwardAuth(t *testing.T) {
 		{"caddy header decides: Vary", caddyRequest("GET", "shop.example.net", "/start", "Accept-Language", "de-CH, de"),
 			faRedirect(307, "/de/start", "no-store", "Vary", "Accept-Language"), 0},
 		{"caddy miss", caddyRequest("GET", "example.com", "/pricing"), faPass, 0},
+		// A pass that consulted a header says so: the page varies on it.
+		{"caddy miss after a header condition: Vary", caddyRequest("GET", "example.com", "/start", "Accept-Language", "fr"),
+			forwardAuthAnswer{Status: http.StatusOK, Headers: map[string]string{"Vary": "Accept-Language"}}, 0},
 
 		// Traefik ForwardAuth; the intent rides on the address's query.
 		{"traefik", traefikRequest("GET", "shop.example.net", "/old?ref=a", ForwardAuthPath),

@@ -27,6 +27,7 @@ type Metrics struct {
 	redirectByStatus [len(redirectStatuses)]prometheus.Counter
 	passes           prometheus.Counter
 	errors           prometheus.Counter
+	selfRedirects    prometheus.Counter
 	duration         prometheus.Histogram
 
 	rulesLoaded  *prometheus.GaugeVec
@@ -51,6 +52,10 @@ func NewMetrics() *Metrics {
 	}
 	m.passes = m.decisions.WithLabelValues("pass", "none")
 	m.errors = m.decisions.WithLabelValues("error", "none")
+	m.selfRedirects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "redirectd_self_redirects_total",
+		Help: "Decisions in which a rule's Location was the request's own URL, so it was not answered (README \"Redirect loops\"): a loop in the rules that the load check could not see.",
+	})
 	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "redirectd_decision_duration_seconds",
 		Help: "Time the engine took to decide one request (in-process, without transport).",
@@ -96,7 +101,7 @@ func NewMetrics() *Metrics {
 	for _, k := range []decision.MatchKind{decision.MatchExact, decision.MatchPrefix, decision.MatchPattern, decision.MatchRegex} {
 		m.rulesLoaded.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.decisions, m.duration, m.rulesLoaded, m.reloads, m.dropRefused,
+	m.registry.MustRegister(m.decisions, m.selfRedirects, m.duration, m.rulesLoaded, m.reloads, m.dropRefused,
 		m.version, m.lastReload, m.ruleWarnings, m.unparsable,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -112,6 +117,9 @@ func (m *Metrics) Handler() http.Handler {
 // touches pre-resolved counters.
 func (m *Metrics) observeDecision(d *decision.Decision, err error, took time.Duration) {
 	m.duration.Observe(took.Seconds())
+	if d.SelfRedirect {
+		m.selfRedirects.Inc()
+	}
 	switch {
 	case err != nil:
 		m.errors.Inc()

@@ -155,3 +155,31 @@ func TestDecisionLogSample(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfRedirectMetric: a decision whose rule would have sent the
+// request to its own URL passes and is counted, so a loop the load check
+// could not see (here: behind a header condition) shows on a dashboard.
+func TestSelfRedirectMetric(t *testing.T) {
+	const rules = `rules:
+  - {id: loop, path: "/h/:x", match: pattern, to: "/h/:x", headers: {x-a: "1"}}
+`
+	st := newTestStore(t, writeRules(t, t.TempDir(), "rules.yaml", rules), time.Now)
+	if err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []decision.Request{
+		{Method: "GET", Target: "/h/a", Headers: map[string]string{"x-a": "1"}}, // the loop: passed, counted
+		{Method: "GET", Target: "/h/a"},                                         // the rule does not apply
+	} {
+		if d, err := st.Engine.Decide(&req); err != nil || d.Redirect {
+			t.Fatalf("%s: redirect %v, error %v; want a pass", req.Target, d.Redirect, err)
+		}
+	}
+	rec := httptest.NewRecorder()
+	st.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range []string{`redirectd_self_redirects_total 1`, `redirectd_decisions_total{result="pass",status="none"} 2`} {
+		if !hasLine(rec.Body.String(), line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+}

@@ -106,7 +106,11 @@ func parseNetlifyLine(line string) (decision.Rule, string) {
 		if !strings.Contains(rest[0], "=") {
 			return r, fmt.Sprintf("%q after the target is neither a status (301, 302, 303, 307, 308, optionally with !) nor a condition (Country=...); %s", rest[0], want)
 		}
-		return r, fmt.Sprintf("condition %s cannot be converted: redirectd rules apply to every client", strings.Join(rest, " "))
+		why := make([]string, len(rest))
+		for i, cond := range rest {
+			why[i] = "condition " + cond + " cannot be converted: " + netlifyCondition(cond)
+		}
+		return r, strings.Join(why, "; ")
 	}
 	intent, ok := intentOf(status)
 	switch {
@@ -348,4 +352,23 @@ func pathEnd(to string) int {
 		return i
 	}
 	return len(to)
+}
+
+// netlifyCondition says why a Netlify condition (Language=, Country=,
+// Role=, Cookie=) has no redirectd equivalent: a rule's headers compare a
+// request header with a glob, nothing more (README "Importing from
+// Netlify and Cloudflare").
+func netlifyCondition(cond string) string {
+	name, _, _ := strings.Cut(cond, "=")
+	switch strings.ToLower(name) {
+	case "language":
+		return "Netlify matches it against the languages of Accept-Language, with their quality values; a headers glob sees only the raw header, so \"de*\" misses \"en;q=0.1, de\" (write a headers condition by hand if the first language is enough)"
+	case "country":
+		return "Netlify finds the country from the client's IP address, which redirectd is never sent; have the proxy put the country in a header (CloudFront-Viewer-Country, CF-IPCountry) and write a headers condition on it by hand"
+	case "role":
+		return "Netlify reads roles from the Identity token it verifies; redirectd verifies no tokens"
+	case "cookie":
+		return "Netlify tests whether the cookie is present; a headers glob on Cookie can only approximate that (\"*name=*\" also matches another cookie ending in name)"
+	}
+	return "not a Netlify condition redirectd knows (Language, Country, Role, Cookie)"
 }

@@ -16,7 +16,6 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -230,21 +229,30 @@ func TestDeploymentSecurityAndResources(t *testing.T) {
 		}
 	}
 
-	// GOMEMLIMIT is set, in the Go runtime's syntax, below the container's
-	// memory limit with room for what the runtime does not count.
-	var memlimit string
-	for _, e := range c.Env {
-		if e.Name == "GOMEMLIMIT" {
-			memlimit = e.Value
-		}
-	}
-	soft, err := resource.ParseQuantity(strings.TrimSuffix(memlimit, "B"))
-	if err != nil {
-		t.Fatalf("GOMEMLIMIT %q: want a size such as 460MiB: %v", memlimit, err)
-	}
+	// The Go soft memory limit follows the container's memory limit: the
+	// downward API gives the limit (resourceFieldRef with a divisor), the
+	// daemon takes server.MemoryLimitFraction of it (README "Kubernetes").
+	// The environment is expanded as the kubelet does ($(VAR) of earlier
+	// variables) and read by the daemon's own ParseConfig.
 	hard := c.Resources.Limits[corev1.ResourceMemory]
-	if ratio := float64(soft.Value()) / float64(hard.Value()); ratio < 0.8 || ratio > 0.95 {
-		t.Errorf("GOMEMLIMIT %s is %.0f%% of the memory limit %s; want 80-95%%", memlimit, 100*ratio, hard.String())
+	env := containerEnv(t, &c)
+	cfg, err := server.ParseConfig("redirectd", c.Args, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soft, ok := cfg.SoftMemoryLimit(func(k string) string { return env[k] })
+	if !ok {
+		t.Fatal("no Go soft memory limit: REDIRECTD_MEMORY_LIMIT is not set from the memory limit")
+	}
+	if want := int64(float64(hard.Value()) * server.MemoryLimitFraction); soft != want {
+		t.Errorf("soft memory limit %d bytes, want %d (%.0f%% of the memory limit %s)", soft, want, 100*server.MemoryLimitFraction, hard.String())
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pct := fmt.Sprintf("%.0f %%", 100*server.MemoryLimitFraction); !strings.Contains(string(readme), "`GOMEMLIMIT` to "+pct) {
+		t.Errorf("README does not recommend GOMEMLIMIT at %s, the fraction the daemon applies", pct)
 	}
 }
 
@@ -375,10 +383,7 @@ func TestSelectorsMatch(t *testing.T) {
 func TestTerminationGraceCoversDrain(t *testing.T) {
 	m := loadManifests(t)
 	c := container(t, m.deployment)
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
-	}
+	env := containerEnv(t, &c)
 	cfg, err := server.ParseConfig("redirectd", c.Args, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatalf("container %s's args %q: %v", c.Name, c.Args, err)
@@ -394,4 +399,32 @@ func TestTerminationGraceCoversDrain(t *testing.T) {
 	if cfg.DrainDelay <= 0 {
 		t.Errorf("--drain-delay %v: a pod must keep serving while the endpoint update spreads", cfg.DrainDelay)
 	}
+}
+
+// containerEnv is c's environment as the kubelet gives it: downward-API
+// memory limits in whole divisors (rounded up), then $(VAR) references to
+// earlier variables expanded. For GOMEMLIMIT it is an error.
+func containerEnv(t *testing.T, c *corev1.Container) map[string]string {
+	t.Helper()
+	hard := c.Resources.Limits[corev1.ResourceMemory]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.Name == "GOMEMLIMIT":
+			t.Errorf("GOMEMLIMIT is set (%q): it would not follow the memory limit", e.Value)
+		case e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil:
+			ref := e.ValueFrom.ResourceFieldRef
+			if ref.Resource != "limits.memory" || ref.ContainerName != c.Name || ref.Divisor.IsZero() {
+				t.Fatalf("%s: resourceFieldRef %+v; want limits.memory of container %s with a divisor", e.Name, ref, c.Name)
+			}
+			env[e.Name] = fmt.Sprint((hard.Value() + ref.Divisor.Value() - 1) / ref.Divisor.Value())
+		default:
+			v := e.Value
+			for name, val := range env {
+				v = strings.ReplaceAll(v, "$("+name+")", val)
+			}
+			env[e.Name] = v
+		}
+	}
+	return env
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/redirectd/redirectd/server"
@@ -36,6 +37,10 @@ func realMain(ctx context.Context, args []string) error {
 		return err
 	}
 	log := server.NewLogger(cfg, os.Stderr)
+	if n, ok := cfg.SoftMemoryLimit(os.Getenv); ok {
+		debug.SetMemoryLimit(n)
+		log.Info("Go soft memory limit set from --memory-limit", "memory_limit_bytes", int64(cfg.MemoryLimit), "soft_limit_bytes", n)
+	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err

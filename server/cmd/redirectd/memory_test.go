@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,10 @@ func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
 func (rawCodec) Unmarshal([]byte, any) error   { return nil }
 func (rawCodec) Name() string                  { return "proto" }
 
-// manifestMemory reads the Kubernetes manifest's container memory limit
-// and GOMEMLIMIT, the figures the daemon must live within.
-func manifestMemory(t *testing.T) (limit int64, gomemlimit string) {
+// manifestMemory reads the Kubernetes manifest's container memory limit,
+// the figure the daemon must live within; the manifest passes it to
+// --memory-limit (through the downward API), as the test does.
+func manifestMemory(t *testing.T) int64 {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "kubernetes", "deployment.yaml"))
 	if err != nil {
@@ -44,21 +46,16 @@ func manifestMemory(t *testing.T) (limit int64, gomemlimit string) {
 		t.Fatalf("deployment.yaml: %v", err)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
-	for _, e := range c.Env {
-		if e.Name == "GOMEMLIMIT" {
-			gomemlimit = e.Value
-		}
-	}
 	mem := c.Resources.Limits.Memory()
-	if gomemlimit == "" || mem.IsZero() {
-		t.Fatalf("deployment.yaml: container %s has no GOMEMLIMIT (%q) or no memory limit (%v)", c.Name, gomemlimit, mem)
+	if mem.IsZero() {
+		t.Fatalf("deployment.yaml: container %s has no memory limit", c.Name)
 	}
-	return mem.Value(), gomemlimit
+	return mem.Value()
 }
 
 // TestMemoryBoundUnderLargeBatches: 48 callers repeating a DecideBatch of
 // 1,900 requests of 8 KiB each (about 15 MB) against the daemon under the
-// manifest's GOMEMLIMIT. The batches are allowed in size
+// manifest's memory limit given to --memory-limit. The batches are allowed in size
 // (--max-request-bytes 16MiB, the old limit), so what bounds memory is
 // --max-inflight-bytes: peak RSS must stay under the manifest's memory
 // limit, health must answer throughout, and every call must either
@@ -68,8 +65,8 @@ func TestMemoryBoundUnderLargeBatches(t *testing.T) {
 		callers, conns = 48, 8
 		load           = 8 * time.Second
 	)
-	limit, gomemlimit := manifestMemory(t)
-	p := runRedirectd(t, []string{"GOMEMLIMIT=" + gomemlimit}, "--max-request-bytes", "16MiB")
+	limit := manifestMemory(t)
+	p := runRedirectd(t, nil, "--max-request-bytes", "16MiB", "--memory-limit", strconv.FormatInt(limit, 10))
 	d := &daemon{cmd: p.cmd}
 
 	batch := &redirectv1.DecideBatchRequest{}
@@ -81,7 +78,7 @@ func TestMemoryBoundUnderLargeBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("batch: %d requests, %.1f MiB; manifest: memory limit %.0f MiB, GOMEMLIMIT %s", len(batch.Requests), mib(int64(len(body))), mib(limit), gomemlimit)
+	t.Logf("batch: %d requests, %.1f MiB; manifest: memory limit %.0f MiB (--memory-limit)", len(batch.Requests), mib(int64(len(body))), mib(limit))
 
 	// Cancelled, not a deadline: a deadline travels with each call, and
 	// the daemon would end calls with DEADLINE_EXCEEDED a moment before
