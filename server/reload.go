@@ -157,7 +157,15 @@ func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source stri
 	if cur := s.Engine.Current(); cur != nil {
 		number = cur.Version.Number + 1
 	}
-	ix := c.Commit(decision.Info{Version: number, Hash: hex.EncodeToString(sum[:]), Source: source, LoadedAt: start})
+	return s.publish(c, decision.Info{Version: number, Hash: hex.EncodeToString(sum[:]), Source: source, LoadedAt: start})
+}
+
+// publish commits a prepared change labelled with info and tells the hit
+// counters, the metrics and the log: every source (the file, etcd)
+// publishes through here. info.LoadedAt is when the change was started.
+func (s *RuleStore) publish(c *decision.Change, info decision.Info) *decision.Index {
+	start := info.LoadedAt
+	ix := c.Commit(info)
 	if s.Hits != nil {
 		s.Hits.track(ix)
 	}
@@ -166,7 +174,7 @@ func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source stri
 		s.Metrics.observeApplied(snap)
 	}
 	s.Log.Info("rules applied",
-		"version", snap.Version.Number, "hash", snap.Version.Hash[:12],
+		"version", snap.Version.Number, "hash", shortHash(snap.Version.Hash),
 		"source", snap.Source, "rules", ix.Len(),
 		"exact", ix.Count(decision.MatchExact),
 		"prefix", ix.Count(decision.MatchPrefix),
@@ -189,6 +197,10 @@ func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source stri
 	s.foldWhenDue()
 	return ix
 }
+
+// shortHash is the start of a version's hash for the log; the etcd
+// store's versions have none.
+func shortHash(h string) string { return h[:min(len(h), 12)] }
 
 // foldWhenDue folds the store's overlay into a new base on a goroutine of
 // its own once it has grown (decision.Store.NeedsFold): O(n) work, off the
