@@ -30,7 +30,7 @@ type etcdReplica struct {
 
 const testPrefix = "/test/"
 
-func startEtcdReplica(t *testing.T, ec *etcdtest.Etcd) *etcdReplica {
+func startEtcdReplica(t testing.TB, ec *etcdtest.Etcd) *etcdReplica {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", ec.Endpoint(), testPrefix
@@ -51,7 +51,7 @@ func startEtcdReplica(t *testing.T, ec *etcdtest.Etcd) *etcdReplica {
 }
 
 // follow runs the replica's watch and connection monitor until stop.
-func (r *etcdReplica) follow(t *testing.T) {
+func (r *etcdReplica) follow(t testing.TB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
 	go func() {
