@@ -45,16 +45,16 @@ func BenchmarkEtcdWriteToEveryReplica(b *testing.B) {
 }
 
 // BenchmarkEtcdApplyAndFirstLoad applies a whole set of
-// REDIRECTD_BENCH_RULES rules (default 100,000) through one replica, then
+// BENCH_ETCD_RULES rules (default 100,000) through one replica, then
 // times a new replica's first load; it reports etcd's database size.
 //
-//	REDIRECTD_BENCH_RULES=1000000 go test -run '^$' -bench EtcdApplyAndFirstLoad -benchtime 1x -timeout 30m ./server/
+//	BENCH_ETCD_RULES=1000000 go test -run '^$' -bench EtcdApplyAndFirstLoad -benchtime 1x -timeout 30m ./server/
 func BenchmarkEtcdApplyAndFirstLoad(b *testing.B) {
 	n := 100_000
-	if v := os.Getenv("REDIRECTD_BENCH_RULES"); v != "" {
+	if v := os.Getenv("BENCH_ETCD_RULES"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("REDIRECTD_BENCH_RULES=%q: %v", v, err)
+			b.Fatalf("BENCH_ETCD_RULES=%q: %v", v, err)
 		}
 	}
 	ec := etcdtest.Start(b)
