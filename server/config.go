@@ -27,8 +27,14 @@ type Config struct {
 	// private by other means.
 	AdminInsecurePublic bool
 
-	// Rules is the rules file; "" serves the built-in example.
+	// Rules is the rules file, or an https:// URL to poll for it; ""
+	// serves the built-in example.
 	Rules string
+	// RulesPoll is how often a rules URL is polled; RulesCA the PEM CA
+	// bundle its server's certificate is checked against, when not the
+	// system's.
+	RulesPoll time.Duration
+	RulesCA   string
 	// Store is where the rule set lives: "file" (Rules) or "etcd"
 	// (README "Where rules live"); the Etcd* fields configure the latter.
 	Store string
@@ -92,6 +98,7 @@ func DefaultConfig() Config {
 		HTTPAddr:             ":8080",
 		AdminAddr:            "127.0.0.1:50052",
 		PermanentMaxAge:      24 * time.Hour,
+		RulesPoll:            DefaultRulesPoll,
 		Store:                "file",
 		EtcdPrefix:           "/redirectd/",
 		ReloadDebounce:       DefaultReloadDebounce,
@@ -123,7 +130,9 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (/healthz, /readyz, /metrics, forward-auth)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `admin gRPC listen address (RuleService); "" disables it`)
 	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS, or with a token without TLS")
-	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON); empty serves the built-in example")
+	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON), or an https:// URL of one to poll; empty serves the built-in example")
+	fs.DurationVar(&c.RulesPoll, "rules-poll", c.RulesPoll, "how often a --rules URL is asked whether it changed (a conditional GET)")
+	fs.StringVar(&c.RulesCA, "rules-ca", c.RulesCA, "PEM CA bundle that signed the --rules URL's certificate (a private CA)")
 	fs.StringVar(&c.Store, "store", c.Store, "where the rule set lives: file (--rules) or etcd (--etcd-endpoints), shared by every replica")
 	fs.StringVar(&c.EtcdEndpoints, "etcd-endpoints", c.EtcdEndpoints, "comma-separated etcd client URLs, for --store etcd (http://10.0.0.1:2379,...)")
 	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "etcd key prefix of the rule set; replicas with the same prefix serve the same rules")
@@ -201,6 +210,12 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("--http-addr is empty; give a listen address such as :8080"))
 	}
 	errs = append(errs, c.storeProblems()...)
+	if c.RulesPoll <= 0 {
+		errs = append(errs, fmt.Errorf("--rules-poll %v: must be positive", c.RulesPoll))
+	}
+	if c.RulesCA != "" && !strings.HasPrefix(c.Rules, "https://") {
+		errs = append(errs, fmt.Errorf("--rules-ca is for an https:// --rules URL; --rules is %q", c.Rules))
+	}
 	if c.PermanentMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("--permanent-max-age %v: must be positive (browsers keep an undated 301 forever)", c.PermanentMaxAge))
 	}

@@ -670,7 +670,7 @@ func (e *EtcdStore) change(ctx context.Context, expected uint64, puts []decision
 		if err != nil {
 			return 0, err
 		}
-		if now == version {
+		if now == version && len(deletes) > 0 {
 			return 0, fmt.Errorf("rule %q: %w", deletes[0], ErrRuleNotFound)
 		}
 		if err := checkExpected(expected, now); err != nil {

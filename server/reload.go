@@ -108,21 +108,29 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.reject(s.Path, err)
 		return false, err
 	}
+	return s.applyData(s.Path, data, start)
+}
+
+// applyData applies the content of a rules file read from source (the
+// file's path or its URL) unless it is the content last seen, with the
+// checks every reload makes: not empty, not a drop of most rules. The
+// caller holds s.mu.
+func (s *RuleStore) applyData(source string, data []byte, start time.Time) (applied bool, err error) {
 	sum := contentSum(data)
-	if serving && sum == s.seenSum {
+	if s.Engine.Ready() && sum == s.seenSum {
 		return false, nil
 	}
 	s.seenSum = sum
 	if len(bytes.TrimSpace(data)) == 0 {
 		// Most likely a truncate-and-write caught in the middle: serving
 		// it would drop every redirect at once.
-		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", s.Path)
-		s.reject(s.Path, err)
+		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", source)
+		s.reject(source, err)
 		return false, err
 	}
-	c, err := s.Engine.Store().ReplaceFile(s.Path, data)
+	c, err := s.Engine.Store().ReplaceFile(source, data)
 	if err != nil {
-		s.reject(s.Path, err)
+		s.reject(source, err)
 		return false, err
 	}
 	if cur := s.Engine.Current(); cur != nil && s.MaxDrop > 0 && s.MaxDrop < 1 &&
@@ -133,11 +141,11 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		}
 		err := fmt.Errorf("rules file %s would remove %d of the %d serving rules, more than --reload-max-drop %g%%; "+
 			"keeping the serving set until the file changes again (a file written in place and caught half-written "+
-			"looks like this: replace rules files by rename)", s.Path, c.Deletes, cur.Index.Len(), s.MaxDrop*100)
-		s.reject(s.Path, err)
+			"looks like this: replace rules files by rename)", source, c.Deletes, cur.Index.Len(), s.MaxDrop*100)
+		s.reject(source, err)
 		return false, err
 	}
-	s.apply(c, sum, s.Path, start)
+	s.apply(c, sum, source, start)
 	return true, nil
 }
 

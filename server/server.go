@@ -46,6 +46,7 @@ type Server struct {
 	// etcd, which publishes through store.
 	source RuleSource
 	etcd   *EtcdStore // nil unless --store etcd
+	url    *URLRules  // nil unless --rules is a URL
 
 	// tasks run beside the listeners from the first good load until
 	// shutdown (the rules watcher, for one). An error from a task stops
@@ -82,7 +83,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}), s.now)
 	s.store = &RuleStore{
 		Engine:  s.engine,
-		Path:    cfg.Rules,
+		Path:    rulesFile(cfg.Rules),
 		MaxDrop: cfg.ReloadMaxDrop / 100,
 		Log:     log,
 		Now:     s.now,
@@ -90,6 +91,13 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Hits:    NewHits(),
 	}
 	s.source = s.store
+	if IsRulesURL(cfg.Rules) {
+		var err error
+		if s.url, err = NewURLRules(cfg, s.store); err != nil {
+			return nil, err
+		}
+		s.source = s.url
+	}
 	if cfg.Store == "etcd" {
 		var err error
 		if s.etcd, err = NewEtcdStore(cfg, s.store); err != nil {
@@ -132,8 +140,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", s.serveHealthz)
 	s.mux.HandleFunc("GET /readyz", s.serveReadyz)
 	s.mux.Handle("GET /metrics", s.store.Metrics.Handler())
-	if cfg.Rules != "" {
+	if s.store.Path != "" {
 		s.tasks = append(s.tasks, func(ctx context.Context) error { return s.store.Watch(ctx, cfg.ReloadDebounce) })
+	}
+	if s.url != nil {
+		s.tasks = append(s.tasks, s.url.Poll)
 	}
 	if s.etcd != nil {
 		s.tasks = append(s.tasks, s.etcd.Follow, s.etcd.Monitor)
@@ -179,6 +190,14 @@ func (s *Server) listen() error {
 		*b.lis = lis
 	}
 	return nil
+}
+
+// rulesFile is the rules file of --rules: "" when it is a URL.
+func rulesFile(rules string) string {
+	if IsRulesURL(rules) {
+		return ""
+	}
+	return rules
 }
 
 // closeStore closes the etcd client, if there is one.
@@ -401,6 +420,9 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) loadAtStart(ctx context.Context) error {
 	if s.etcd != nil {
 		return startupError(s.etcd.Load(ctx), "--store etcd")
+	}
+	if s.url != nil {
+		return startupError(s.url.Load(ctx), "--rules")
 	}
 	if s.cfg.Rules == "" {
 		s.log.Info("serving the built-in example rules; pass --rules FILE to serve your own", "rules", deploy.ExampleRulesName)

@@ -13,8 +13,8 @@ import (
 var ErrStoreUnavailable = errors.New("rule store unavailable")
 
 // RuleSource is where the rule set behind the admin API lives (README
-// "Where rules live"): the rules file (RuleStore) or etcd (EtcdStore),
-// chosen by --store. Reads are answered from the serving set; changes go
+// "Where rules live"): the rules file (RuleStore), a URL (URLRules) or
+// etcd (EtcdStore), chosen by --rules and --store. Reads are answered from the serving set; changes go
 // through Update, which answers once this replica serves them.
 type RuleSource interface {
 	// Rules is the RuleStore that publishes every applied set: its Engine
@@ -29,6 +29,7 @@ type RuleSource interface {
 var (
 	_ RuleSource = (*RuleStore)(nil)
 	_ RuleSource = (*EtcdStore)(nil)
+	_ RuleSource = (*URLRules)(nil)
 )
 
 // Edit is one admin change of the rule set: Puts (rules created or
