@@ -28,7 +28,7 @@ type publisher struct {
 	body     string
 	status   int // 0: serve the file
 	modified time.Time
-	version  int // the ETag: bumped with every new body
+	version  int      // the ETag: bumped with every new body
 	asked    []string // the conditional headers of each request
 }
 
