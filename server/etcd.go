@@ -625,7 +625,10 @@ func newGeneration(rev int64) string {
 }
 
 // change writes puts and deletes in one transaction that also puts the
-// pointer and holds only if the set is still at the version read.
+// pointer. With expected, it holds only if the set is still at that
+// version; without, only if the generation is still the one read, so
+// writers of different rules never make each other retry (a version
+// compare would let one of n concurrent writers through at a time).
 func (e *EtcdStore) change(ctx context.Context, expected uint64, puts []decision.Rule, deletes []string) (int64, error) {
 	for try := 0; try < etcdWriteTries; try++ {
 		gen, version, rev, err := e.pointer(ctx)
@@ -635,10 +638,18 @@ func (e *EtcdStore) change(ctx context.Context, expected uint64, puts []decision
 		if err := checkExpected(expected, version); err != nil {
 			return 0, err
 		}
+		var cmps []clientv3.Cmp
+		switch {
+		case expected != 0:
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.pointerKey()), "=", version))
+		case gen == "":
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.pointerKey()), "=", 0))
+		default:
+			cmps = append(cmps, clientv3.Compare(clientv3.Value(e.pointerKey()), "=", gen))
+		}
 		if gen == "" {
 			gen = newGeneration(rev) // the first write ever
 		}
-		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(e.pointerKey()), "=", version)}
 		ops := []clientv3.Op{clientv3.OpPut(e.pointerKey(), gen)}
 		for _, id := range deletes {
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.ruleKey(gen, id)), ">", 0))
@@ -666,15 +677,15 @@ func (e *EtcdStore) change(ctx context.Context, expected uint64, puts []decision
 			return resp.Header.Revision, nil
 		}
 		// The set moved on, or a rule to delete is gone: which one?
-		_, now, _, err := e.pointer(ctx)
+		nowGen, now, _, err := e.pointer(ctx)
 		if err != nil {
 			return 0, err
 		}
-		if now == version && len(deletes) > 0 {
-			return 0, fmt.Errorf("rule %q: %w", deletes[0], ErrRuleNotFound)
-		}
 		if err := checkExpected(expected, now); err != nil {
 			return 0, err
+		}
+		if nowGen == gen && len(deletes) > 0 {
+			return 0, fmt.Errorf("rule %q: %w", deletes[0], ErrRuleNotFound)
 		}
 	}
 	return 0, e.unavailable("write", fmt.Errorf("lost the race with other writers %d times", etcdWriteTries))

@@ -6,10 +6,12 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/decision/rulegen"
 	"github.com/redirectd/redirectd/internal/etcdtest"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
@@ -99,4 +101,90 @@ func newBenchStore(b *testing.B, ec *etcdtest.Etcd) *EtcdStore {
 	}
 	b.Cleanup(func() { es.Close() })
 	return es
+}
+
+// BenchmarkDecideDuringEtcdWrites measures Engine.Decide throughput on a
+// replica serving 100k rules from etcd, steady and while another replica
+// puts 100 rules a second, each applied in place here through the watch.
+// Compare the two lines' decisions/s:
+//
+//	go test -run '^$' -bench DecideDuringEtcdWrites -benchtime 10s ./server/
+func BenchmarkDecideDuringEtcdWrites(b *testing.B) {
+	rules := rulegen.Rules(rulegen.Config{N: 100_000, Hosts: 20, Seed: 1})
+	reqs := rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
+	ec := etcdtest.Start(b)
+	deciding, writing := startEtcdReplica(b, ec), startEtcdReplica(b, ec)
+	ctx := context.Background()
+	snap, _, err := writing.store.Update(ctx, 0, Edit{Puts: rules, Whole: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := deciding.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		every time.Duration // 0: no writes, the baseline
+	}{
+		{"steady", 0},
+		{"100-writes-per-s", 10 * time.Millisecond},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			stop, done := make(chan struct{}), make(chan struct{})
+			var writes atomic.Int64
+			inflight := make(chan struct{}, 64)
+			go func() {
+				defer close(done)
+				if tc.every == 0 {
+					return
+				}
+				tick := time.NewTicker(tc.every)
+				defer tick.Stop()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					// Open loop: a write is sent every tick whatever the
+					// last one is doing, up to 64 in flight.
+					select {
+					case inflight <- struct{}{}:
+					default:
+						continue
+					}
+					r := rules[i%len(rules)]
+					r.To = fmt.Sprintf("/moved/%d", i)
+					go func() {
+						defer func() { <-inflight }()
+						if _, err := writing.admin.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: redirectv1.RuleToProto(r)}); err == nil {
+							writes.Add(1)
+						}
+					}()
+				}
+			}()
+			var next atomic.Uint64
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				i := next.Add(1 << 12)
+				for pb.Next() {
+					req := reqs[i%uint64(len(reqs))]
+					i++
+					if _, err := deciding.store.rules.Engine.Decide(&req); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			close(stop)
+			<-done
+			for range cap(inflight) {
+				inflight <- struct{}{} // every write has returned
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
+			b.ReportMetric(float64(writes.Load())/elapsed.Seconds(), "writes/s")
+		})
+	}
 }
