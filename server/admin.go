@@ -24,19 +24,21 @@ const (
 	maxListPageSize     = 1000
 )
 
-// RuleService is the admin API over a RuleStore. Every change goes through
-// RuleStore.Update, so it is durable before it is acknowledged.
+// RuleService is the admin API over a RuleSource (the rules file or
+// etcd). Every change goes through RuleSource.Update, so it is durable
+// before it is acknowledged.
 type RuleService struct {
 	redirectv1.UnimplementedRuleServiceServer
-	store *RuleStore
-	log   *slog.Logger
+	source RuleSource
+	store  *RuleStore // source.Rules(): the engine, hits, clock and log
+	log    *slog.Logger
 }
 
 var _ redirectv1.RuleServiceServer = (*RuleService)(nil)
 
-// NewRuleService returns the admin API for store.
-func NewRuleService(store *RuleStore) *RuleService {
-	return &RuleService{store: store, log: store.Log}
+// NewRuleService returns the admin API for source.
+func NewRuleService(source RuleSource) *RuleService {
+	return &RuleService{source: source, store: source.Rules(), log: source.Rules().Log}
 }
 
 // current is the serving snapshot, or UNAVAILABLE before the first load.
@@ -102,7 +104,7 @@ func (s *RuleService) ListRules(_ context.Context, req *redirectv1.ListRulesRequ
 
 // PutRule creates or replaces one rule. A new rule without since gets the
 // current time.
-func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest) (*redirectv1.PutRuleResponse, error) {
+func (s *RuleService) PutRule(ctx context.Context, req *redirectv1.PutRuleRequest) (*redirectv1.PutRuleResponse, error) {
 	if req.GetRule() == nil {
 		return nil, status.Error(codes.InvalidArgument, "rule: required")
 	}
@@ -110,30 +112,25 @@ func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest)
 	if err != nil {
 		return nil, s.status(err)
 	}
-	snap, warnings, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
-		old, exists := st.Index().Rule(r.ID)
-		sinceFor(&r, old, exists, s.store.Now())
-		return st.Put(r)
-	})
+	edit := Edit{Puts: []decision.Rule{r}}
+	snap, warnings, err := s.source.Update(ctx, req.GetExpectedVersion(), edit)
 	if err != nil {
 		return nil, s.status(err)
 	}
 	return &redirectv1.PutRuleResponse{
-		Rule:     redirectv1.RuleToProto(r),
+		Rule:     redirectv1.RuleToProto(edit.Puts[0]),
 		Version:  versionToProto(snap.Version),
 		Warnings: redirectv1.ProblemsToProto(warnings),
 	}, nil
 }
 
 // DeleteRule removes one rule.
-func (s *RuleService) DeleteRule(_ context.Context, req *redirectv1.DeleteRuleRequest) (*redirectv1.DeleteRuleResponse, error) {
+func (s *RuleService) DeleteRule(ctx context.Context, req *redirectv1.DeleteRuleRequest) (*redirectv1.DeleteRuleResponse, error) {
 	id := req.GetId()
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: required")
 	}
-	snap, _, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
-		return st.Delete(id)
-	})
+	snap, _, err := s.source.Update(ctx, req.GetExpectedVersion(), Edit{Deletes: []string{id}})
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -141,19 +138,12 @@ func (s *RuleService) DeleteRule(_ context.Context, req *redirectv1.DeleteRuleRe
 }
 
 // ApplyRules replaces the whole rule set atomically.
-func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRequest) (*redirectv1.ApplyRulesResponse, error) {
+func (s *RuleService) ApplyRules(ctx context.Context, req *redirectv1.ApplyRulesRequest) (*redirectv1.ApplyRulesResponse, error) {
 	rules, err := redirectv1.RulesFromProto(req.GetRules())
 	if err != nil {
 		return nil, s.status(err)
 	}
-	snap, warnings, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
-		cur, now := st.Index(), s.store.Now()
-		for i := range rules {
-			old, ok := cur.Rule(rules[i].ID)
-			sinceFor(&rules[i], old, ok, now)
-		}
-		return st.Replace(rules)
-	})
+	snap, warnings, err := s.source.Update(ctx, req.GetExpectedVersion(), Edit{Puts: rules, Whole: true})
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -234,7 +224,7 @@ func (s *RuleService) status(err error) error {
 		return status.Error(codes.Aborted, err.Error()+"; read the rules again and retry")
 	case errors.Is(err, ErrNotPersistable):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrNotReady), errors.Is(err, ErrStoreUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	}
 	s.log.Error("admin request failed", "error", err)

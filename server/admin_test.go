@@ -26,14 +26,14 @@ import (
 )
 
 // startRuleService serves RuleService for st on a loopback listener.
-func startRuleService(t *testing.T, st *RuleStore, opts ...grpc.ServerOption) redirectv1.RuleServiceClient {
+func startRuleService(t testing.TB, st RuleSource, opts ...grpc.ServerOption) redirectv1.RuleServiceClient {
 	t.Helper()
 	return startRuleServiceDialing(t, st, opts)
 }
 
 // startRuleServiceDialing is startRuleService with options for the
 // client's connection too.
-func startRuleServiceDialing(t *testing.T, st *RuleStore, opts []grpc.ServerOption, dialOpts ...grpc.DialOption) redirectv1.RuleServiceClient {
+func startRuleServiceDialing(t testing.TB, st RuleSource, opts []grpc.ServerOption, dialOpts ...grpc.DialOption) redirectv1.RuleServiceClient {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -27,8 +27,26 @@ type Config struct {
 	// private by other means.
 	AdminInsecurePublic bool
 
-	// Rules is the rules file; "" serves the built-in example.
+	// Rules is the rules file, or an https:// URL to poll for it; ""
+	// serves the built-in example.
 	Rules string
+	// RulesPoll is how often a rules URL is polled; RulesCA the PEM CA
+	// bundle its server's certificate is checked against, when not the
+	// system's.
+	RulesPoll time.Duration
+	RulesCA   string
+	// Store is where the rule set lives: "file" (Rules) or "etcd"
+	// (README "Where rules live"); the Etcd* fields configure the latter.
+	Store string
+	// EtcdEndpoints is a comma-separated list of etcd client URLs.
+	EtcdEndpoints string
+	// EtcdPrefix starts every key redirectd reads and writes.
+	EtcdPrefix string
+	// TLS towards etcd: the CA that signed its certificate, and a client
+	// certificate and key when etcd requires one.
+	EtcdCA, EtcdCert, EtcdKey string
+	// EtcdUsername and EtcdPassword authenticate to etcd (RBAC).
+	EtcdUsername, EtcdPassword string
 	// PermanentMaxAge is the max-age of 301/308 answers whose rule sets none.
 	PermanentMaxAge time.Duration
 	// FlattenChains makes A→B→C answer A→C directly.
@@ -100,6 +118,9 @@ func DefaultConfig() Config {
 		HTTPAddr:             ":8080",
 		AdminAddr:            "127.0.0.1:50052",
 		PermanentMaxAge:      24 * time.Hour,
+		RulesPoll:            DefaultRulesPoll,
+		Store:                "file",
+		EtcdPrefix:           "/redirectd/",
 		ReloadDebounce:       DefaultReloadDebounce,
 		ReloadMaxDrop:        50,
 		MaxRequestBytes:      DefaultMaxRequestBytes,
@@ -129,7 +150,17 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (/healthz, /readyz, /metrics, forward-auth)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `admin gRPC listen address (RuleService); "" disables it`)
 	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS, or with a token without TLS")
-	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON); empty serves the built-in example")
+	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON), or an https:// URL of one to poll; empty serves the built-in example")
+	fs.DurationVar(&c.RulesPoll, "rules-poll", c.RulesPoll, "how often a --rules URL is asked whether it changed (a conditional GET)")
+	fs.StringVar(&c.RulesCA, "rules-ca", c.RulesCA, "PEM CA bundle that signed the --rules URL's certificate (a private CA)")
+	fs.StringVar(&c.Store, "store", c.Store, "where the rule set lives: file (--rules) or etcd (--etcd-endpoints), shared by every replica")
+	fs.StringVar(&c.EtcdEndpoints, "etcd-endpoints", c.EtcdEndpoints, "comma-separated etcd client URLs, for --store etcd (http://10.0.0.1:2379,...)")
+	fs.StringVar(&c.EtcdPrefix, "etcd-prefix", c.EtcdPrefix, "etcd key prefix of the rule set; replicas with the same prefix serve the same rules")
+	fs.StringVar(&c.EtcdCA, "etcd-ca", c.EtcdCA, "PEM CA bundle that signed etcd's certificate (https endpoints)")
+	fs.StringVar(&c.EtcdCert, "etcd-cert", c.EtcdCert, "PEM client certificate for etcd (with --etcd-key)")
+	fs.StringVar(&c.EtcdKey, "etcd-key", c.EtcdKey, "PEM private key for --etcd-cert")
+	fs.StringVar(&c.EtcdUsername, "etcd-username", c.EtcdUsername, "etcd user name (with --etcd-password)")
+	fs.StringVar(&c.EtcdPassword, "etcd-password", c.EtcdPassword, "etcd password (prefer the environment variable: flags show in ps)")
 	fs.DurationVar(&c.PermanentMaxAge, "permanent-max-age", c.PermanentMaxAge, "max-age of 301/308 answers whose rule sets no cache_max_age")
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
 	fs.DurationVar(&c.ReloadDebounce, "reload-debounce", c.ReloadDebounce, "wait this long after the last change of the rules file before reloading it")
@@ -199,6 +230,13 @@ func (c Config) Validate() error {
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("--http-addr is empty; give a listen address such as :8080"))
 	}
+	errs = append(errs, c.storeProblems()...)
+	if c.RulesPoll <= 0 {
+		errs = append(errs, fmt.Errorf("--rules-poll %v: must be positive", c.RulesPoll))
+	}
+	if c.RulesCA != "" && !strings.HasPrefix(c.Rules, "https://") {
+		errs = append(errs, fmt.Errorf("--rules-ca is for an https:// --rules URL; --rules is %q", c.Rules))
+	}
 	if c.PermanentMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("--permanent-max-age %v: must be positive (browsers keep an undated 301 forever)", c.PermanentMaxAge))
 	}
@@ -253,6 +291,37 @@ func (c Config) Validate() error {
 		errs = append(errs, c.adminExposure())
 	}
 	return errors.Join(errs...)
+}
+
+// storeProblems are the settings of --store that cannot work.
+func (c Config) storeProblems() []error {
+	var errs []error
+	switch c.Store {
+	case "file":
+		if c.EtcdEndpoints != "" {
+			errs = append(errs, errors.New("--etcd-endpoints is set but --store is file: add --store etcd to keep the rules in etcd"))
+		}
+		return errs
+	case "etcd":
+	default:
+		return []error{fmt.Errorf("--store %q: accepted: file, etcd", c.Store)}
+	}
+	if c.EtcdEndpoints == "" {
+		errs = append(errs, errors.New("--store etcd needs --etcd-endpoints (e.g. http://127.0.0.1:2379)"))
+	}
+	if c.Rules != "" {
+		errs = append(errs, fmt.Errorf("--rules %q and --store etcd: the rules live in etcd; load a file into it with redirectctl apply", c.Rules))
+	}
+	if !strings.HasPrefix(c.EtcdPrefix, "/") || !strings.HasSuffix(c.EtcdPrefix, "/") {
+		errs = append(errs, fmt.Errorf("--etcd-prefix %q: must start and end with / (e.g. /redirectd/), so one prefix is never the start of another", c.EtcdPrefix))
+	}
+	if (c.EtcdCert == "") != (c.EtcdKey == "") {
+		errs = append(errs, errors.New("--etcd-cert and --etcd-key go together: give both or neither"))
+	}
+	if (c.EtcdUsername == "") != (c.EtcdPassword == "") {
+		errs = append(errs, errors.New("--etcd-username and --etcd-password go together: give both or neither"))
+	}
+	return errs
 }
 
 // adminExposure refuses a non-loopback admin address that anyone who

@@ -79,7 +79,7 @@ func (s *RuleStore) LoadBytes(source string, data []byte) error {
 		s.reject(source, err)
 		return err
 	}
-	s.apply(c, sha256.Sum256(data), source, start)
+	s.apply(c, contentSum(data), source, start)
 	return nil
 }
 
@@ -108,21 +108,29 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	sum := sha256.Sum256(data)
-	if serving && sum == s.seenSum {
+	return s.applyData(s.Path, data, start)
+}
+
+// applyData applies the content of a rules file read from source (the
+// file's path or its URL) unless it is the content last seen, with the
+// checks every reload makes: not empty, not a drop of most rules. The
+// caller holds s.mu.
+func (s *RuleStore) applyData(source string, data []byte, start time.Time) (applied bool, err error) {
+	sum := contentSum(data)
+	if s.Engine.Ready() && sum == s.seenSum {
 		return false, nil
 	}
 	s.seenSum = sum
 	if len(bytes.TrimSpace(data)) == 0 {
 		// Most likely a truncate-and-write caught in the middle: serving
 		// it would drop every redirect at once.
-		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", s.Path)
-		s.reject(s.Path, err)
+		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", source)
+		s.reject(source, err)
 		return false, err
 	}
-	c, err := s.Engine.Store().ReplaceFile(s.Path, data)
+	c, err := s.Engine.Store().ReplaceFile(source, data)
 	if err != nil {
-		s.reject(s.Path, err)
+		s.reject(source, err)
 		return false, err
 	}
 	if cur := s.Engine.Current(); cur != nil && s.MaxDrop > 0 && s.MaxDrop < 1 &&
@@ -133,11 +141,11 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		}
 		err := fmt.Errorf("rules file %s would remove %d of the %d serving rules, more than --reload-max-drop %g%%; "+
 			"keeping the serving set until the file changes again (a file written in place and caught half-written "+
-			"looks like this: replace rules files by rename)", s.Path, c.Deletes, cur.Index.Len(), s.MaxDrop*100)
-		s.reject(s.Path, err)
+			"looks like this: replace rules files by rename)", source, c.Deletes, cur.Index.Len(), s.MaxDrop*100)
+		s.reject(source, err)
 		return false, err
 	}
-	s.apply(c, sum, s.Path, start)
+	s.apply(c, sum, source, start)
 	return true, nil
 }
 
@@ -147,6 +155,9 @@ func unchangedFile(seen, now os.FileInfo) bool {
 	return seen != nil && os.SameFile(seen, now) && seen.Size() == now.Size() && seen.ModTime().Equal(now.ModTime())
 }
 
+// contentSum is the SHA-256 of a rules file.
+func contentSum(data []byte) [sha256.Size]byte { return sha256.Sum256(data) }
+
 // apply commits a prepared change as the next version and publishes it.
 // The caller holds s.mu.
 func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source string, start time.Time) *decision.Index {
@@ -154,7 +165,15 @@ func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source stri
 	if cur := s.Engine.Current(); cur != nil {
 		number = cur.Version.Number + 1
 	}
-	ix := c.Commit(decision.Info{Version: number, Hash: hex.EncodeToString(sum[:]), Source: source, LoadedAt: start})
+	return s.publish(c, decision.Info{Version: number, Hash: hex.EncodeToString(sum[:]), Source: source, LoadedAt: start})
+}
+
+// publish commits a prepared change labelled with info and tells the hit
+// counters, the metrics and the log: every source (the file, etcd)
+// publishes through here. info.LoadedAt is when the change was started.
+func (s *RuleStore) publish(c *decision.Change, info decision.Info) *decision.Index {
+	start := info.LoadedAt
+	ix := c.Commit(info)
 	if s.Hits != nil {
 		s.Hits.track(ix)
 	}
@@ -163,7 +182,7 @@ func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source stri
 		s.Metrics.observeApplied(snap)
 	}
 	s.Log.Info("rules applied",
-		"version", snap.Version.Number, "hash", snap.Version.Hash[:12],
+		"version", snap.Version.Number, "hash", shortHash(snap.Version.Hash),
 		"source", snap.Source, "rules", ix.Len(),
 		"exact", ix.Count(decision.MatchExact),
 		"prefix", ix.Count(decision.MatchPrefix),
@@ -186,6 +205,10 @@ func (s *RuleStore) apply(c *decision.Change, sum [sha256.Size]byte, source stri
 	s.foldWhenDue()
 	return ix
 }
+
+// shortHash is the start of a version's hash for the log; the etcd
+// store's versions have none.
+func shortHash(h string) string { return h[:min(len(h), 12)] }
 
 // foldWhenDue folds the store's overlay into a new base on a goroutine of
 // its own once it has grown (decision.Store.NeedsFold): O(n) work, off the

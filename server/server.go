@@ -42,6 +42,11 @@ type Server struct {
 	// store loads, versions and publishes rule sets to engine; reloads
 	// and admin writes go through it too.
 	store *RuleStore
+	// source is where the rule set lives (--store): store itself, or
+	// etcd, which publishes through store.
+	source RuleSource
+	etcd   *EtcdStore // nil unless --store etcd
+	url    *URLRules  // nil unless --rules is a URL
 
 	// tasks run beside the listeners from the first good load until
 	// shutdown (the rules watcher, for one). An error from a task stops
@@ -78,12 +83,27 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}), s.now)
 	s.store = &RuleStore{
 		Engine:  s.engine,
-		Path:    cfg.Rules,
+		Path:    rulesFile(cfg.Rules),
 		MaxDrop: cfg.ReloadMaxDrop / 100,
 		Log:     log,
 		Now:     s.now,
 		Metrics: NewMetrics(),
 		Hits:    NewHits(),
+	}
+	s.source = s.store
+	if IsRulesURL(cfg.Rules) {
+		var err error
+		if s.url, err = NewURLRules(cfg, s.store); err != nil {
+			return nil, err
+		}
+		s.source = s.url
+	}
+	if cfg.Store == "etcd" {
+		var err error
+		if s.etcd, err = NewEtcdStore(cfg, s.store); err != nil {
+			return nil, err
+		}
+		s.source = s.etcd
 	}
 	s.engine.SetObserver((&DecisionObserver{Metrics: s.store.Metrics, Hits: s.store.Hits, Log: log, LogSample: cfg.DecisionLogSample}).Observe)
 
@@ -92,10 +112,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	// and TLS, and the admin listener's token and mTLS, come on top.
 	publicSec, err := publicListenerOptions(cfg)
 	if err != nil {
+		s.closeStore()
 		return nil, err
 	}
 	adminSec, err := adminListenerOptions(cfg, log)
 	if err != nil {
+		s.closeStore()
 		return nil, err
 	}
 	shared := append(serverOptions(log), grpc.ChainStreamInterceptor(s.endStreamAtShutdown))
@@ -111,15 +133,21 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	reflection.Register(s.public)
 	if cfg.AdminAddr != "" {
 		s.admin = newGRPCServer(nil, nil, adminOpts...)
-		redirectv1.RegisterRuleServiceServer(s.admin, NewRuleService(s.store))
+		redirectv1.RegisterRuleServiceServer(s.admin, NewRuleService(s.source))
 		healthpb.RegisterHealthServer(s.admin, s.health)
 		reflection.Register(s.admin)
 	}
 	s.mux.HandleFunc("GET /healthz", s.serveHealthz)
 	s.mux.HandleFunc("GET /readyz", s.serveReadyz)
 	s.mux.Handle("GET /metrics", s.store.Metrics.Handler())
-	if cfg.Rules != "" {
+	if s.store.Path != "" {
 		s.tasks = append(s.tasks, func(ctx context.Context) error { return s.store.Watch(ctx, cfg.ReloadDebounce) })
+	}
+	if s.url != nil {
+		s.tasks = append(s.tasks, s.url.Poll)
+	}
+	if s.etcd != nil {
+		s.tasks = append(s.tasks, s.etcd.Follow, s.etcd.Monitor)
 	}
 
 	// Other services register here, one line each. They may use
@@ -164,8 +192,24 @@ func (s *Server) listen() error {
 	return nil
 }
 
+// rulesFile is the rules file of --rules: "" when it is a URL.
+func rulesFile(rules string) string {
+	if IsRulesURL(rules) {
+		return ""
+	}
+	return rules
+}
+
+// closeStore closes the etcd client, if there is one.
+func (s *Server) closeStore() {
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
+}
+
 // Close releases the listeners of a Server that will not Run.
 func (s *Server) Close() {
+	s.closeStore()
 	for _, lis := range []net.Listener{s.publicLis, s.httpLis, s.adminLis} {
 		if lis != nil {
 			lis.Close()
@@ -222,8 +266,10 @@ func (s *Server) Run(ctx context.Context) error {
 		serve("admin gRPC", func() error { return s.admin.Serve(s.adminLis) })
 	}
 
-	err := s.loadAtStart()
-	if err == nil {
+	err := s.loadAtStart(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = nil // stopped while waiting for the first load
+	} else if err == nil {
 		s.loaded.Store(true)
 		s.setHealth(healthpb.HealthCheckResponse_SERVING)
 		s.log.Info("redirectd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "admin", s.AdminAddr())
@@ -254,6 +300,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.shutdown(drain)
 	serving.Wait()
+	s.closeStore()
 	return err
 }
 
@@ -367,9 +414,16 @@ func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// loadAtStart serves --rules, or the built-in example when there is none.
-// The error of a rejected file lists every problem with file:line.
-func (s *Server) loadAtStart() error {
+// loadAtStart serves --rules, or the built-in example when there is none,
+// or the set in etcd, waiting for etcd as long as it takes. The error of a
+// rejected file lists every problem with file:line.
+func (s *Server) loadAtStart(ctx context.Context) error {
+	if s.etcd != nil {
+		return startupError(s.etcd.Load(ctx), "--store etcd")
+	}
+	if s.url != nil {
+		return startupError(s.url.Load(ctx), "--rules")
+	}
 	if s.cfg.Rules == "" {
 		s.log.Info("serving the built-in example rules; pass --rules FILE to serve your own", "rules", deploy.ExampleRulesName)
 		return startupError(s.store.LoadBytes(deploy.ExampleRulesName, deploy.ExampleRules), "built-in example")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -30,15 +31,18 @@ var (
 	ErrNotReady = errors.New("no rule set loaded yet")
 )
 
-// Update changes the rule set durably. prepare makes the change on the
-// decision.Store (Put, Delete or Replace), which checks it and changes in
-// place only what differs. The set as it will be is then written to the
-// rules file (temp file in the same directory, fsync, rename, fsync of the
+// Rules is s itself: the file store publishes its own sets.
+func (s *RuleStore) Rules() *RuleStore { return s }
+
+// Update changes the rule set durably. The edit is made on the
+// decision.Store (Edit.prepare), which checks it and changes in place
+// only what differs. The set as it will be is then written to the rules
+// file (temp file in the same directory, fsync, rename, fsync of the
 // directory) and only then published: when Update returns without error
 // the change survives a crash and Decide already answers with it. The file
 // keeps its format (FormatOf its name). expected, when non-zero, must be
 // the serving version number.
-func (s *RuleStore) Update(expected uint64, prepare func(st *decision.Store) (*decision.Change, error)) (*Snapshot, []decision.Problem, error) {
+func (s *RuleStore) Update(_ context.Context, expected uint64, e Edit) (*Snapshot, []decision.Problem, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.Engine.Current()
@@ -56,7 +60,7 @@ func (s *RuleStore) Update(expected uint64, prepare func(st *decision.Store) (*d
 		return nil, nil, err
 	}
 	start := s.Now()
-	c, err := prepare(s.Engine.Store())
+	c, err := e.prepare(s.Engine.Store(), start)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/decision/rulegen"
+	"github.com/redirectd/redirectd/internal/etcdtest"
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
+)
+
+// BenchmarkEtcdWriteToEveryReplica: three replicas on one etcd; each
+// write goes through the next replica's admin API (gRPC on loopback) and
+// is timed until all three serve it. README "Performance":
+//
+//	go test -run '^$' -bench EtcdWriteToEveryReplica -benchtime 1000x ./server/
+func BenchmarkEtcdWriteToEveryReplica(b *testing.B) {
+	ec := etcdtest.Start(b)
+	fleet := []*etcdReplica{startEtcdReplica(b, ec), startEtcdReplica(b, ec), startEtcdReplica(b, ec)}
+	ctx := context.Background()
+	took := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		resp, err := fleet[i%3].admin.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: testRule(fmt.Sprintf("w%d", i%100), fmt.Sprintf("/w/%d/:p", i))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range fleet {
+			if _, err := r.store.awaitApplied(ctx, int64(resp.GetVersion().GetNumber())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		took = append(took, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99_ms")
+}
+
+// BenchmarkEtcdApplyAndFirstLoad applies a whole set of
+// BENCH_ETCD_RULES rules (default 100,000) through one replica, then
+// times a new replica's first load; it reports etcd's database size.
+//
+//	BENCH_ETCD_RULES=1000000 go test -run '^$' -bench EtcdApplyAndFirstLoad -benchtime 1x -timeout 30m ./server/
+func BenchmarkEtcdApplyAndFirstLoad(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("BENCH_ETCD_RULES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("BENCH_ETCD_RULES=%q: %v", v, err)
+		}
+	}
+	ec := etcdtest.Start(b)
+	a := startEtcdReplica(b, ec)
+	rules := make([]decision.Rule, n)
+	for i := range rules {
+		rules[i] = decision.Rule{ID: fmt.Sprintf("r%07d", i), Host: fmt.Sprintf("h%d.example", i%100), Path: fmt.Sprintf("/p/%d", i), To: fmt.Sprintf("/t/%d", i)}
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, _, err := a.store.Update(ctx, 0, Edit{Puts: rules, Whole: true}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "apply_s")
+		start = time.Now()
+		fresh := newBenchStore(b, ec)
+		if err := fresh.Load(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "first_load_s")
+		if got := fresh.rules.Engine.Store().Index().Len(); got != n {
+			b.Fatalf("new replica serves %d rules, want %d", got, n)
+		}
+	}
+	b.StopTimer()
+	st, err := ec.Client.Status(ctx, ec.Endpoint())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(st.DbSize)/(1<<20), "etcd_db_MiB")
+}
+
+func newBenchStore(b *testing.B, ec *etcdtest.Etcd) *EtcdStore {
+	cfg := DefaultConfig()
+	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", ec.Endpoint(), testPrefix
+	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Metrics: NewMetrics(), Hits: NewHits(), Now: time.Now}
+	es, err := NewEtcdStore(cfg, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { es.Close() })
+	return es
+}
+
+// BenchmarkDecideDuringEtcdWrites measures Engine.Decide throughput on a
+// replica serving 100k rules from etcd, steady and while another replica
+// puts 100 rules a second, each applied in place here through the watch.
+// Compare the two lines' decisions/s:
+//
+//	go test -run '^$' -bench DecideDuringEtcdWrites -benchtime 10s ./server/
+func BenchmarkDecideDuringEtcdWrites(b *testing.B) {
+	rules := rulegen.Rules(rulegen.Config{N: 100_000, Hosts: 20, Seed: 1})
+	reqs := rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
+	ec := etcdtest.Start(b)
+	deciding, writing := startEtcdReplica(b, ec), startEtcdReplica(b, ec)
+	ctx := context.Background()
+	snap, _, err := writing.store.Update(ctx, 0, Edit{Puts: rules, Whole: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := deciding.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		every time.Duration // 0: no writes, the baseline
+	}{
+		{"steady", 0},
+		{"100-writes-per-s", 10 * time.Millisecond},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			stop, done := make(chan struct{}), make(chan struct{})
+			var writes atomic.Int64
+			inflight := make(chan struct{}, 64)
+			go func() {
+				defer close(done)
+				if tc.every == 0 {
+					return
+				}
+				tick := time.NewTicker(tc.every)
+				defer tick.Stop()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					// Open loop: a write is sent every tick whatever the
+					// last one is doing, up to 64 in flight.
+					select {
+					case inflight <- struct{}{}:
+					default:
+						continue
+					}
+					r := rules[i%len(rules)]
+					r.To = fmt.Sprintf("/moved/%d", i)
+					go func() {
+						defer func() { <-inflight }()
+						if _, err := writing.admin.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: redirectv1.RuleToProto(r)}); err == nil {
+							writes.Add(1)
+						}
+					}()
+				}
+			}()
+			var next atomic.Uint64
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				i := next.Add(1 << 12)
+				for pb.Next() {
+					req := reqs[i%uint64(len(reqs))]
+					i++
+					if _, err := deciding.store.rules.Engine.Decide(&req); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			close(stop)
+			<-done
+			for range cap(inflight) {
+				inflight <- struct{}{} // every write has returned
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
+			b.ReportMetric(float64(writes.Load())/elapsed.Seconds(), "writes/s")
+		})
+	}
+}
