@@ -110,11 +110,7 @@ func (s *RuleService) PutRule(_ context.Context, req *redirectv1.PutRuleRequest)
 	if err != nil {
 		return nil, s.status(err)
 	}
-	snap, warnings, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
-		old, exists := st.Index().Rule(r.ID)
-		sinceFor(&r, old, exists, s.store.Now())
-		return st.Put(r)
-	})
+	snap, warnings, err := s.store.PutRule(req.GetExpectedVersion(), &r)
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -131,9 +127,7 @@ func (s *RuleService) DeleteRule(_ context.Context, req *redirectv1.DeleteRuleRe
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: required")
 	}
-	snap, _, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
-		return st.Delete(id)
-	})
+	snap, err := s.store.DeleteRule(req.GetExpectedVersion(), id)
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -146,14 +140,7 @@ func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRe
 	if err != nil {
 		return nil, s.status(err)
 	}
-	snap, warnings, err := s.store.Update(req.GetExpectedVersion(), func(st *decision.Store) (*decision.Change, error) {
-		cur, now := st.Index(), s.store.Now()
-		for i := range rules {
-			old, ok := cur.Rule(rules[i].ID)
-			sinceFor(&rules[i], old, ok, now)
-		}
-		return st.Replace(rules)
-	})
+	snap, warnings, err := s.store.ApplyRules(req.GetExpectedVersion(), rules)
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -163,24 +150,22 @@ func (s *RuleService) ApplyRules(_ context.Context, req *redirectv1.ApplyRulesRe
 // ValidateRules lints rules, or a rules file, exactly as a load or an
 // apply would, and never applies them.
 func (s *RuleService) ValidateRules(_ context.Context, req *redirectv1.ValidateRulesRequest) (*redirectv1.ValidateRulesResponse, error) {
-	var rules []decision.Rule
+	var warnings []decision.Problem
 	var err error
 	if len(req.GetFile()) > 0 {
 		name := req.GetFileName()
 		if name == "" {
 			name = "rules.yaml"
 		}
-		rules, err = decision.ParseRules(name, req.GetFile())
+		_, warnings, err = s.store.LintFile(name, req.GetFile())
 	} else {
-		rules, err = redirectv1.RulesFromProto(req.GetRules())
+		var rules []decision.Rule
+		if rules, err = redirectv1.RulesFromProto(req.GetRules()); err == nil {
+			warnings, err = s.store.lint(rules)
+		}
 	}
 	if err == nil {
-		_, warnings, buildErr := decision.Build(rules, s.store.Engine.Store().Options())
-		if buildErr != nil {
-			err = buildErr
-		} else {
-			return &redirectv1.ValidateRulesResponse{Valid: true, Problems: redirectv1.ProblemsToProto(warnings)}, nil
-		}
+		return &redirectv1.ValidateRulesResponse{Valid: true, Problems: redirectv1.ProblemsToProto(warnings)}, nil
 	}
 	var rerr *decision.RulesError
 	if !errors.As(err, &rerr) {
@@ -255,16 +240,25 @@ func adminListenerOptions(cfg Config, log *slog.Logger) ([]grpc.ServerOption, er
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	token := cfg.AdminToken
-	if cfg.AdminTokenFile != "" {
-		t, err := ReadTokenFile(cfg.AdminTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--admin-token-file: %w", err)
-		}
-		token = t
+	token, err := cfg.adminToken()
+	if err != nil {
+		return nil, err
 	}
 	if token != "" {
 		opts = append(opts, requireBearerToken(token, log)...)
 	}
 	return opts, nil
+}
+
+// adminToken is the bearer token of the admin listener and the console:
+// --admin-token, or read from --admin-token-file; "" when there is none.
+func (c Config) adminToken() (string, error) {
+	if c.AdminTokenFile == "" {
+		return c.AdminToken, nil
+	}
+	t, err := ReadTokenFile(c.AdminTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--admin-token-file: %w", err)
+	}
+	return t, nil
 }

@@ -45,6 +45,7 @@ func testConfig() Config {
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.ConsoleAddr = "127.0.0.1:0"
 	cfg.Rules = filepath.Join("testdata", "rules.yaml")
 	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.DrainDelay = 0 // tests that drain set their own

@@ -156,7 +156,7 @@ func startDaemon(t *testing.T, f *scaleFixture, name string, env []string) *daem
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(f.redirectd, "--rules", f.rules, "--grpc-addr", d.grpcAddr, "--http-addr", httpAddr, "--admin-addr", "", "--log-format", "json", "--drain-delay", "0")
+	d.cmd = exec.Command(f.redirectd, "--rules", f.rules, "--grpc-addr", d.grpcAddr, "--http-addr", httpAddr, "--admin-addr", "", "--console-addr", "", "--log-format", "json", "--drain-delay", "0")
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stderr = logFile
 	d.cmd.Stdout = logFile
