@@ -143,6 +143,8 @@ func New(b Backend, opts Options) (*Console, error) {
 	c.mux.HandleFunc("GET /trace", c.serveTrace)
 	c.mux.HandleFunc("GET /rules", c.serveSearch)
 	c.mux.HandleFunc("GET /rules/{id}", c.serveRule)
+	c.mux.HandleFunc("POST /rules", c.putRule)
+	c.mux.HandleFunc("POST /rules/{id}/delete", c.deleteRule)
 	return c, nil
 }
 

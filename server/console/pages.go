@@ -54,6 +54,7 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"query":     url.QueryEscape,
+	"edit":      func(v view, f editForm) view { v.Page = &f; return v },
 	"path":      url.PathEscape,
 	"sparkline": sparkline,
 	"sum": func(xs []uint32) uint64 {
@@ -66,7 +67,7 @@ var funcs = template.FuncMap{
 }
 
 func (c *Console) parsePages() error {
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html")
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/edit.html")
 	if err != nil {
 		return fmt.Errorf("console templates: %w", err)
 	}
@@ -77,7 +78,7 @@ func (c *Console) parsePages() error {
 	c.pages = map[string]*template.Template{}
 	for _, e := range names {
 		name := strings.TrimSuffix(e.Name(), ".html")
-		if name == "layout" {
+		if name == "layout" || name == "edit" {
 			continue
 		}
 		t, err := template.Must(layout.Clone()).ParseFS(files, "templates/"+e.Name())
@@ -86,6 +87,8 @@ func (c *Console) parsePages() error {
 		}
 		c.pages[name] = t
 	}
+	// The editor page is layout.html with edit.html's content.
+	c.pages["edit"] = layout
 	return nil
 }
 

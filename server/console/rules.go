@@ -1,7 +1,10 @@
 package console
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -103,7 +106,18 @@ type rulePage struct {
 	// client following it, or why that cannot be said.
 	Out     string
 	OutNote string
-	Version uint64
+	Edit    editForm
+}
+
+// editForm is the rule editor: the rule's YAML, the version it was read
+// at, and the outcome of the last submit.
+type editForm struct {
+	Writable error
+	Version  uint64
+	YAML     string
+	Error    string
+	Conflict bool
+	Saved    string
 }
 
 // serveRule shows one rule: its fields as they would be written in a
@@ -119,9 +133,10 @@ func (c *Console) serveRule(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusNotFound, "error", "No such rule", &errorPage{Message: "No rule has the id " + strconv.Quote(id) + " in the serving set (version " + strconv.FormatUint(ix.Info().Version, 10) + ")."})
 		return
 	}
-	p := &rulePage{Rule: rule, Version: ix.Info().Version, Hits: c.b.Hits(id), PerMinute: c.b.PerMinute(id, c.opts.Now())}
+	p := &rulePage{Rule: rule, Hits: c.b.Hits(id), PerMinute: c.b.PerMinute(id, c.opts.Now())}
 	rule.Line = 0
 	p.YAML = string(decision.MarshalRules([]decision.Rule{rule}))
+	p.Edit = editForm{Writable: c.b.Writable(), Version: ix.Info().Version, YAML: p.YAML, Saved: r.URL.Query().Get("saved")}
 	for _, w := range ix.Warnings() {
 		if w.RuleID == id {
 			p.Warnings = append(p.Warnings, w)
@@ -156,4 +171,65 @@ func (c *Console) chainOut(ix *decision.Index, r *decision.Rule) (string, string
 		return "", "No rule redirects the target: a client following this redirect ends there."
 	}
 	return d.RuleID, "A client following this redirect is redirected again, to " + d.Location + "."
+}
+
+// putRule creates or replaces the one rule written in the form's YAML,
+// through the admin API's code path. A rule set changed since the page
+// was read is a conflict: nothing is written and the person's text is
+// shown again beside the error.
+func (c *Console) putRule(w http.ResponseWriter, r *http.Request) {
+	ix := c.index(w, r)
+	if ix == nil {
+		return
+	}
+	text := r.PostFormValue("yaml")
+	form := editForm{Writable: c.b.Writable(), Version: ix.Info().Version, YAML: text}
+	fail := func(status int, msg string) {
+		form.Error = msg
+		c.render(w, r, status, "edit", "Rule not saved", &form)
+	}
+	exp, err := expected(r)
+	if err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	rules, err := decision.ParseRules("rule.yaml", []byte(text))
+	switch {
+	case err != nil:
+		fail(http.StatusBadRequest, err.Error())
+		return
+	case len(rules) != 1:
+		fail(http.StatusBadRequest, fmt.Sprintf("the text holds %d rules; write exactly one (\"rules:\" and one \"- id: ...\" entry)", len(rules)))
+		return
+	}
+	done, err := c.b.Put(exp, &rules[0])
+	if err != nil {
+		form.Conflict = errors.Is(err, ErrConflict)
+		status := http.StatusBadRequest
+		if form.Conflict {
+			status = http.StatusConflict
+		}
+		fail(status, err.Error())
+		return
+	}
+	http.Redirect(w, r, "/rules/"+url.PathEscape(rules[0].ID)+"?saved="+strconv.FormatUint(done.Version, 10), http.StatusSeeOther)
+}
+
+// deleteRule removes a rule, unless the set changed since the page was
+// read.
+func (c *Console) deleteRule(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	exp, err := expected(r)
+	if err == nil {
+		_, err = c.b.Delete(exp, id)
+	}
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrConflict) {
+			status = http.StatusConflict
+		}
+		c.render(w, r, status, "error", "Rule not deleted", &errorPage{Message: err.Error()})
+		return
+	}
+	http.Redirect(w, r, "/rules?deleted="+url.QueryEscape(id), http.StatusSeeOther)
 }
