@@ -605,8 +605,9 @@ func TestRecoverUnary(t *testing.T) {
 }
 
 // TestMain keeps the test binary from inheriting REDIRECTD_* settings of
-// the shell that runs it.
+// the shell that runs it; REDIRECTD_SCREENSHOTS is a test setting, kept.
 func TestMain(m *testing.M) {
+	screenshotDir = os.Getenv("REDIRECTD_SCREENSHOTS")
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, EnvPrefix) {
 			os.Unsetenv(name)
