@@ -2,6 +2,7 @@ package server
 
 import (
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -66,4 +67,71 @@ func TestConsoleEditConflict(t *testing.T) {
 	if !strings.Contains(string(file), "/newer") || strings.Contains(string(file), "/stale") {
 		t.Errorf("rules file after a conflict:\n%s\nwant the first save only", file)
 	}
+}
+
+// TestConsoleApplyFile uploads a rules file: a bad one shows its problems
+// and cannot be applied, a good one is applied after its preview.
+func TestConsoleApplyFile(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rules = writeRules(t, t.TempDir(), "rules.yaml", "rules:\n  - id: old\n    path: /old\n    to: /new\n")
+	r := start(t, cfg)
+	base := "http://" + r.ConsoleAddr()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	_, page := getWith(t, cl, base+"/apply")
+	csrf := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatalf("apply page has no form:\n%s", page)
+	}
+	upload := func(content string) (int, string) {
+		t.Helper()
+		var b strings.Builder
+		mw := multipart.NewWriter(&b)
+		mw.WriteField("csrf", csrf[1])
+		fw, _ := mw.CreateFormFile("file", "upload.yaml")
+		io.WriteString(fw, content)
+		mw.Close()
+		resp, err := cl.Post(base+"/apply", mw.FormDataContentType(), strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	_, body := upload("rules:\n  - id: bad\n    path: /x\n    to: /y\n    status: 404\n")
+	if !strings.Contains(body, "is rejected") || !strings.Contains(body, "status") || strings.Contains(body, `action="/apply/confirm"`) {
+		t.Errorf("a bad file's preview: want its problem and no apply button\n%s", body)
+	}
+	_, body = upload("rules:\n  - id: a\n    path: /a\n    to: /b\n  - id: c\n    path: /c\n    to: /d\n")
+	pending := regexp.MustCompile(`name="pending" value="([0-9a-f]+)"`).FindStringSubmatch(body)
+	version := regexp.MustCompile(`name="expected_version" value="(\d+)"`).FindStringSubmatch(body)
+	if !strings.Contains(body, "is valid: 2 rules") || pending == nil || version == nil {
+		t.Fatalf("a good file's preview: want it valid with an apply button\n%s", body)
+	}
+	resp, err := cl.PostForm(base+"/apply/confirm", url.Values{"csrf": {csrf[1]}, "pending": {pending[1]}, "expected_version": {version[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Query().Get("applied") == "" {
+		t.Errorf("apply: %d at %s, want the applied notice", resp.StatusCode, resp.Request.URL)
+	}
+	if _, ok := r.Engine().Current().Index.Rule("old"); ok {
+		t.Error("rule old still serves after applying a file without it")
+	}
+	if file, _ := os.ReadFile(cfg.Rules); !strings.Contains(string(file), "id: c") {
+		t.Errorf("rules file after apply:\n%s", file)
+	}
+}
+
+func getWith(t *testing.T, cl *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := cl.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -113,6 +113,9 @@ type Console struct {
 	key   []byte
 	pages map[string]*template.Template
 	mux   *http.ServeMux
+	// pending holds uploaded rules files between their preview and their
+	// apply (apply.go).
+	pending pendingUploads
 	// lastRefusal spaces the log lines of refused logins.
 	lastRefusal atomic.Int64
 }
@@ -145,6 +148,9 @@ func New(b Backend, opts Options) (*Console, error) {
 	c.mux.HandleFunc("GET /rules/{id}", c.serveRule)
 	c.mux.HandleFunc("POST /rules", c.putRule)
 	c.mux.HandleFunc("POST /rules/{id}/delete", c.deleteRule)
+	c.mux.HandleFunc("GET /apply", c.serveApply)
+	c.mux.HandleFunc("POST /apply", c.previewApply)
+	c.mux.HandleFunc("POST /apply/confirm", c.confirmApply)
 	return c, nil
 }
 
