@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redirectd/redirectd/decision"
 )
 
 // TestConsoleEditConflict drives the daemon's console over HTTP: with the
@@ -134,4 +138,61 @@ func getWith(t *testing.T, cl *http.Client, u string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestConsoleUsage: a rule hit through the engine is listed among the most
+// hit with its per-minute chart; the other is listed as never hit.
+func TestConsoleUsage(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rules = writeRules(t, t.TempDir(), "rules.yaml", "rules:\n  - id: used\n    path: /used\n    to: /a\n  - id: unused\n    path: /unused\n    to: /b\n")
+	r := start(t, cfg)
+	for range 3 {
+		if d, err := r.Engine().Decide(&decision.Request{Method: "GET", Host: "example.com", Target: "/used"}); err != nil || d.RuleID != "used" {
+			t.Fatalf("Decide /used: %+v, %v", d, err)
+		}
+	}
+	_, body := get(t, "http://"+r.ConsoleAddr()+"/usage")
+	top, never, _ := strings.Cut(body, `id="never"`)
+	if !strings.Contains(top, `/rules/used">used</a></td><td>3</td>`) || !strings.Contains(top, `<svg class="spark"`) {
+		t.Errorf("usage page: want rule used with 3 hits and a chart among the most hit\n%s", body)
+	}
+	if !strings.Contains(never, `/rules/unused"`) || strings.Contains(never, `/rules/used"`) {
+		t.Errorf("usage page: want only rule unused as never hit\n%s", body)
+	}
+}
+
+// TestRecentHitsBounded: per-minute series exist for at most
+// recentShards×recentPerShard rules, the least recently hit giving way.
+func TestRecentHitsBounded(t *testing.T) {
+	r := newRecentHits()
+	at := time.Unix(1_700_000_000, 0)
+	for i := range 10 * recentShards * recentPerShard {
+		r.hit(fmt.Sprint("rule-", i), at.Add(time.Duration(i)*time.Second))
+	}
+	n := 0
+	for i := range r.shards {
+		n += len(r.shards[i].series)
+	}
+	if n > recentShards*recentPerShard {
+		t.Errorf("%d series kept, want at most %d", n, recentShards*recentPerShard)
+	}
+	last := fmt.Sprint("rule-", 10*recentShards*recentPerShard-1)
+	end := at.Add(time.Duration(10*recentShards*recentPerShard-1) * time.Second)
+	pm := r.perMinute(last, end)
+	if len(pm) != RecentMinutes || pm[RecentMinutes-1] != 1 {
+		t.Errorf("the last rule hit: per-minute tail %v, want one hit in the last minute", pm[RecentMinutes-3:])
+	}
+	if r.perMinute("rule-0", end) != nil {
+		t.Error("the first rule hit still has a series after thousands of newer rules")
+	}
+	if got := r.perMinute(last, end.Add(25*time.Hour)); got[RecentMinutes-1] != 0 || slicesSum(got) != 0 {
+		t.Error("a hit more than a day old still counts")
+	}
+}
+
+func slicesSum(xs []uint32) (n uint64) {
+	for _, x := range xs {
+		n += uint64(x)
+	}
+	return n
 }

@@ -148,6 +148,7 @@ func New(b Backend, opts Options) (*Console, error) {
 	c.mux.HandleFunc("GET /rules/{id}", c.serveRule)
 	c.mux.HandleFunc("POST /rules", c.putRule)
 	c.mux.HandleFunc("POST /rules/{id}/delete", c.deleteRule)
+	c.mux.HandleFunc("GET /usage", c.serveUsage)
 	c.mux.HandleFunc("GET /apply", c.serveApply)
 	c.mux.HandleFunc("POST /apply", c.previewApply)
 	c.mux.HandleFunc("POST /apply/confirm", c.confirmApply)
