@@ -196,6 +196,10 @@ func TestSearchAndRule(t *testing.T) {
 			t.Errorf("rule page lacks %q", w)
 		}
 	}
+	_, body = get(t, srv.Client(), srv.URL+"/rules/form2-moved?in=1")
+	if !strings.Contains(body, `redirects again: <a href="/rules/form-moved">form-moved</a>.`) {
+		t.Errorf("rule page of form2-moved does not name form-moved as leading to it:\n%s", body)
+	}
 	if code, _ := get(t, srv.Client(), srv.URL+"/rules/nope"); code != http.StatusNotFound {
 		t.Errorf("unknown rule: %d, want 404", code)
 	}

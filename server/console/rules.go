@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redirectd/redirectd/decision"
 )
@@ -106,7 +107,11 @@ type rulePage struct {
 	// client following it, or why that cannot be said.
 	Out     string
 	OutNote string
-	Edit    editForm
+	// In are the rules whose target this rule redirects again, found on
+	// demand (?in=1): InNote says how, and what it cost.
+	In     []string
+	InNote string
+	Edit   editForm
 }
 
 // editForm is the rule editor: the rule's YAML, the version it was read
@@ -143,6 +148,9 @@ func (c *Console) serveRule(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.Out, p.OutNote = c.chainOut(ix, &rule)
+	if r.URL.Query().Get("in") != "" {
+		p.In, p.InNote = c.chainIn(ix, &rule)
+	}
 	c.render(w, r, http.StatusOK, "rule", "Rule "+id, p)
 }
 
@@ -232,4 +240,41 @@ func (c *Console) deleteRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/rules?deleted="+url.QueryEscape(id), http.StatusSeeOther)
+}
+
+// mostChainIn bounds the rules chainIn lists.
+const mostChainIn = 100
+
+// chainIn finds the rules whose target this rule redirects again. No index
+// maps targets to rules, so it scans the whole set (Index.All) for targets
+// that contain the rule's literal path (its path up to the first ':' or
+// '*' for a pattern), and confirms each by deciding that target
+// (chainOut). A regex rule has no literal path to look for.
+func (c *Console) chainIn(ix *decision.Index, r *decision.Rule) ([]string, string) {
+	needle := r.Path
+	switch r.Match {
+	case decision.MatchRegex:
+		return nil, "Not searched: a regex rule has no literal path to look for in other rules' targets."
+	case decision.MatchPattern:
+		if i := strings.IndexAny(needle, ":*"); i >= 0 {
+			needle = needle[:i]
+		}
+	}
+	start := time.Now()
+	var in []string
+	scanned, checked := 0, 0
+	for t := range ix.All() {
+		scanned++
+		if t.ID == r.ID || !strings.Contains(t.To, needle) {
+			continue
+		}
+		checked++
+		if out, _ := c.chainOut(ix, t); out == r.ID {
+			in = append(in, t.ID)
+			if len(in) == mostChainIn {
+				break
+			}
+		}
+	}
+	return in, fmt.Sprintf("Scanned %d rules for targets containing %q and decided %d of them, in %v.", scanned, needle, checked, time.Since(start).Round(time.Millisecond))
 }
