@@ -72,7 +72,7 @@ func (b consoleBackend) Lint(name string, data []byte) ([]decision.Rule, []decis
 
 func written(snap *Snapshot, warnings []decision.Problem, err error) (console.Written, error) {
 	if errors.Is(err, ErrVersionMismatch) {
-		return console.Written{}, fmt.Errorf("%w: %w", console.ErrConflict, err)
+		return console.Written{}, fmt.Errorf("%w: %v", console.ErrConflict, err)
 	}
 	if err != nil {
 		return console.Written{}, err

@@ -130,4 +130,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the conflicting edit reached the rules file:\n%s", file)
 	}
 	run("status", chromedp.Navigate(base+"/"), chromedp.WaitVisible("#version"), shot("status"))
+
+	// At a phone's width every page fits without scrolling sideways
+	// (tables scroll inside their own box).
+	run("phone", chromedp.EmulateViewport(390, 844))
+	for _, path := range []string{"/", "/trace?url=https://example.com/form&method=POST", "/rules?q=/", "/rules/docs-moved", "/usage", "/apply"} {
+		run("phone "+path, chromedp.Navigate(base+path), chromedp.WaitVisible("main"))
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[int]("document.documentElement.scrollWidth"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if width > 390 {
+			t.Errorf("%s at 390 px wide is %d px wide: it scrolls sideways", path, width)
+		}
+	}
+	run("phone shot", chromedp.Navigate(base+"/trace?url=https://example.com/form&method=POST"), chromedp.WaitVisible("#sentence"), shot("phone-trace"))
 }

@@ -67,6 +67,9 @@ func TestConsoleEditConflict(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(body, "Conflict: nothing was written") || !strings.Contains(body, "/stale") {
 		t.Errorf("save at a stale version: %d, want 409 showing the conflict and keeping the text\n%s", code, body)
 	}
+	if !strings.Contains(body, `name="expected_version" value="`+version[1]+`"`) {
+		t.Errorf("the conflict page's form no longer carries the version read (%s): submitting it again would overwrite\n%s", version[1], body)
+	}
 	file, _ := os.ReadFile(cfg.Rules)
 	if !strings.Contains(string(file), "/newer") || strings.Contains(string(file), "/stale") {
 		t.Errorf("rules file after a conflict:\n%s\nwant the first save only", file)

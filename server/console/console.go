@@ -32,7 +32,7 @@ import (
 
 // ErrConflict is wrapped by a Backend's write refused because the rule set
 // changed since the version the person saw (expected_version).
-var ErrConflict = errors.New("the rule set changed since you loaded this page")
+var ErrConflict = errors.New("version conflict")
 
 // Backend is what the console needs from the daemon.
 type Backend interface {

@@ -215,7 +215,10 @@ func (c *Console) putRule(w http.ResponseWriter, r *http.Request) {
 		form.Conflict = errors.Is(err, ErrConflict)
 		status := http.StatusBadRequest
 		if form.Conflict {
-			status = http.StatusConflict
+			// The form keeps the version the person read: submitting it
+			// again conflicts again, until they have seen the rule as it
+			// is now.
+			status, form.Version = http.StatusConflict, exp
 		}
 		fail(status, err.Error())
 		return
