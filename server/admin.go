@@ -247,16 +247,25 @@ func adminListenerOptions(cfg Config, log *slog.Logger) ([]grpc.ServerOption, er
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	token := cfg.AdminToken
-	if cfg.AdminTokenFile != "" {
-		t, err := ReadTokenFile(cfg.AdminTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--admin-token-file: %w", err)
-		}
-		token = t
+	token, err := cfg.adminToken()
+	if err != nil {
+		return nil, err
 	}
 	if token != "" {
 		opts = append(opts, requireBearerToken(token, log)...)
 	}
 	return opts, nil
+}
+
+// adminToken is the bearer token of the admin listener and the console:
+// --admin-token, or read from --admin-token-file; "" when there is none.
+func (c Config) adminToken() (string, error) {
+	if c.AdminTokenFile == "" {
+		return c.AdminToken, nil
+	}
+	t, err := ReadTokenFile(c.AdminTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--admin-token-file: %w", err)
+	}
+	return t, nil
 }

@@ -55,7 +55,7 @@ const (
 //	go test -run '^$' -bench BenchmarkGRPC -benchtime 200000x -count 5 ./server/
 func BenchmarkGRPC(b *testing.B) {
 	cfg := DefaultConfig()
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.AdminAddr, cfg.ConsoleAddr = "127.0.0.1:0", "127.0.0.1:0", "", ""
 	cfg.DrainDelay = 0
 	cfg.Rules = filepath.Join("testdata", "rules.yaml")
 	s, err := New(cfg, slog.New(slog.DiscardHandler))

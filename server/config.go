@@ -22,7 +22,11 @@ type Config struct {
 	HTTPAddr string
 	// AdminAddr is the admin gRPC listener (RuleService); "" disables it.
 	AdminAddr string
-	// AdminInsecurePublic allows a non-loopback AdminAddr without a token
+	// ConsoleAddr is the web console's HTTP listener (server/console);
+	// "" disables it. It is protected like the admin listener, with the
+	// same token and TLS files.
+	ConsoleAddr string
+	// AdminInsecurePublic allows a non-loopback AdminAddr (or ConsoleAddr) without a token
 	// or mTLS, or with a token but without TLS, for networks that are
 	// private by other means.
 	AdminInsecurePublic bool
@@ -117,6 +121,7 @@ func DefaultConfig() Config {
 		GRPCAddr:             ":50051",
 		HTTPAddr:             ":8080",
 		AdminAddr:            "127.0.0.1:50052",
+		ConsoleAddr:          "127.0.0.1:8081",
 		PermanentMaxAge:      24 * time.Hour,
 		RulesPoll:            DefaultRulesPoll,
 		Store:                "file",
@@ -149,6 +154,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "public gRPC listen address (Decide, Envoy Check, health, reflection)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (/healthz, /readyz, /metrics, forward-auth)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `admin gRPC listen address (RuleService); "" disables it`)
+	fs.StringVar(&c.ConsoleAddr, "console-addr", c.ConsoleAddr, `web console HTTP listen address, protected like --admin-addr (same token and TLS files); "" disables it`)
 	fs.BoolVar(&c.AdminInsecurePublic, "admin-insecure-public", c.AdminInsecurePublic, "allow a non-loopback --admin-addr without a token or mTLS, or with a token without TLS")
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file (YAML or JSON), or an https:// URL of one to poll; empty serves the built-in example")
 	fs.DurationVar(&c.RulesPoll, "rules-poll", c.RulesPoll, "how often a --rules URL is asked whether it changed (a conditional GET)")
@@ -288,7 +294,10 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.AdminAddr != "" && !c.AdminInsecurePublic {
-		errs = append(errs, c.adminExposure())
+		errs = append(errs, c.adminExposure(c.AdminAddr, "--admin-addr"))
+	}
+	if c.ConsoleAddr != "" && !c.AdminInsecurePublic {
+		errs = append(errs, c.adminExposure(c.ConsoleAddr, "--console-addr"))
 	}
 	return errors.Join(errs...)
 }
@@ -324,22 +333,23 @@ func (c Config) storeProblems() []error {
 	return errs
 }
 
-// adminExposure refuses a non-loopback admin address that anyone who
-// reaches it could use: without authentication, or with a bearer token
-// sent in clear, which anyone on the path can read and replay.
-func (c Config) adminExposure() error {
-	loopback, err := isLoopbackAddr(c.AdminAddr)
+// adminExposure refuses a non-loopback address of a listener that
+// changes rules (admin, console; flag names it) that anyone who reaches it
+// could use: without authentication, or with a bearer token sent in
+// clear, which anyone on the path can read and replay.
+func (c Config) adminExposure(addr, flag string) error {
+	loopback, err := isLoopbackAddr(addr)
 	switch {
 	case err != nil:
-		return fmt.Errorf("--admin-addr %q: %v", c.AdminAddr, err)
+		return fmt.Errorf("%s %q: %v", flag, addr, err)
 	case loopback:
 		return nil
 	case !c.adminAuthenticated():
-		return fmt.Errorf("--admin-addr %q is not a loopback address: anyone who reaches it could change the rules; "+
-			"set --admin-token, --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", c.AdminAddr)
+		return fmt.Errorf("%s %q is not a loopback address: anyone who reaches it could change the rules; "+
+			"set --admin-token, --admin-token-file or --admin-client-ca, or --admin-insecure-public if the network is private", flag, addr)
 	case (c.AdminToken != "" || c.AdminTokenFile != "") && c.AdminTLSCert == "":
-		return fmt.Errorf("--admin-addr %q is not a loopback address and its bearer token would cross the network without TLS, readable by anyone on the path; "+
-			"set --admin-tls-cert and --admin-tls-key, or --admin-insecure-public if the network is private", c.AdminAddr)
+		return fmt.Errorf("%s %q is not a loopback address and its bearer token would cross the network without TLS, readable by anyone on the path; "+
+			"set --admin-tls-cert and --admin-tls-key, or --admin-insecure-public if the network is private", flag, addr)
 	}
 	return nil
 }

@@ -173,6 +173,16 @@ func TestParseConfigErrors(t *testing.T) {
 			want: []string{"--admin-addr", "not a loopback", "--admin-insecure-public"},
 		},
 		{
+			name: "console on every interface without protection",
+			env:  map[string]string{"REDIRECTD_CONSOLE_ADDR": ":8081"},
+			want: []string{"--console-addr", "not a loopback", "--admin-token"},
+		},
+		{
+			name: "console on a public address with a token but no TLS",
+			args: []string{"--console-addr", "0.0.0.0:8081", "--admin-token", "0123456789abcdef0123"},
+			want: []string{"--console-addr", "without TLS", "--admin-tls-cert"},
+		},
+		{
 			name: "admin on a public address from the environment",
 			env:  map[string]string{"REDIRECTD_ADMIN_ADDR": "10.0.0.7:50052"},
 			want: []string{"--admin-addr", "10.0.0.7:50052"},

@@ -33,7 +33,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	grpcAddr, httpAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	daemon := exec.Command(bin, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--admin-addr", adminAddr, "--drain-delay", "0")
+	daemon := exec.Command(bin, "--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--admin-addr", adminAddr, "--console-addr", "", "--drain-delay", "0")
 	var logs logBuffer
 	daemon.Stdout, daemon.Stderr = &logs, &logs
 	if err := daemon.Start(); err != nil {

@@ -93,6 +93,7 @@ func BenchmarkEtcdApplyAndFirstLoad(b *testing.B) {
 
 func newBenchStore(b *testing.B, ec *etcdtest.Etcd) *EtcdStore {
 	cfg := DefaultConfig()
+	cfg.ConsoleAddr = "" // tests start several daemons
 	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", ec.Endpoint(), testPrefix
 	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Metrics: NewMetrics(), Hits: NewHits(), Now: time.Now}
 	es, err := NewEtcdStore(cfg, st)

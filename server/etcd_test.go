@@ -33,6 +33,7 @@ const testPrefix = "/test/"
 func startEtcdReplica(t testing.TB, ec *etcdtest.Etcd) *etcdReplica {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.ConsoleAddr = "" // tests start several daemons
 	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", ec.Endpoint(), testPrefix
 	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Metrics: NewMetrics(), Hits: NewHits(), Now: time.Now}
 	es, err := NewEtcdStore(cfg, st)
@@ -291,6 +292,7 @@ func TestEtcdFirstLoadWaitsForEtcd(t *testing.T) {
 	ec := etcdtest.Start(t)
 	ec.Stop()
 	cfg := DefaultConfig()
+	cfg.ConsoleAddr = "" // tests start several daemons
 	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", ec.Endpoint(), testPrefix
 	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Now: time.Now}
 	es, err := NewEtcdStore(cfg, st)

@@ -29,8 +29,9 @@ type RuleStore struct {
 	// writes cannot persist.
 	Path    string
 	Log     *slog.Logger
-	Metrics *Metrics // optional
-	Hits    *Hits    // optional
+	Metrics *Metrics       // optional
+	Hits    *Hits          // optional
+	History *ReloadHistory // optional: the last outcomes, for the console
 	Now     func() time.Time
 	// MaxDrop refuses a reload that would remove more than this fraction
 	// of the serving rules (--reload-max-drop): a file caught half-written
@@ -181,6 +182,7 @@ func (s *RuleStore) publish(c *decision.Change, info decision.Info) *decision.In
 	if s.Metrics != nil {
 		s.Metrics.observeApplied(snap)
 	}
+	s.History.record(ReloadOutcome{At: start, Source: info.Source, Applied: true, Version: info.Version, Rules: ix.Len()})
 	s.Log.Info("rules applied",
 		"version", snap.Version.Number, "hash", shortHash(snap.Version.Hash),
 		"source", snap.Source, "rules", ix.Len(),
@@ -233,9 +235,12 @@ func (s *RuleStore) reject(source string, err error) {
 		s.Metrics.observeRejected()
 	}
 	keeping := "none"
+	out := ReloadOutcome{At: s.Now(), Source: source, Error: err.Error()}
 	if cur := s.Engine.Current(); cur != nil {
 		keeping = fmt.Sprint(cur.Version.Number)
+		out.Version, out.Rules = cur.Version.Number, cur.Index.Len()
 	}
+	s.History.record(out)
 	var rerr *decision.RulesError
 	if !errors.As(err, &rerr) {
 		s.Log.Error("rules not applied", "source", source, "error", err, "serving_version", keeping)

@@ -81,6 +81,7 @@ func TestRulesFromURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
+	cfg.ConsoleAddr = "" // tests start several daemons
 	cfg.Rules, cfg.RulesCA = srv.URL+"/rules.yaml?sig=secret", ca
 	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Metrics: NewMetrics(), Now: time.Now}
 	u, err := NewURLRules(cfg, st)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,8 +37,12 @@ type Server struct {
 	health *health.Server
 	mux    *http.ServeMux
 	http   *http.Server
+	// console is the web console (server/console); nil without
+	// --console-addr. consoleTLS is its TLS config, nil for plain HTTP.
+	console    *http.Server
+	consoleTLS *tls.Config
 
-	publicLis, adminLis, httpLis net.Listener
+	publicLis, adminLis, httpLis, consoleLis net.Listener
 
 	// store loads, versions and publishes rule sets to engine; reloads
 	// and admin writes go through it too.
@@ -89,6 +94,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Now:     s.now,
 		Metrics: NewMetrics(),
 		Hits:    NewHits(),
+		History: &ReloadHistory{},
 	}
 	s.source = s.store
 	if IsRulesURL(cfg.Rules) {
@@ -156,6 +162,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	registerAuthorization(s.public, NewAuthorizationService(s.engine, log, s.store.Metrics))
 	MountForwardAuth(s.mux, NewForwardAuthHandler(s.engine, log, s.store.Metrics))
 
+	if cfg.ConsoleAddr != "" {
+		if s.console, s.consoleTLS, err = s.newConsole(); err != nil {
+			return nil, err
+		}
+	}
+
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -180,6 +192,9 @@ func (s *Server) listen() error {
 	}
 	if s.admin != nil {
 		bindings = append(bindings, binding{s.cfg.AdminAddr, "--admin-addr", &s.adminLis})
+	}
+	if s.console != nil {
+		bindings = append(bindings, binding{s.cfg.ConsoleAddr, "--console-addr", &s.consoleLis})
 	}
 	for _, b := range bindings {
 		lis, err := net.Listen("tcp", b.addr)
@@ -210,7 +225,7 @@ func (s *Server) closeStore() {
 // Close releases the listeners of a Server that will not Run.
 func (s *Server) Close() {
 	s.closeStore()
-	for _, lis := range []net.Listener{s.publicLis, s.httpLis, s.adminLis} {
+	for _, lis := range []net.Listener{s.publicLis, s.httpLis, s.adminLis, s.consoleLis} {
 		if lis != nil {
 			lis.Close()
 		}
@@ -265,6 +280,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.admin != nil {
 		serve("admin gRPC", func() error { return s.admin.Serve(s.adminLis) })
 	}
+	if s.console != nil {
+		serve("console", func() error { return s.console.Serve(consoleListener(s.consoleLis, s.consoleTLS)) })
+	}
 
 	err := s.loadAtStart(ctx)
 	if err != nil && ctx.Err() != nil {
@@ -272,7 +290,7 @@ func (s *Server) Run(ctx context.Context) error {
 	} else if err == nil {
 		s.loaded.Store(true)
 		s.setHealth(healthpb.HealthCheckResponse_SERVING)
-		s.log.Info("redirectd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "admin", s.AdminAddr())
+		s.log.Info("redirectd serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "admin", s.AdminAddr(), "console", s.ConsoleAddr())
 
 		taskCtx, stopTasks := context.WithCancel(ctx)
 		var tasks sync.WaitGroup
@@ -335,6 +353,10 @@ func (s *Server) shutdown(drain time.Duration) {
 	wg.Wait()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	if s.console != nil {
+		s.console.Shutdown(ctx) // pages only: whatever is still open is cut below
+		s.console.Close()
+	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		s.log.Warn("HTTP requests still open at --shutdown-timeout; closing them", "error", err)
 		s.http.Close()

@@ -45,6 +45,7 @@ func testConfig() Config {
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.ConsoleAddr = "127.0.0.1:0"
 	cfg.Rules = filepath.Join("testdata", "rules.yaml")
 	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.DrainDelay = 0 // tests that drain set their own
@@ -604,8 +605,9 @@ func TestRecoverUnary(t *testing.T) {
 }
 
 // TestMain keeps the test binary from inheriting REDIRECTD_* settings of
-// the shell that runs it.
+// the shell that runs it; REDIRECTD_SCREENSHOTS is a test setting, kept.
 func TestMain(m *testing.M) {
+	screenshotDir = os.Getenv("REDIRECTD_SCREENSHOTS")
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, EnvPrefix) {
 			os.Unsetenv(name)

@@ -21,6 +21,8 @@ type Hits struct {
 	shards [hitShards]hitShard
 	// ix is the serving set: what Get lists and what outlives a prune.
 	ix atomic.Pointer[decision.Index]
+	// recent is the per-minute counts of the rules hit last (usage.go).
+	recent *recentHits
 }
 
 const hitShards = 64
@@ -44,7 +46,7 @@ type RuleHits struct {
 
 // NewHits returns empty statistics.
 func NewHits() *Hits {
-	h := &Hits{seed: maphash.MakeSeed()}
+	h := &Hits{seed: maphash.MakeSeed(), recent: newRecentHits()}
 	for i := range h.shards {
 		h.shards[i].rules = map[string]*ruleHits{}
 	}
@@ -99,7 +101,38 @@ func (h *Hits) hit(ruleID string, at time.Time) {
 	}
 	c.hits.Add(1)
 	c.lastHit.Store(at.UnixNano())
+	h.recent.hit(ruleID, at)
 }
+
+// PerMinute returns the rule's hits per minute over the last day up to
+// now, oldest first, or nil when it is not among the rules hit most
+// recently, the only ones whose minutes are kept (usage.go).
+func (h *Hits) PerMinute(id string, now time.Time) []uint32 {
+	return h.recent.perMinute(id, now)
+}
+
+// Each calls fn for every rule that has a counter (hit since start, and
+// still in the set or not yet pruned), in no order, until fn returns
+// false.
+func (h *Hits) Each(fn func(RuleHits) bool) {
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		ids := make([]string, 0, len(s.rules))
+		for id := range s.rules {
+			ids = append(ids, id)
+		}
+		s.mu.RUnlock()
+		for _, id := range ids {
+			if !fn(h.stats(id)) {
+				return
+			}
+		}
+	}
+}
+
+// Stats returns one rule's statistics, zero when it was never hit.
+func (h *Hits) Stats(id string) RuleHits { return h.stats(id) }
 
 // Get returns statistics in id order: for the given ids, or for every rule
 // of the serving set when ids is empty. An id the serving set does not

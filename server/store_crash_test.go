@@ -25,7 +25,7 @@ type daemon struct {
 func startDaemon(t *testing.T, bin string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{exited: make(chan error, 1), logs: &logBuffer{}, grpcAddr: freeAddr(t), httpAddr: freeAddr(t), adminAddr: freeAddr(t)}
-	d.cmd = exec.Command(bin, append([]string{"--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr, "--admin-addr", d.adminAddr, "--log-format", "text"}, args...)...)
+	d.cmd = exec.Command(bin, append([]string{"--grpc-addr", d.grpcAddr, "--http-addr", d.httpAddr, "--admin-addr", d.adminAddr, "--console-addr", "", "--log-format", "text"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

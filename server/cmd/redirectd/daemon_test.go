@@ -80,7 +80,7 @@ type process struct {
 func runRedirectd(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	p := &process{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(redirectdBinary(t), append([]string{"--grpc-addr", p.grpcAddr, "--http-addr", p.httpAddr, "--admin-addr", ""}, args...)...)
+	p.cmd = exec.Command(redirectdBinary(t), append([]string{"--grpc-addr", p.grpcAddr, "--http-addr", p.httpAddr, "--admin-addr", "", "--console-addr", ""}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

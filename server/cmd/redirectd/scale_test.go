@@ -167,7 +167,7 @@ func startDaemon(t *testing.T, f *scaleFixture, name string, env []string, args 
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = append([]string{"--rules", f.rules, "--grpc-addr", d.grpcAddr, "--http-addr", httpAddr, "--admin-addr", "",
+	args = append([]string{"--rules", f.rules, "--grpc-addr", d.grpcAddr, "--http-addr", httpAddr, "--admin-addr", "", "--console-addr", "",
 		"--log-format", "json", "--drain-delay", "0"}, args...)
 	d.cmd = exec.Command(f.redirectd, args...)
 	d.cmd.Env = append(os.Environ(), env...)

@@ -1,0 +1,124 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/server/console"
+)
+
+// consoleBackend is the web console's view of the daemon: the serving
+// set, hit statistics, reload history, and rule changes through the admin
+// API's own code path (RuleStore.PutRule, DeleteRule, ApplyRules).
+type consoleBackend struct {
+	store *RuleStore
+}
+
+var _ console.Backend = consoleBackend{}
+
+func (b consoleBackend) Index() *decision.Index { return b.store.Engine.Store().Index() }
+
+func (b consoleBackend) Hits(id string) console.RuleHits {
+	return console.RuleHits(b.store.Hits.Stats(id))
+}
+
+func (b consoleBackend) EachHit(fn func(console.RuleHits) bool) {
+	b.store.Hits.Each(func(h RuleHits) bool { return fn(console.RuleHits(h)) })
+}
+
+func (b consoleBackend) PerMinute(id string, now time.Time) []uint32 {
+	return b.store.Hits.PerMinute(id, now)
+}
+
+func (b consoleBackend) Reloads() []console.Reload {
+	var out []console.Reload
+	for _, o := range b.store.History.Last() {
+		out = append(out, console.Reload(o))
+	}
+	return out
+}
+
+func (b consoleBackend) Writable() error {
+	if b.store.Path == "" {
+		return fmt.Errorf("%w: started without --rules", ErrNotPersistable)
+	}
+	_, err := writableTarget(b.store.Path)
+	return err
+}
+
+func (b consoleBackend) Put(expected uint64, r *decision.Rule) (console.Written, error) {
+	snap, warnings, err := b.store.PutRule(expected, r)
+	return written(snap, warnings, err)
+}
+
+func (b consoleBackend) Delete(expected uint64, id string) (console.Written, error) {
+	snap, err := b.store.DeleteRule(expected, id)
+	return written(snap, nil, err)
+}
+
+func (b consoleBackend) Apply(expected uint64, rules []decision.Rule) (console.Written, error) {
+	snap, warnings, err := b.store.ApplyRules(expected, rules)
+	return written(snap, warnings, err)
+}
+
+func (b consoleBackend) Lint(name string, data []byte) ([]decision.Rule, []decision.Problem, error) {
+	return b.store.LintFile(name, data)
+}
+
+func written(snap *Snapshot, warnings []decision.Problem, err error) (console.Written, error) {
+	if errors.Is(err, ErrVersionMismatch) {
+		return console.Written{}, fmt.Errorf("%w: %v", console.ErrConflict, err)
+	}
+	if err != nil {
+		return console.Written{}, err
+	}
+	return console.Written{Version: snap.Version.Number, Warnings: warnings}, nil
+}
+
+// newConsole builds the console's HTTP server. It is protected like the
+// admin listener (README "Web console"): the admin token, entered once
+// on a login page, and the admin TLS files (with mTLS when
+// --admin-client-ca is set).
+func (s *Server) newConsole() (*http.Server, *tls.Config, error) {
+	token, err := s.cfg.adminToken()
+	if err != nil {
+		return nil, nil, err
+	}
+	var tc *tls.Config
+	files := TLSFiles{Cert: s.cfg.AdminTLSCert, Key: s.cfg.AdminTLSKey, ClientCA: s.cfg.AdminClientCA}
+	if files.Enabled() {
+		if tc, err = files.ServerConfig(); err != nil {
+			return nil, nil, fmt.Errorf("console listener TLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca): %w", err)
+		}
+	}
+	c, err := console.New(consoleBackend{s.store}, console.Options{Token: token, Secure: tc != nil, Log: s.log, Now: s.now})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &http.Server{
+		Handler:           c,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}, tc, nil
+}
+
+// ConsoleAddr is the bound console address, or "" when disabled.
+func (s *Server) ConsoleAddr() string {
+	if s.consoleLis == nil {
+		return ""
+	}
+	return s.consoleLis.Addr().String()
+}
+
+// consoleListener wraps lis in TLS when the console serves TLS.
+func consoleListener(lis net.Listener, tc *tls.Config) net.Listener {
+	if tc == nil {
+		return lis
+	}
+	return tls.NewListener(lis, tc)
+}
