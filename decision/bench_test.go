@@ -178,26 +178,11 @@ func BenchmarkBuild(b *testing.B) {
 	}
 }
 
-// oldNewRules is the set README's scale figures use: n exact rules
-// /old/i → /new/i, permanent, cached an hour, and 100 prefix rules.
-func oldNewRules(n int) []decision.Rule {
-	rules := make([]decision.Rule, 0, n+100)
-	for i := range n {
-		rules = append(rules, decision.Rule{ID: fmt.Sprintf("old-%d", i), Path: fmt.Sprintf("/old/%d", i),
-			To: fmt.Sprintf("/new/%d", i), Intent: decision.IntentPermanent, CacheMaxAge: time.Hour})
-	}
-	for i := range 100 {
-		rules = append(rules, decision.Rule{ID: fmt.Sprintf("section-%d", i), Path: fmt.Sprintf("/section-%d", i),
-			Match: decision.MatchPrefix, To: fmt.Sprintf("https://archive.example.com/old/section-%d", i)})
-	}
-	return rules
-}
-
 // BenchmarkBuildOldNew is BenchmarkBuild over oldNewRules.
 //
 //	go test -run x -bench 'BuildOldNew' -benchtime 1x -count 3 ./decision/
 func BenchmarkBuildOldNew(b *testing.B) {
-	rules := oldNewRules(1_000_000)
+	rules := rulegen.OldNew(1_000_000)
 	b.ReportAllocs()
 	var heap float64
 	for range b.N {
@@ -221,14 +206,14 @@ func BenchmarkBuildOldNew(b *testing.B) {
 }
 
 // BenchmarkStoreChange measures in-place changes of a Store holding
-// oldNewRules(1M): one admin put, one delete, and a reload of the whole
+// rulegen.OldNew(1M): one admin put, one delete, and a reload of the whole
 // set in which 10 rules changed (the comparison with the serving set
 // included; the parse is not). Each op is one prepared and committed
 // change.
 //
 //	go test -run x -bench 'StoreChange' -count 3 ./decision/
 func BenchmarkStoreChange(b *testing.B) {
-	rules := oldNewRules(1_000_000)
+	rules := rulegen.OldNew(1_000_000)
 	s := decision.NewStore(decision.Options{})
 	c, err := s.Replace(slices.Clone(rules))
 	if err != nil {

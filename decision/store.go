@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	memdb "github.com/hashicorp/go-memdb"
 )
@@ -650,13 +649,4 @@ func sameRule(a, b *Rule) bool {
 		a.Status == b.Status && slices.Equal(a.Methods, b.Methods) &&
 		slices.Equal(a.QueryStrip, b.QueryStrip) && maps.Equal(a.Headers, b.Headers) &&
 		a.CacheMaxAge == b.CacheMaxAge && a.Since.Equal(b.Since)
-}
-
-// Since reports the rule's creation time as the admin API sets it: kept
-// from the serving rule with the same id, now for a new one.
-func (ix *Index) Since(id string, now time.Time) time.Time {
-	if r, ok := ix.Rule(id); ok && !r.Since.IsZero() {
-		return r.Since
-	}
-	return now.UTC().Truncate(time.Second)
 }

@@ -49,6 +49,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redirectd/redirectd/decision"
 )
@@ -405,4 +406,20 @@ func twoDigits(b []byte, n int) []byte {
 
 func base36(b []byte, n uint64) []byte {
 	return strconv.AppendUint(b, n, 36)
+}
+
+// OldNew is the set the in-place store's figures and OPA-Envoy's were
+// measured with: n exact rules /old/i → /new/i, permanent, cached an hour,
+// then 100 prefix rules /section-i → https://archive.example.com/old/section-i.
+func OldNew(n int) []decision.Rule {
+	rules := make([]decision.Rule, 0, n+100)
+	for i := range n {
+		rules = append(rules, decision.Rule{ID: fmt.Sprintf("old-%d", i), Path: fmt.Sprintf("/old/%d", i),
+			To: fmt.Sprintf("/new/%d", i), Intent: decision.IntentPermanent, CacheMaxAge: time.Hour})
+	}
+	for i := range 100 {
+		rules = append(rules, decision.Rule{ID: fmt.Sprintf("section-%d", i), Path: fmt.Sprintf("/section-%d", i),
+			Match: decision.MatchPrefix, To: fmt.Sprintf("https://archive.example.com/old/section-%d", i)})
+	}
+	return rules
 }

@@ -15,24 +15,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/decision/rulegen"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
-
-// oldNewRules is the set of the in-place store's figures: n exact rules
-// /old/i → /new/i, permanent, cached an hour, and 100 prefix rules (the
-// set OPA-Envoy was measured with).
-func oldNewRules(n int) []decision.Rule {
-	rules := make([]decision.Rule, 0, n+100)
-	for i := range n {
-		rules = append(rules, decision.Rule{ID: fmt.Sprintf("old-%d", i), Path: fmt.Sprintf("/old/%d", i),
-			To: fmt.Sprintf("/new/%d", i), Intent: decision.IntentPermanent, CacheMaxAge: time.Hour})
-	}
-	for i := range 100 {
-		rules = append(rules, decision.Rule{ID: fmt.Sprintf("section-%d", i), Path: fmt.Sprintf("/section-%d", i),
-			Match: decision.MatchPrefix, To: fmt.Sprintf("https://archive.example.com/old/section-%d", i)})
-	}
-	return rules
-}
 
 func writeRulesFile(t *testing.T, path string, rules []decision.Rule) {
 	t.Helper()
@@ -62,7 +47,7 @@ func TestScaleStore(t *testing.T) {
 	scaleEnabled(t)
 	f := newScaleBinaries(t)
 	n := envInt("REDIRECTD_SCALE_RULES", 1_000_000)
-	rules := oldNewRules(n)
+	rules := rulegen.OldNew(n)
 	var report strings.Builder
 	fmt.Fprintf(&report, "store scale run: %d exact + 100 prefix rules, load average %s at the start\n\n", n, loadAverage())
 
