@@ -29,7 +29,7 @@ func TestCheckRule(t *testing.T) {
 			r.Intent, r.Status, r.Methods = IntentPermanent, 308, []string{"GET", "HEAD", "PROPFIND"}
 			r.Query, r.QueryStrip, r.CaseInsensitive, r.TrailingSlash = QueryDrop, []string{"utm_*", "fbclid"}, true, TrailingSlashStrict
 			r.Headers = map[string]string{"accept-language": "de*", "x-empty": ""}
-			r.CacheMaxAge, r.Since = time.Hour, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			r.CacheMaxAge, r.Since = new(time.Hour), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		}), nil},
 		{"valid regex", okRule(func(r *Rule) {
 			r.Match, r.Path, r.To = MatchRegex, `/p/(?P<id>[0-9]+)/(.*)`, "https://example.com:8443/items/${id}/$2?x=$$1"
@@ -165,9 +165,9 @@ func TestCheckRule(t *testing.T) {
 			`7: rule "r1": headers: cookie: "[z" is not a valid glob (* ? [a-z] \x); accepted: a glob such as de* (empty = header absent or empty)`,
 			`7: rule "r1": headers: "x y" is not a header name; accepted: lower-case header names such as accept-language`,
 		}},
-		{"negative cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = -time.Second }),
-			[]string{`7: rule "r1": cache_max_age: -1 is negative; accepted: a number of seconds >= 0`}},
-		{"sub-second cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = 1500 * time.Millisecond }),
+		{"negative cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = new(-time.Second) }),
+			[]string{`7: rule "r1": cache_max_age: -1 is negative; accepted: a number of seconds >= 0 (0: not cacheable)`}},
+		{"sub-second cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = new(1500 * time.Millisecond) }),
 			[]string{`7: rule "r1": cache_max_age: 1.5s is not a whole number of seconds; Cache-Control max-age counts seconds (RFC 9111 section 1.2.2)`}},
 		{"enums out of range", okRule(func(r *Rule) { r.Match, r.Intent, r.Query, r.TrailingSlash = 9, 9, 9, 9 }),
 			[]string{

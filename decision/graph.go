@@ -207,7 +207,7 @@ func (ix *Index) loopCheck(a *route) loopResult {
 
 // follow is one hop: the rule a client asking for loc from where h stands
 // reaches with GET and no headers, and that rule's Location. A rule whose
-// Location is its own request wins here (m.keepLoops), so the loop shows.
+// Location is its own request wins here (m.loadCheck), so the loop shows.
 func (ix *Index) follow(h *hop, loc string) (route, string, bool) {
 	next, ok := h.request(loc, "GET", "")
 	if !ok {
@@ -217,7 +217,7 @@ func (ix *Index) follow(h *hop, loc string) (route, string, bool) {
 	if err != nil {
 		return route{}, "", false
 	}
-	m := match{keepLoops: true}
+	m := match{loadCheck: true}
 	if !ix.match(&r, nil, nil, &m) {
 		return route{}, "", false
 	}

@@ -33,7 +33,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_bool.yaml:5: rule "moved": case_insensitive: must be true or false, found "yes"`,
 		}},
 		{"bad_cache_max_age.yaml", []string{
-			`bad_cache_max_age.yaml:5: rule "moved": cache_max_age: "1d" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h or 90m`,
+			`bad_cache_max_age.yaml:5: rule "moved": cache_max_age: "1y" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h, 90m or 7d`,
 		}},
 		{"bad_header.yaml", []string{
 			`bad_header.yaml:6: rule "german": headers: "Accept-Language" is not lower-case; request header names are compared lower-case, write "accept-language"`,
@@ -48,7 +48,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_json_status.json:7: rule "moved": status: must be a whole number, found "301"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
 		{"bad_json_unknown_field.json", []string{
-			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
 		}},
 		{"bad_match.yaml", []string{
 			`bad_match.yaml:4: rule "moved": match: unknown match "glob"; accepted: exact, prefix, pattern, regex`,
@@ -102,7 +102,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`missing_to.yaml:2: rule "moved": to: missing; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`,
 		}},
 		{"negative_cache_max_age.yaml", []string{
-			`negative_cache_max_age.yaml:5: rule "moved": cache_max_age: -60 is negative; accepted: a number of seconds >= 0`,
+			`negative_cache_max_age.yaml:5: rule "moved": cache_max_age: -60 is negative; accepted: a number of seconds >= 0 (0: not cacheable)`,
 		}},
 		{"open_redirect.yaml", []string{
 			`open_redirect.yaml:4: rule "anywhere": to: "//evil.example/phish" starts with "//", which browsers read as another host (open redirect); accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`,
@@ -135,11 +135,11 @@ func TestParseRulesRejects(t *testing.T) {
 			`two_documents.yaml:5: a second YAML document (after ---); accepted: one document with rules:`,
 		}},
 		{"unknown_field.yaml", []string{
-			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
 		}},
 		{"several_problems.jsonl", []string{
 			"several_problems.jsonl:4: id: must be a text value in quotes, found 7",
-			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
 			`several_problems.jsonl:5: rule "c": path: given twice in one rule`,
 			`several_problems.jsonl:7: rule "a": intent: unknown intent "forever"; accepted: permanent, temporary, see_other`,
 			`several_problems.jsonl:7: rule "a": id: duplicate id, first used at line 2; every rule needs its own id`,
@@ -151,7 +151,7 @@ func TestParseRulesRejects(t *testing.T) {
 		{"several_problems.json", []string{
 			`several_problems.json:8: rule "x": methods: must be a list of texts such as ["GET", "HEAD"], found 3 in the list`,
 			`several_problems.json:9: rule "x": headers: "x-a" given twice`,
-			`several_problems.json:10: rule "x": cache_max_age: "1d" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h or 90m`,
+			`several_problems.json:10: rule "x": cache_max_age: "1y" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h, 90m or 7d`,
 			`several_problems.json:12: rule "ok": id: duplicate id, first used at line 3; every rule needs its own id`,
 		}},
 		{"top_level_list.json", []string{
@@ -218,7 +218,7 @@ func TestParseRulesYAMLAndJSON(t *testing.T) {
 			Intent: IntentPermanent, Methods: []string{"GET", "HEAD"}},
 		{ID: "blog", Match: MatchPattern, Path: "/blog/:year/*", To: "/news/:year/:splat", Query: QueryDrop,
 			QueryStrip: []string{"utm_*"}, Headers: map[string]string{"accept-language": "de*"},
-			CacheMaxAge: 24 * time.Hour, Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
+			CacheMaxAge: new(24 * time.Hour), Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range []struct {
 		file  string

@@ -48,7 +48,7 @@ func NewStore(opts Options) *Store {
 	if opts.PermanentMaxAge <= 0 {
 		opts.PermanentMaxAge = DefaultPermanentMaxAge
 	}
-	return &Store{opts: opts, keys: newKeyPool(), caches: newCacheTable(opts.PermanentMaxAge)}
+	return &Store{opts: opts, keys: newKeyPool(), caches: newCacheTable(opts)}
 }
 
 // Options are the Store's decision options.
@@ -446,7 +446,7 @@ func hasError(ps []Problem) bool {
 // checks the whole graph. The caller holds mu; on success the Change
 // holds it until Commit or Abort.
 func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n, textBytes int) (*Change, error) {
-	caches := newCacheTable(s.opts.PermanentMaxAge)
+	caches := newCacheTable(s.opts)
 	bb := newBaseBuilder(caches, n, textBytes)
 	var rt route
 	ps := fill(func(r *Rule) *Problem {
@@ -648,5 +648,7 @@ func sameRule(a, b *Rule) bool {
 		a.CaseInsensitive == b.CaseInsensitive && a.TrailingSlash == b.TrailingSlash &&
 		a.Status == b.Status && slices.Equal(a.Methods, b.Methods) &&
 		slices.Equal(a.QueryStrip, b.QueryStrip) && maps.Equal(a.Headers, b.Headers) &&
-		a.CacheMaxAge == b.CacheMaxAge && a.Since.Equal(b.Since)
+		maxAgeKey(a.CacheMaxAge) == maxAgeKey(b.CacheMaxAge) && a.Since.Equal(b.Since) &&
+		a.ActiveFrom.Equal(b.ActiveFrom) && a.ActiveUntil.Equal(b.ActiveUntil) &&
+		a.Mode == b.Mode && a.PromoteAfter == b.PromoteAfter
 }

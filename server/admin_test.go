@@ -109,7 +109,7 @@ func TestRuleServiceChanges(t *testing.T) {
 		t.Errorf("Decide after PutRule: %+v, %v; want 301 to https://example.com/2026", d, err)
 	}
 	onDisk := readRulesFile(t, st.Path)
-	if r, ok := onDisk["launch"]; !ok || !r.Since.Equal(clock) || r.CacheMaxAge != time.Hour {
+	if r, ok := onDisk["launch"]; !ok || !r.Since.Equal(clock) || r.CacheMaxAge == nil || *r.CacheMaxAge != time.Hour {
 		t.Errorf("rules file after PutRule: launch = %+v (present %v)", r, ok)
 	}
 

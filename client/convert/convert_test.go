@@ -408,7 +408,7 @@ func TestExportNetlify(t *testing.T) {
 		{name: "host", rule: decision.Rule{ID: "h", Host: "old.example.com", Path: "/", To: "https://new.example.com/", Status: 302}, wantLine: "https://old.example.com/  https://new.example.com/  302!"},
 		{name: "unpinned permanent", rule: decision.Rule{ID: "u", Path: "/a", To: "/b", Intent: decision.IntentPermanent}, wantLine: "/a  /b  301!", wantMsgs: []string{"warning: rule \"u\": status: status not pinned: redirectd answers 301 to GET and HEAD but 308"}},
 		{name: "unpinned temporary", rule: decision.Rule{ID: "t", Path: "/a", To: "/b"}, wantLine: "/a  /b  302!", wantMsgs: []string{"answers a temporary redirect with 307"}},
-		{name: "cache dropped", rule: decision.Rule{ID: "c", Path: "/a", To: "/b", Status: 301, CacheMaxAge: time.Hour, Since: time.Unix(0, 0)}, wantLine: "/a  /b  301!", wantMsgs: []string{"cache_max_age: Netlify has no per-rule cache lifetime", "since: Netlify has no permanent-cache ramp"}},
+		{name: "cache dropped", rule: decision.Rule{ID: "c", Path: "/a", To: "/b", Status: 301, CacheMaxAge: new(time.Hour), Since: time.Unix(0, 0)}, wantLine: "/a  /b  301!", wantMsgs: []string{"cache_max_age: Netlify has no per-rule cache lifetime", "since: Netlify has no permanent-cache ramp"}},
 		{name: "regex", rule: decision.Rule{ID: "r", Path: "^/x$", Match: decision.MatchRegex, To: "/y"}, wantMsgs: []string{`rule "r": match: regular expressions have no Netlify equivalent`}},
 		{name: "methods", rule: decision.Rule{ID: "m", Path: "/x", To: "/y", Methods: []string{"GET"}}, wantMsgs: []string{"methods: Netlify rules apply to every method"}},
 		{name: "headers", rule: decision.Rule{ID: "hd", Path: "/x", To: "/y", Headers: map[string]string{"accept-language": "fr*"}}, wantMsgs: []string{"headers:"}},

@@ -81,7 +81,7 @@ func TestRulesRoundTrip(t *testing.T) {
 		t.Errorf("RuleToProto(every-field) = %v", got)
 	}
 	one, err := RuleFromProto(pbs[0])
-	if err != nil || one.ID != "docs-moved" || one.CacheMaxAge != time.Hour || one.Match != decision.MatchPrefix {
+	if err != nil || one.ID != "docs-moved" || one.CacheMaxAge == nil || *one.CacheMaxAge != time.Hour || one.Match != decision.MatchPrefix {
 		t.Errorf("RuleFromProto(docs-moved) = %+v, %v", one, err)
 	}
 }
