@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,18 @@ func TestParseRulesRejects(t *testing.T) {
 		}},
 		{"bad_regex.yaml", []string{
 			"bad_regex.yaml:4: rule \"posts\": path: is not a valid RE2 regular expression: missing closing ): `/posts/(\\d+`",
+		}},
+		{"bad_mode.yaml", []string{
+			`bad_mode.yaml:5: rule "trial": mode: unknown mode "dry-run"; accepted: enforce, shadow`,
+		}},
+		{"bad_active_until.yaml", []string{
+			`bad_active_until.yaml:5: rule "sale": active_until: "2027-01-01" is not an RFC 3339 time; accepted: a time such as 2026-11-01T00:00:00Z`,
+		}},
+		{"bad_promote_after.yaml", []string{
+			`bad_promote_after.yaml:7: rule "moved": promote_after: "1 month" is not a duration; accepted: a duration such as 30d, 12h or 1d12h`,
+		}},
+		{"promote_after_without_since.yaml", []string{
+			`promote_after_without_since.yaml:6: rule "moved": promote_after: needs since, the time its 30d of temporary answers count from; add since with the rule's creation time, such as since: 2026-12-01T00:00:00Z (the admin API sets it when it creates a rule)`,
 		}},
 		{"bad_since.yaml", []string{
 			`bad_since.yaml:6: rule "moved": since: "2026-13-01" is not an RFC 3339 time; accepted: a time such as 2026-11-01T00:00:00Z`,
@@ -391,4 +404,49 @@ func genRules(n int) []Rule {
 		rules[i] = r
 	}
 	return rules
+}
+
+// TestMaxCacheAge: a store with Options.MaxCacheAge (the daemon's
+// --max-cache-age) refuses a longer cache_max_age in every format and
+// through Put, naming file, line, rule and field; without the option the
+// same file loads with a warning at the field's line (what lint shows).
+func TestMaxCacheAge(t *testing.T) {
+	const refused = `rule "forever": cache_max_age: 315360000 seconds (3650d) is more than this server accepts, 31536000 seconds (365d) (redirectd --max-cache-age): a cached redirect cannot be taken back before it expires`
+	limit := Options{MaxCacheAge: MaxAdvisedCacheAge}
+	// The refusal names the rule's line (compile sees rules, not fields),
+	// the warning its field's.
+	for file, line := range map[string][2]int{"long_cache_max_age.yaml": {6, 10}, "long_cache_max_age.jsonl": {2, 2}} {
+		t.Run(file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "rules", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = LoadRules(file, data, limit)
+			if want := fmt.Sprintf("%s:%d: %s", file, line[0], refused); err == nil || err.Error() != want {
+				t.Errorf("LoadRules with MaxCacheAge = %v\nwant %s", err, want)
+			}
+			_, warns, err := LoadRules(file, data, Options{})
+			if err != nil {
+				t.Fatalf("LoadRules without MaxCacheAge: %v", err)
+			}
+			if got := problemStrings(warns); len(got) != 1 || !strings.HasPrefix(got[0], fmt.Sprintf("%s:%d: warning: rule \"forever\": cache_max_age: 315360000 seconds (3650d) is more than a year", file, line[1])) {
+				t.Errorf("warnings without MaxCacheAge = %q, want one about forever's cache_max_age", got)
+			}
+		})
+	}
+	s := NewStore(limit)
+	c, err := s.Replace(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Commit(Info{})
+	if _, err := s.Put(Rule{ID: "forever", Path: "/old", To: "/new", CacheMaxAge: new(10 * MaxAdvisedCacheAge), Line: 3}); err == nil ||
+		err.Error() != "3: "+refused {
+		t.Errorf("Put = %v, want %s", err, refused)
+	}
+	c, err = s.Put(Rule{ID: "year", Path: "/old", To: "/new", CacheMaxAge: new(MaxAdvisedCacheAge)})
+	if err != nil {
+		t.Fatalf("Put of a year: %v", err)
+	}
+	c.Abort()
 }
