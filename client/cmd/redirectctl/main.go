@@ -288,6 +288,7 @@ func isLoopback(addr string) bool {
 type offlineRules struct {
 	file            string
 	permanentMaxAge time.Duration
+	maxCacheAge     time.Duration
 	flattenChains   bool
 	now             string
 }
@@ -295,8 +296,9 @@ type offlineRules struct {
 func (o *offlineRules) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.file, "rules", "", "answer offline from this rules `file` instead of a server")
 	fs.DurationVar(&o.permanentMaxAge, "permanent-max-age", decision.DefaultPermanentMaxAge, "with --rules: max-age of 301/308 answers whose rule sets none (as the daemon's flag)")
+	fs.DurationVar(&o.maxCacheAge, "max-cache-age", decision.MaxAdvisedCacheAge, "with --rules: refuse rules whose cache_max_age is longer (as the daemon's flag)")
 	fs.BoolVar(&o.flattenChains, "flatten-chains", false, "with --rules: answer A→C for a chain A→B→C (as the daemon's flag)")
-	fs.StringVar(&o.now, "now", "", "with --rules: the clock, RFC 3339 (default: the current time); makes the cache ramp of rules with since repeatable")
+	fs.StringVar(&o.now, "now", "", "with --rules: the clock, RFC 3339 (default: the current time); makes time windows, staged permanence and the cache ramp repeatable")
 }
 
 // load parses and builds the rules file; warnings are returned, errors
@@ -316,6 +318,7 @@ func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 	}
 	store := decision.NewStore(decision.Options{
 		PermanentMaxAge: o.permanentMaxAge,
+		MaxCacheAge:     o.maxCacheAge,
 		FlattenChains:   o.flattenChains,
 	})
 	c, err := store.ReplaceFile(o.file, data)
