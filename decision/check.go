@@ -159,11 +159,11 @@ func (r *Rule) Ended(now time.Time) bool {
 }
 
 // EndedWarnings warns about the rules that have ended by now, for lint:
-// checkRule knows no clock, so these are not among Build's warnings.
-func EndedWarnings(rules []Rule, now time.Time) []Problem {
+// checkRule knows no clock, so these are not among a set's warnings.
+func EndedWarnings(rules iter.Seq[*Rule], now time.Time) []Problem {
 	var ps []Problem
-	for i := range rules {
-		if r := &rules[i]; r.Ended(now) {
+	for r := range rules {
+		if r.Ended(now) {
 			ps = append(ps, Problem{Severity: SeverityWarning, Line: r.Line, RuleID: r.ID, Field: "active_until",
 				Message: fmt.Sprintf("ended at %s and no longer matches; remove it (redirectctl stats --expired lists such rules)", formatTime(r.ActiveUntil))})
 		}

@@ -282,12 +282,12 @@ func TestEndedWarnings(t *testing.T) {
 		{ID: "over", Path: "/c", To: "/d", ActiveUntil: until, Line: 3},
 		{ID: "future", Path: "/e", To: "/f", ActiveUntil: until.Add(time.Second), Line: 4},
 	}
-	got := problemStrings(EndedWarnings(rules, until))
+	got := problemStrings(EndedWarnings(RuleSeq(rules), until))
 	want := []string{`3: warning: rule "over": active_until: ended at 2026-12-01T00:00:00Z and no longer matches; remove it (redirectctl stats --expired lists such rules)`}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("EndedWarnings:\n got: %q\nwant: %q", got, want)
 	}
-	if ps := EndedWarnings(rules, until.Add(-time.Nanosecond)); len(ps) != 0 {
+	if ps := EndedWarnings(RuleSeq(rules), until.Add(-time.Nanosecond)); len(ps) != 0 {
 		t.Errorf("EndedWarnings a moment before active_until = %v, want none", ps)
 	}
 }

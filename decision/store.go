@@ -373,14 +373,26 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 	if len(rules) > MaxRules {
 		return nil, tooMany(len(rules))
 	}
+	// The warnings of checkRule (a parsed file's come with the parse).
+	var warns []Problem
 	if !checked {
-		if ps := checkRules(rules); len(ps) > 0 {
-			return nil, &RulesError{Problems: ps}
+		errs, ws := checkRules(rules)
+		if len(errs) > 0 {
+			return nil, &RulesError{Problems: errs}
 		}
+		warns = ws
 	}
 	s.mu.Lock()
 	if cur := s.cur.Load(); cur != nil {
 		if c, ok, err := s.replaceInPlace(cur, rules); ok || err != nil {
+			if c != nil {
+				for _, w := range warns {
+					if c.touched[w.RuleID] {
+						c.warns = append(c.warns, w)
+						c.ix.warnings = append(c.ix.warnings, w)
+					}
+				}
+			}
 			return c, err
 		}
 	}
@@ -396,6 +408,10 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
+	}
+	if len(warns) > 0 {
+		c.ix.warnings = append(warns, c.ix.warnings...)
+		c.warns = c.ix.warnings
 	}
 	if cur := s.cur.Load(); cur != nil {
 		// How many serving rules the new set drops, for callers that
@@ -423,19 +439,21 @@ func textBytes(rules []Rule) int {
 }
 
 // checkRules runs checkRule on every rule (on every core) and finds
-// duplicate ids, in file order.
-func checkRules(rules []Rule) []Problem {
-	found := newChunkProblems(len(rules))
+// duplicate ids: the errors and the warnings, each in file order.
+func checkRules(rules []Rule) (errs, warns []Problem) {
+	found, warned := newChunkProblems(len(rules)), newChunkProblems(len(rules))
 	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for _, p := range checkRule(&rules[i]) {
 				if p.Severity == SeverityError {
 					found.add(lo, p)
+				} else {
+					warned.add(lo, p)
 				}
 			}
 		}
 	})
-	return append(found.all(), checkIDs(rules)...)
+	return append(found.all(), checkIDs(rules)...), warned.all()
 }
 
 func hasError(ps []Problem) bool {

@@ -301,16 +301,25 @@ func (o *offlineRules) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.now, "now", "", "with --rules: the clock, RFC 3339 (default: the current time); makes time windows, staged permanence and the cache ramp repeatable")
 }
 
+// parseNow reads a --now flag: the clock is fixed at that time, or is the
+// current time when the flag is empty.
+func parseNow(flagValue string) (func() time.Time, error) {
+	if flagValue == "" {
+		return time.Now, nil
+	}
+	t, err := time.Parse(time.RFC3339, flagValue)
+	if err != nil {
+		return nil, usagef("--now %q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", flagValue)
+	}
+	return func() time.Time { return t }, nil
+}
+
 // load parses and builds the rules file; warnings are returned, errors
 // (every problem, with file:line) reject it.
 func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
-	clock := time.Now
-	if o.now != "" {
-		t, err := time.Parse(time.RFC3339, o.now)
-		if err != nil {
-			return nil, nil, usagef("--now %q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", o.now)
-		}
-		clock = func() time.Time { return t }
+	clock, err := parseNow(o.now)
+	if err != nil {
+		return nil, nil, err
 	}
 	data, err := os.ReadFile(o.file)
 	if err != nil {
