@@ -418,6 +418,11 @@ func TestExportNetlify(t *testing.T) {
 		{name: "strict slash", rule: decision.Rule{ID: "ts", Path: "/x", To: "/y", TrailingSlash: decision.TrailingSlashStrict}, wantMsgs: []string{"trailing_slash:"}},
 		{name: "wildcard host", rule: decision.Rule{ID: "w", Host: "*.example.com", Path: "/x", To: "/y"}, wantMsgs: []string{"host: Netlify's from names one host"}},
 		{name: "literal colon", rule: decision.Rule{ID: "lc", Path: "/a:b", To: "/y"}, wantMsgs: []string{"a literal : or *"}},
+		{name: "cache_max_age 0 dropped", rule: decision.Rule{ID: "z", Path: "/a", To: "/b", Status: 301, CacheMaxAge: new(time.Duration(0))}, wantLine: "/a  /b  301!", wantMsgs: []string{"cache_max_age: Netlify has no per-rule cache lifetime"}},
+		{name: "shadow", rule: decision.Rule{ID: "sh", Path: "/x", To: "/y", Mode: decision.ModeShadow}, wantMsgs: []string{"mode: Netlify has no shadow rules"}},
+		{name: "window", rule: decision.Rule{ID: "win", Path: "/x", To: "/y", ActiveUntil: time.Unix(1e9, 0)}, wantMsgs: []string{"active_until: Netlify has no time windows"}},
+		{name: "window start", rule: decision.Rule{ID: "wf", Path: "/x", To: "/y", ActiveFrom: time.Unix(1e9, 0)}, wantMsgs: []string{"active_from: Netlify has no time windows"}},
+		{name: "staged", rule: decision.Rule{ID: "st", Path: "/x", To: "/y", Status: 301, Since: time.Unix(0, 0), PromoteAfter: time.Hour}, wantMsgs: []string{"promote_after: Netlify cannot stage a permanent redirect"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
