@@ -396,8 +396,10 @@ func shadowedInSlot(slot []route) []Problem {
 
 // shadowed reports rules of one slot and kind that an earlier rule of the
 // slot always answers first: same path (or a case-folding one), no header
-// condition on the earlier rule, methods a superset, trailing-slash
-// handling at least as wide. Only cases that can be proven are reported.
+// condition, time window or shadow mode on the earlier rule (README "Time
+// windows", "Shadow rules": it does not always answer), methods a
+// superset, trailing-slash handling at least as wide. Only cases that can
+// be proven are reported.
 func shadowed(rs []*route) []Problem {
 	var out []Problem
 	for j := 1; j < len(rs); j++ {
@@ -417,7 +419,7 @@ func covers(e, l *route) bool {
 	if e.kind != l.kind {
 		return false
 	}
-	if e.ext != nil && len(e.ext.headers) > 0 || e.mayBeOwnTarget() {
+	if e.ext != nil && (len(e.ext.headers) > 0 || e.ext.shadow || !e.ext.activeFrom.IsZero() || !e.ext.activeUntil.IsZero()) || e.mayBeOwnTarget() {
 		return false
 	}
 	if em := e.methods(); len(em) > 0 {
