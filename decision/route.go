@@ -172,7 +172,7 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		line: int32(r.Line),
 	}
 	if m := r.CacheMaxAge; m != nil && caches.maxAge > 0 && *m > caches.maxAge {
-		return fail("cache_max_age", fmt.Sprintf("%s is more than this server accepts, %s (redirectd --max-cache-age): a cached redirect cannot be taken back before it expires",
+		return fail("cache_max_age", fmt.Sprintf("%s is more than this server accepts: at most %s, set by redirectd --max-cache-age; a cached redirect cannot be taken back before it expires",
 			secondsText(*m), secondsText(caches.maxAge)))
 	}
 	host := strings.ToLower(strings.TrimSuffix(r.Host, "."))

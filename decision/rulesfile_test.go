@@ -411,7 +411,7 @@ func genRules(n int) []Rule {
 // through Put, naming file, line, rule and field; without the option the
 // same file loads with a warning at the field's line (what lint shows).
 func TestMaxCacheAge(t *testing.T) {
-	const refused = `rule "forever": cache_max_age: 315360000 seconds (3650d) is more than this server accepts, 31536000 seconds (365d) (redirectd --max-cache-age): a cached redirect cannot be taken back before it expires`
+	const refused = `rule "forever": cache_max_age: 315360000 seconds (3650d) is more than this server accepts: at most 31536000 seconds (365d), set by redirectd --max-cache-age; a cached redirect cannot be taken back before it expires`
 	limit := Options{MaxCacheAge: MaxAdvisedCacheAge}
 	// The refusal names the rule's line (compile sees rules, not fields),
 	// the warning its field's.
