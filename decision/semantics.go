@@ -2,7 +2,6 @@ package decision
 
 import (
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -119,21 +118,17 @@ func (rt *route) cacheAdvice(status int, staged bool, now time.Time, private boo
 	return CacheAdvice{Cacheable: true, MaxAge: n, CacheControl: cc}
 }
 
-// cacheControlFor is the Cache-Control of a cacheable answer: "public,
-// max-age=N" for a permanent redirect, "max-age=N" for a temporary one,
-// "private, max-age=N" for either when it depended on request headers.
+// cacheControlFor is the Cache-Control of a cacheable answer (N in whole
+// seconds, RFC 9111 section 5.2.2.1): "public, max-age=N" for a permanent
+// redirect, "max-age=N" for a temporary one, "private, max-age=N" for
+// either when it depended on request headers.
 func cacheControlFor(permanent, private bool, n time.Duration) string {
+	maxAge := "max-age=" + strconv.FormatInt(int64(n/time.Second), 10)
 	switch {
 	case private:
-		return cacheControl("private", n)
+		return "private, " + maxAge
 	case permanent:
-		return cacheControl("public", n)
+		return "public, " + maxAge
 	}
-	return strings.TrimPrefix(cacheControl("public", n), "public, ")
-}
-
-// cacheControl formats "public, max-age=N" (N in whole seconds, RFC 9111
-// section 5.2.2.1).
-func cacheControl(vis string, d time.Duration) string {
-	return vis + ", max-age=" + strconv.FormatInt(int64(d/time.Second), 10)
+	return maxAge
 }
