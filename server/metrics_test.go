@@ -293,3 +293,22 @@ func TestShadowSeriesBounded(t *testing.T) {
 		t.Errorf("own series for %d rules, want 2 (s0, new)", len(m.shadows.byID))
 	}
 }
+
+// TestShadowLogBudget: at most shadowLogPerSecond shadow decision lines a
+// second, and a new second starts afresh.
+func TestShadowLogBudget(t *testing.T) {
+	var b logBudget
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	taken := 0
+	for i := range 3 * shadowLogPerSecond {
+		if b.take(at.Add(time.Duration(i) * time.Millisecond)) {
+			taken++
+		}
+	}
+	if taken != shadowLogPerSecond {
+		t.Errorf("%d lines in one second, want %d", taken, shadowLogPerSecond)
+	}
+	if !b.take(at.Add(time.Second)) {
+		t.Error("the next second has no budget")
+	}
+}
