@@ -20,7 +20,7 @@ type base struct {
 	arena []byte
 	rules []crule // file order: see baseOrder
 	// exts[0] is nil; rules with methods, header conditions, patterns,
-	// regexes, query_strip or since point to theirs.
+	// regexes, query_strip, since or a lifecycle point to theirs.
 	exts   []*routeExtra
 	scopes []string
 	caches []*cacheStrings
@@ -183,7 +183,7 @@ func (b *base) rule(pos uint32) Rule {
 		Intent:          c.intent,
 		Status:          int(c.status),
 		CaseInsensitive: c.flags&fFold != 0,
-		CacheMaxAge:     b.caches[c.cache].tempMaxAge,
+		CacheMaxAge:     b.caches[c.cache].ruleMaxAge(),
 		Line:            int(c.line),
 	}
 	r.Host = b.host(c)
@@ -197,6 +197,10 @@ func (b *base) rule(pos uint32) Rule {
 		r.Methods = append([]string(nil), e.methods...)
 		r.QueryStrip = append([]string(nil), e.queryStrip...)
 		r.Since = e.since
+		r.ActiveFrom, r.ActiveUntil, r.PromoteAfter = e.activeFrom, e.activeUntil, e.promoteAfter
+		if e.shadow {
+			r.Mode = ModeShadow
+		}
 		if len(e.headers) > 0 {
 			r.Headers = make(map[string]string, len(e.headers))
 			for _, h := range e.headers {
@@ -231,15 +235,18 @@ func (b *base) sameAs(pos uint32, r *Rule) bool {
 		c.kind != r.Match || c.intent != r.Intent || int(c.status) != r.Status ||
 		(c.flags&fDrop != 0) != (r.Query == QueryDrop) || (c.flags&fFold != 0) != r.CaseInsensitive ||
 		(c.flags&fStrict != 0) != (r.TrailingSlash == TrailingSlashStrict) ||
-		b.caches[c.cache].tempMaxAge != r.CacheMaxAge {
+		b.caches[c.cache].rule != maxAgeKey(r.CacheMaxAge) {
 		return false
 	}
 	e := b.exts[c.ext]
 	if e == nil {
-		return len(r.Methods) == 0 && len(r.QueryStrip) == 0 && len(r.Headers) == 0 && r.Since.IsZero()
+		return len(r.Methods) == 0 && len(r.QueryStrip) == 0 && len(r.Headers) == 0 && r.Since.IsZero() &&
+			r.ActiveFrom.IsZero() && r.ActiveUntil.IsZero() && r.Mode == ModeEnforce && r.PromoteAfter == 0
 	}
 	if !slices.Equal(e.methods, r.Methods) || !slices.Equal(e.queryStrip, r.QueryStrip) ||
-		!e.since.Equal(r.Since) || len(e.headers) != len(r.Headers) {
+		!e.since.Equal(r.Since) || len(e.headers) != len(r.Headers) ||
+		!e.activeFrom.Equal(r.ActiveFrom) || !e.activeUntil.Equal(r.ActiveUntil) ||
+		e.promoteAfter != r.PromoteAfter || e.shadow != (r.Mode == ModeShadow) {
 		return false
 	}
 	for _, h := range e.headers {

@@ -83,15 +83,92 @@ func checkRule(r *Rule) []Problem {
 		}
 	}
 	checkHeaders(rp)
-	if r.CacheMaxAge < 0 {
-		rp.errorf("cache_max_age", "%d is negative; accepted: a number of seconds >= 0", int64(r.CacheMaxAge/time.Second))
-	} else if r.CacheMaxAge%time.Second != 0 {
-		rp.errorf("cache_max_age", "%s is not a whole number of seconds; Cache-Control max-age counts seconds (RFC 9111 section 1.2.2)", r.CacheMaxAge)
-	}
-	if !r.Since.IsZero() && (r.Since.Year() < 1 || r.Since.Year() > 9999) {
-		rp.errorf("since", "year %d is out of range; accepted: an RFC 3339 time such as 2026-11-01T00:00:00Z", r.Since.Year())
-	}
+	checkCacheMaxAge(rp)
+	checkLifecycle(rp)
 	return rp.list
+}
+
+// checkCacheMaxAge: whole seconds, 0 (no-store) or more, and a warning
+// above one year, the ceiling RFC 2616 section 14.21 advised for Expires:
+// a cached redirect cannot be taken back before it expires, and the
+// daemon refuses more than --max-cache-age (Options.MaxCacheAge, one year
+// by default).
+func checkCacheMaxAge(rp *ruleProblems) {
+	if rp.r.CacheMaxAge == nil {
+		return
+	}
+	switch d := *rp.r.CacheMaxAge; {
+	case d < 0:
+		rp.errorf("cache_max_age", "%d is negative; accepted: a number of seconds >= 0 (0: not cacheable)", int64(d/time.Second))
+	case d%time.Second != 0:
+		rp.errorf("cache_max_age", "%s is not a whole number of seconds; Cache-Control max-age counts seconds (RFC 9111 section 1.2.2)", d)
+	case d > MaxAdvisedCacheAge:
+		rp.warnf("cache_max_age", "%s is more than a year (RFC 2616 section 14.21's ceiling for Expires): clients keep the redirect that long and it cannot be taken back; redirectd refuses more than --max-cache-age (one year by default)", secondsText(d))
+	}
+}
+
+// secondsText writes a max-age for a message: "31536000 seconds (365 days)".
+func secondsText(d time.Duration) string {
+	s := strconv.FormatInt(int64(d/time.Second), 10) + " seconds"
+	if d >= day {
+		s += " (" + formatDuration(d.Truncate(time.Second)) + ")"
+	}
+	return s
+}
+
+const timeAccepted = "accepted: an RFC 3339 time such as 2026-11-01T00:00:00Z"
+
+// checkLifecycle checks since, the time window, mode and promote_after
+// (README "Time windows", "Shadow rules", "Staged permanence").
+func checkLifecycle(rp *ruleProblems) {
+	r := rp.r
+	for _, t := range []struct {
+		field string
+		at    time.Time
+	}{{"since", r.Since}, {"active_from", r.ActiveFrom}, {"active_until", r.ActiveUntil}} {
+		if !t.at.IsZero() && (t.at.Year() < 1 || t.at.Year() > 9999) {
+			rp.errorf(t.field, "year %d is out of range; %s", t.at.Year(), timeAccepted)
+		}
+	}
+	if !r.ActiveFrom.IsZero() && !r.ActiveUntil.IsZero() && !r.ActiveFrom.Before(r.ActiveUntil) {
+		rp.errorf("active_until", "%s is not after active_from %s, so the rule would never match; accepted: a time after active_from",
+			formatTime(r.ActiveUntil), formatTime(r.ActiveFrom))
+	}
+	if r.Mode > ModeShadow {
+		rp.errorf("mode", "%s is not a mode; accepted: enforce, shadow", r.Mode)
+	}
+	if r.PromoteAfter == 0 {
+		return
+	}
+	permanent := r.Status == 301 || r.Status == 308 || r.Status == 0 && r.Intent == IntentPermanent
+	switch {
+	case r.PromoteAfter < 0:
+		rp.errorf("promote_after", "%s is negative; accepted: a duration such as 30d", r.PromoteAfter)
+	case !permanent:
+		rp.errorf("promote_after", "the rule is not permanent, so there is nothing to promote; accepted on rules with intent: permanent (or status 301 or 308)")
+	case r.Since.IsZero():
+		rp.errorf("promote_after", "needs since, the time its %s of temporary answers count from; add since with the rule's creation time, such as since: 2026-12-01T00:00:00Z (the admin API sets it when it creates a rule)",
+			formatDuration(r.PromoteAfter))
+	}
+}
+
+// Ended reports whether r's time window has closed by now, so it will
+// never match again (README "Time windows").
+func (r *Rule) Ended(now time.Time) bool {
+	return !r.ActiveUntil.IsZero() && !now.Before(r.ActiveUntil)
+}
+
+// EndedWarnings warns about the rules that have ended by now, for lint:
+// checkRule knows no clock, so these are not among a set's warnings.
+func EndedWarnings(rules iter.Seq[*Rule], now time.Time) []Problem {
+	var ps []Problem
+	for r := range rules {
+		if r.Ended(now) {
+			ps = append(ps, Problem{Severity: SeverityWarning, Line: r.Line, RuleID: r.ID, Field: "active_until",
+				Message: fmt.Sprintf("ended at %s and no longer matches; remove it (redirectctl stats --expired lists such rules)", formatTime(r.ActiveUntil))})
+		}
+	}
+	return ps
 }
 
 // checkIDs reports ids used by more than one rule, in file order, naming

@@ -29,7 +29,7 @@ func TestCheckRule(t *testing.T) {
 			r.Intent, r.Status, r.Methods = IntentPermanent, 308, []string{"GET", "HEAD", "PROPFIND"}
 			r.Query, r.QueryStrip, r.CaseInsensitive, r.TrailingSlash = QueryDrop, []string{"utm_*", "fbclid"}, true, TrailingSlashStrict
 			r.Headers = map[string]string{"accept-language": "de*", "x-empty": ""}
-			r.CacheMaxAge, r.Since = time.Hour, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			r.CacheMaxAge, r.Since = new(time.Hour), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 		}), nil},
 		{"valid regex", okRule(func(r *Rule) {
 			r.Match, r.Path, r.To = MatchRegex, `/p/(?P<id>[0-9]+)/(.*)`, "https://example.com:8443/items/${id}/$2?x=$$1"
@@ -165,10 +165,38 @@ func TestCheckRule(t *testing.T) {
 			`7: rule "r1": headers: cookie: "[z" is not a valid glob (* ? [a-z] \x); accepted: a glob such as de* (empty = header absent or empty)`,
 			`7: rule "r1": headers: "x y" is not a header name; accepted: lower-case header names such as accept-language`,
 		}},
-		{"negative cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = -time.Second }),
-			[]string{`7: rule "r1": cache_max_age: -1 is negative; accepted: a number of seconds >= 0`}},
-		{"sub-second cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = 1500 * time.Millisecond }),
+		{"negative cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = new(-time.Second) }),
+			[]string{`7: rule "r1": cache_max_age: -1 is negative; accepted: a number of seconds >= 0 (0: not cacheable)`}},
+		{"sub-second cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = new(1500 * time.Millisecond) }),
 			[]string{`7: rule "r1": cache_max_age: 1.5s is not a whole number of seconds; Cache-Control max-age counts seconds (RFC 9111 section 1.2.2)`}},
+		{"cache_max_age 0 is no-store, not unset", okRule(func(r *Rule) { r.CacheMaxAge = new(time.Duration(0)) }), nil},
+		{"cache_max_age of a year", okRule(func(r *Rule) { r.CacheMaxAge = new(MaxAdvisedCacheAge) }), nil},
+		{"cache_max_age over a year warns", okRule(func(r *Rule) { r.CacheMaxAge = new(MaxAdvisedCacheAge + time.Second) }),
+			[]string{`7: warning: rule "r1": cache_max_age: 31536001 seconds (365d1s) is more than a year (RFC 2616 section 14.21's ceiling for Expires): clients keep the redirect that long and it cannot be taken back; redirectd refuses more than --max-cache-age (one year by default)`}},
+		{"valid lifecycle", okRule(func(r *Rule) {
+			r.Intent, r.Since, r.PromoteAfter = IntentPermanent, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), 30*day
+			r.ActiveFrom, r.ActiveUntil, r.Mode = r.Since, r.Since.Add(time.Second), ModeShadow
+		}), nil},
+		{"window that closes before it opens", okRule(func(r *Rule) {
+			r.ActiveFrom, r.ActiveUntil = time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+		}), []string{`7: rule "r1": active_until: 2026-12-01T00:00:00Z is not after active_from 2026-12-02T00:00:00Z, so the rule would never match; accepted: a time after active_from`}},
+		{"empty window", okRule(func(r *Rule) {
+			r.ActiveFrom = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			r.ActiveUntil = r.ActiveFrom
+		}), []string{`7: rule "r1": active_until: 2026-12-01T00:00:00Z is not after active_from 2026-12-01T00:00:00Z, so the rule would never match; accepted: a time after active_from`}},
+		{"active_until out of range", okRule(func(r *Rule) { r.ActiveUntil = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }),
+			[]string{`7: rule "r1": active_until: year 10000 is out of range; accepted: an RFC 3339 time such as 2026-11-01T00:00:00Z`}},
+		{"mode out of range", okRule(func(r *Rule) { r.Mode = 9 }),
+			[]string{`7: rule "r1": mode: Mode(9) is not a mode; accepted: enforce, shadow`}},
+		{"promote_after on a temporary rule", okRule(func(r *Rule) { r.Since, r.PromoteAfter = time.Now(), day }),
+			[]string{`7: rule "r1": promote_after: the rule is not permanent, so there is nothing to promote; accepted on rules with intent: permanent (or status 301 or 308)`}},
+		{"promote_after on a permanent intent pinned to 302", okRule(func(r *Rule) { r.Intent, r.Status, r.Since, r.PromoteAfter = IntentPermanent, 302, time.Now(), day }),
+			[]string{`7: rule "r1": promote_after: the rule is not permanent, so there is nothing to promote; accepted on rules with intent: permanent (or status 301 or 308)`}},
+		{"promote_after on a pinned 301", okRule(func(r *Rule) { r.Status, r.Since, r.PromoteAfter = 301, time.Now(), day }), nil},
+		{"promote_after without since", okRule(func(r *Rule) { r.Intent, r.PromoteAfter = IntentPermanent, 30*day }),
+			[]string{`7: rule "r1": promote_after: needs since, the time its 30d of temporary answers count from; add since with the rule's creation time, such as since: 2026-12-01T00:00:00Z (the admin API sets it when it creates a rule)`}},
+		{"negative promote_after", okRule(func(r *Rule) { r.Intent, r.Since, r.PromoteAfter = IntentPermanent, time.Now(), -time.Hour }),
+			[]string{`7: rule "r1": promote_after: -1h0m0s is negative; accepted: a duration such as 30d`}},
 		{"enums out of range", okRule(func(r *Rule) { r.Match, r.Intent, r.Query, r.TrailingSlash = 9, 9, 9, 9 }),
 			[]string{
 				`7: rule "r1": match: MatchKind(9) is not a match kind; accepted: exact, prefix, pattern, regex`,
@@ -241,6 +269,45 @@ func TestDuplicateIDsSplit(t *testing.T) {
 	for j, d := range got {
 		if d[1] != d[0]-90_000 || j > 0 && d[0] <= got[j-1][0] {
 			t.Fatalf("duplicate %d is (%d, first %d); want file order, each first used 90,000 rules before", j, d[0], d[1])
+		}
+	}
+}
+
+// TestEndedWarnings: a rule has ended from its active_until on, and only
+// rules with one can end.
+func TestEndedWarnings(t *testing.T) {
+	until := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	rules := []Rule{
+		{ID: "open", Path: "/a", To: "/b", Line: 2},
+		{ID: "over", Path: "/c", To: "/d", ActiveUntil: until, Line: 3},
+		{ID: "future", Path: "/e", To: "/f", ActiveUntil: until.Add(time.Second), Line: 4},
+	}
+	got := problemStrings(EndedWarnings(RuleSeq(rules), until))
+	want := []string{`3: warning: rule "over": active_until: ended at 2026-12-01T00:00:00Z and no longer matches; remove it (redirectctl stats --expired lists such rules)`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("EndedWarnings:\n got: %q\nwant: %q", got, want)
+	}
+	if ps := EndedWarnings(RuleSeq(rules), until.Add(-time.Nanosecond)); len(ps) != 0 {
+		t.Errorf("EndedWarnings a moment before active_until = %v, want none", ps)
+	}
+}
+
+// TestParseDuration: Go durations with whole days in front, and back.
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"30d": 30 * day, "1d12h": 36 * time.Hour, "12h": 12 * time.Hour, "90m": 90 * time.Minute, "0d": 0, "1d0.5h": day + 30*time.Minute,
+	} {
+		got, err := parseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+		if back, err := parseDuration(formatDuration(got)); err != nil || back != got {
+			t.Errorf("parseDuration(formatDuration(%v) = %q) = %v, %v", got, formatDuration(got), back, err)
+		}
+	}
+	for _, in := range []string{"", "d", "30", "1 month", "-1d", "1d-1h", "1y", "1dd", "99999999999d"} {
+		if d, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) = %v, want an error", in, d)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package decision
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,8 +42,12 @@ type caseRule struct {
 	CaseInsensitive bool              `yaml:"case_insensitive"`
 	TrailingSlash   string            `yaml:"trailing_slash"`
 	Headers         map[string]string `yaml:"headers"`
-	CacheMaxAge     int               `yaml:"cache_max_age"`
+	CacheMaxAge     *int              `yaml:"cache_max_age"`
 	Since           time.Time         `yaml:"since"`
+	ActiveFrom      time.Time         `yaml:"active_from"`
+	ActiveUntil     time.Time         `yaml:"active_until"`
+	Mode            string            `yaml:"mode"`
+	PromoteAfter    string            `yaml:"promote_after"`
 }
 
 type deCase struct {
@@ -72,6 +77,14 @@ type deCase struct {
 		SelfRedirect bool `yaml:"self_redirect"`
 		// Explain is a text some candidate's reason contains.
 		Explain string `yaml:"explain"`
+		// Shadows are the answers shadow rules would have given
+		// (README "Shadow rules"), in order.
+		Shadows []struct {
+			Rule         string `yaml:"rule"`
+			Status       int    `yaml:"status"`
+			Location     string `yaml:"location"`
+			CacheControl string `yaml:"cache_control"`
+		} `yaml:"shadows"`
 	} `yaml:"want"`
 }
 
@@ -80,9 +93,22 @@ func (c caseRule) rule(t *testing.T) Rule {
 	r := Rule{
 		ID: c.ID, Host: c.Host, Path: c.Path, To: c.To, Status: c.Status,
 		Methods: c.Methods, QueryStrip: c.QueryStrip, CaseInsensitive: c.CaseInsensitive,
-		Headers: c.Headers, CacheMaxAge: time.Duration(c.CacheMaxAge) * time.Second, Since: c.Since,
+		Headers: c.Headers, Since: c.Since, ActiveFrom: c.ActiveFrom, ActiveUntil: c.ActiveUntil,
+	}
+	if c.CacheMaxAge != nil {
+		r.CacheMaxAge = new(time.Duration(*c.CacheMaxAge) * time.Second)
 	}
 	var err error
+	if c.Mode != "" {
+		if r.Mode, err = ParseMode(c.Mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.PromoteAfter != "" {
+		if r.PromoteAfter, err = parseDuration(c.PromoteAfter); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if c.Match != "" {
 		if r.Match, err = ParseMatchKind(c.Match); err != nil {
 			t.Fatal(err)
@@ -183,6 +209,17 @@ func runCase(t *testing.T, ix *Index, f caseFile, c deCase) {
 	}
 	if err != nil {
 		t.Fatalf("Decide: %v", err)
+	}
+	var shadows []string
+	for _, s := range d.Shadows {
+		shadows = append(shadows, fmt.Sprintf("%s %d %s %s", s.RuleID, s.Status, s.Location, s.Cache.CacheControl))
+	}
+	var wantShadows []string
+	for _, s := range c.Want.Shadows {
+		wantShadows = append(wantShadows, fmt.Sprintf("%s %d %s %s", s.Rule, s.Status, s.Location, s.CacheControl))
+	}
+	if diff := cmp.Diff(wantShadows, shadows); diff != "" {
+		t.Errorf("shadow answers (-want +got):\n%s\n%s", diff, explained(d))
 	}
 	if d.SelfRedirect != c.Want.SelfRedirect {
 		t.Errorf("SelfRedirect = %v, want %v\n%s", d.SelfRedirect, c.Want.SelfRedirect, explained(d))

@@ -207,7 +207,7 @@ func (ix *Index) loopCheck(a *route) loopResult {
 
 // follow is one hop: the rule a client asking for loc from where h stands
 // reaches with GET and no headers, and that rule's Location. A rule whose
-// Location is its own request wins here (m.keepLoops), so the loop shows.
+// Location is its own request wins here (m.loadCheck), so the loop shows.
 func (ix *Index) follow(h *hop, loc string) (route, string, bool) {
 	next, ok := h.request(loc, "GET", "")
 	if !ok {
@@ -217,7 +217,7 @@ func (ix *Index) follow(h *hop, loc string) (route, string, bool) {
 	if err != nil {
 		return route{}, "", false
 	}
-	m := match{keepLoops: true}
+	m := match{loadCheck: true}
 	if !ix.match(&r, nil, nil, &m) {
 		return route{}, "", false
 	}
@@ -396,8 +396,10 @@ func shadowedInSlot(slot []route) []Problem {
 
 // shadowed reports rules of one slot and kind that an earlier rule of the
 // slot always answers first: same path (or a case-folding one), no header
-// condition on the earlier rule, methods a superset, trailing-slash
-// handling at least as wide. Only cases that can be proven are reported.
+// condition, time window or shadow mode on the earlier rule (README "Time
+// windows", "Shadow rules": it does not always answer), methods a
+// superset, trailing-slash handling at least as wide. Only cases that can
+// be proven are reported.
 func shadowed(rs []*route) []Problem {
 	var out []Problem
 	for j := 1; j < len(rs); j++ {
@@ -417,7 +419,7 @@ func covers(e, l *route) bool {
 	if e.kind != l.kind {
 		return false
 	}
-	if e.ext != nil && len(e.ext.headers) > 0 || e.mayBeOwnTarget() {
+	if e.ext != nil && (len(e.ext.headers) > 0 || e.ext.shadow || !e.ext.activeFrom.IsZero() || !e.ext.activeUntil.IsZero()) || e.mayBeOwnTarget() {
 		return false
 	}
 	if em := e.methods(); len(em) > 0 {

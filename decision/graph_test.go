@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -178,6 +179,38 @@ func TestBuildGraph(t *testing.T) {
 				{ID: "t2", Path: "/t/:a", Match: MatchPattern, To: "/y"},
 			},
 			warns: []string{`rule "p2": path: never matches`, `rule "t2": path: never matches`},
+		},
+		{
+			name: "a shadow rule does not hide the rule it would replace",
+			rules: []Rule{
+				{ID: "trial", Path: "/a", To: "/new", Mode: ModeShadow},
+				{ID: "current", Path: "/a", To: "/old"},
+			},
+		},
+		{
+			name: "a rule with a time window does not hide the next",
+			rules: []Rule{
+				{ID: "sale", Path: "/a", To: "/sale", ActiveFrom: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
+				{ID: "usual", Path: "/a", To: "/shop"},
+				{ID: "ended", Path: "/b", Match: MatchPrefix, To: "/x", ActiveUntil: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
+				{ID: "after", Path: "/b", Match: MatchPrefix, To: "/y"},
+			},
+		},
+		{
+			name: "a shadow rule hidden by an enforced one never answers either",
+			rules: []Rule{
+				{ID: "current", Path: "/a", To: "/old"},
+				{ID: "trial", Path: "/a", To: "/new", Mode: ModeShadow},
+			},
+			warns: []string{`rule "trial": path: never matches: rule "current"`},
+		},
+		{
+			name: "a shadow rule's loop is refused before it is enforced",
+			rules: []Rule{
+				{ID: "trial", Path: "/a", To: "/b", Mode: ModeShadow},
+				{ID: "back", Path: "/b", To: "/a"},
+			},
+			errs: []string{`rule "trial": to: redirect cycle: "trial" → "back" → "trial"`},
 		},
 		{
 			name: "different hosts do not shadow",

@@ -29,7 +29,7 @@ func (s *Store) replaceJSONL(file string, data []byte) (*Change, []Problem, erro
 	parts := make([]*baseBuilder, len(pieces))
 	found := make([][]Problem, len(pieces))
 	inPieces(len(pieces), func(k int) {
-		bb := newBaseBuilder(newCacheTable(s.opts.PermanentMaxAge), 0, len(pieces[k])/2)
+		bb := newBaseBuilder(newCacheTable(s.opts), 0, len(pieces[k])/2)
 		bb.b.rules = all[before[k]:before[k]:before[k+1]]
 		var rt route
 		for r, ps := range eachLine(pieces[k], before[k]) {
@@ -58,7 +58,7 @@ func (s *Store) replaceJSONL(file string, data []byte) (*Change, []Problem, erro
 	if len(errs) > 0 {
 		return nil, nil, &RulesError{Problems: errs}
 	}
-	bb := joinBuilders(parts, all, newCacheTable(s.opts.PermanentMaxAge))
+	bb := joinBuilders(parts, all, newCacheTable(s.opts))
 	c, err := s.finishBase(bb, nil)
 	if err != nil {
 		return nil, nil, locate(err, file)
@@ -88,7 +88,7 @@ func joinBuilders(parts []*baseBuilder, all []crule, caches *cacheTable) *baseBu
 		}
 		cacheIDs := make([]uint32, len(p.caches.list))
 		for i, cc := range p.caches.list {
-			cacheIDs[i], _ = caches.get(cc.tempMaxAge)
+			cacheIDs[i], _ = caches.get(cc.ruleMaxAge())
 		}
 		// The part's records start at or after their place in all: the
 		// parts before it kept fewer records than they had lines.

@@ -28,13 +28,64 @@ type match struct {
 	// self: a rule was passed over because its Location was the
 	// request's own URL (a loop, not an alreadyTarget).
 	self bool
-	// keepLoops lets a rule whose Location is the request's own path win,
-	// so the load check (graph.go) sees the loop; Decide never sets it.
-	keepLoops bool
+	// now decides time windows. until, when not zero, is the start of a
+	// rule that was passed over because it is not active yet: the answer
+	// given instead is not cached past it.
+	now, until time.Time
+	// shadows are the shadow rules that would have answered, with their
+	// Locations, in the order tried.
+	shadows []shadowHit
+	// loadCheck is the load check's view (graph.go): every rule active
+	// and enforced, and a rule whose Location is the request's own path
+	// wins, so the loop shows. Decide never sets it.
+	loadCheck bool
 }
 
-// Decide answers one request; the error is a *RequestError. now drives the
-// permanent-cache ramp of rules with Since.
+// shadowHit is a shadow rule that would have answered, and its Location.
+type shadowHit struct {
+	rt  route
+	loc string
+}
+
+// capAt lowers m.until to t (zero: no bound).
+func (m *match) capAt(t time.Time) {
+	if !t.IsZero() && (m.until.IsZero() || t.Before(m.until)) {
+		m.until = t
+	}
+}
+
+// expiry is the time past which the winner's answer is not to be cached:
+// the end of its window, or the start of a rule passed over.
+func (m *match) expiry() time.Time {
+	if e := m.win.ext; e != nil {
+		m.capAt(e.activeUntil)
+	}
+	return m.until
+}
+
+// active reports whether rt's time window holds at m.now, and if not why
+// (README "Time windows"). An enforced rule that is not active yet caps
+// the max-age of the answer given instead at its start.
+func (m *match) active(rt *route) (string, bool) {
+	e := rt.ext
+	if e == nil || m.loadCheck {
+		return "", true
+	}
+	switch {
+	case !e.activeFrom.IsZero() && m.now.Before(e.activeFrom):
+		if !e.shadow {
+			m.capAt(e.activeFrom)
+		}
+		return "not active yet: active_from is " + formatTime(e.activeFrom), false
+	case !e.activeUntil.IsZero() && !m.now.Before(e.activeUntil):
+		return "ended: active_until was " + formatTime(e.activeUntil), false
+	}
+	return "", true
+}
+
+// Decide answers one request; the error is a *RequestError. now decides
+// time windows, staged permanence and the permanent-cache ramp of rules
+// with Since.
 func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 	r, rerr := parseRequest(req)
 	if rerr != nil {
@@ -44,21 +95,16 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 	if req.Explain {
 		ex = &Explanation{Host: r.host, Path: r.path}
 	}
-	var m match
+	m := match{now: now}
 	found := ix.match(&r, req.Headers, ex, &m)
+	shadows := shadowAnswers(m.shadows, req.Intent, &r, now)
 	rt := &m.win
 	var status int
+	var staged bool
 	var method string
 	var keepsBody bool
 	if found {
-		status = int(rt.status)
-		if status == 0 {
-			intent := req.Intent
-			if intent == IntentUnspecified {
-				intent = rt.intent
-			}
-			status = statusFor(intent, r.method, r.http10)
-		}
+		status, staged = rt.statusOf(req.Intent, &r, now)
 		method, keepsBody = followUp(status, r.method)
 		if ix.opts.FlattenChains {
 			ix.flatten(&r, req, method, &m)
@@ -72,14 +118,14 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 	}
 	vary := varyOf(m.varies)
 	if !found {
-		d := Decision{SelfRedirect: m.self, Explanation: ex}
+		d := Decision{SelfRedirect: m.self, Shadows: shadows, Explanation: ex}
 		if vary != "" {
 			d.Headers = []Header{{"Vary", vary}}
 		}
 		return d, nil
 	}
 	loc := m.loc
-	cache := rt.cacheAdvice(status, now, vary != "")
+	cache := rt.cacheAdvice(status, staged, now, vary != "", m.expiry())
 	d := Decision{
 		Redirect:          true,
 		Status:            status,
@@ -89,6 +135,7 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		Cache:             cache,
 		RuleID:            rt.id,
 		SelfRedirect:      m.self,
+		Shadows:           shadows,
 		Explanation:       ex,
 	}
 	if vary == "" {
@@ -97,6 +144,26 @@ func (ix *Index) Decide(req *Request, now time.Time) (Decision, error) {
 		d.Headers = []Header{{"Location", loc}, {"Cache-Control", cache.CacheControl}, {"Vary", vary}}
 	}
 	return d, nil
+}
+
+// shadowAnswers are the answers the shadow rules hit would have given,
+// each as if it alone decided (no chain flattened, no other rule's Vary).
+func shadowAnswers(hits []shadowHit, reqIntent Intent, r *request, now time.Time) []ShadowAnswer {
+	if len(hits) == 0 {
+		return nil
+	}
+	out := make([]ShadowAnswer, len(hits))
+	for i := range hits {
+		rt := &hits[i].rt
+		status, staged := rt.statusOf(reqIntent, r, now)
+		var until time.Time
+		if rt.ext != nil {
+			until = rt.ext.activeUntil
+		}
+		out[i] = ShadowAnswer{RuleID: rt.id, Status: status, Location: hits[i].loc,
+			Cache: rt.cacheAdvice(status, staged, now, rt.ext != nil && rt.ext.vary != "", until)}
+	}
+	return out
 }
 
 // unapply marks the applied candidate of rule id as not applied, and why.
@@ -146,12 +213,13 @@ func (ix *Index) flatten(first *request, req *Request, method string, m *match) 
 		if err != nil {
 			return
 		}
-		var hm match
+		hm := match{now: m.now}
 		found := ix.match(&r, req.Headers, nil, &hm)
 		m.varies = append(m.varies, hm.varies...)
 		if !found {
 			return
 		}
+		m.capAt(hm.expiry())
 		nl := h.absolute(hm.loc)
 		if nl == m.loc {
 			return
@@ -324,15 +392,11 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		if rt.kind != MatchExact {
 			break
 		}
-		ok, why := true, "path differs in case or trailing slash"
-		if !rt.fold && (folded || !rt.lower) && rt.path != trim || rt.strict && rt.trailing != r.trailing {
-			ok = false
-		} else {
-			ok, why = ix.admit(rt, r, hdr, m)
-		}
-		loc := ""
-		if ok {
-			loc, ok, why = ix.target(rt, r, "", r.path, nil, m)
+		ok, why, loc := false, "path differs in case or trailing slash", ""
+		if rt.fold || !folded && rt.lower || rt.path == trim {
+			if !rt.strict || rt.trailing == r.trailing {
+				loc, ok, why = ix.apply(rt, r, hdr, m, "", r.path, nil)
+			}
 		}
 		explain(ex, rt, ok, why)
 		if ok {
@@ -352,7 +416,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 	// Pattern and regex rules: the earliest in file order that matches
 	// wins, whichever slot holds it.
 	var caps captures
-	found, bestCand := false, -1
+	found, bestCand, shadowsBefore := false, -1, len(m.shadows)
 	for i := range k.cands {
 		rt := &k.cands[i].rt
 		if kindClass(rt.kind) != 1 || found && rt.order > m.win.order {
@@ -364,10 +428,7 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		}
 		ok, why, loc := false, "path does not match", ""
 		if rt.matchDynamic(p, &caps) {
-			ok, why = ix.admit(rt, r, hdr, m)
-		}
-		if ok {
-			loc, ok, why = ix.target(rt, r, "", p, &caps, m)
+			loc, ok, why = ix.apply(rt, r, hdr, m, "", p, &caps)
 		}
 		explain(ex, rt, false, why)
 		if ok {
@@ -386,6 +447,17 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 			ex.Candidates[bestCand].Applied = true
 			ex.Candidates[bestCand].Reason = "matched"
 		}
+		// A shadow rule later in the file than the winner would not have
+		// answered either.
+		kept := m.shadows[:shadowsBefore]
+		for _, sh := range m.shadows[shadowsBefore:] {
+			if sh.rt.order < m.win.order {
+				kept = append(kept, sh)
+			} else {
+				reexplain(ex, sh.rt.id, "mode: shadow, and rule "+strconv.Quote(m.win.id)+" comes first in the file")
+			}
+		}
+		m.shadows = kept
 		return true
 	}
 
@@ -394,18 +466,13 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		if rt.kind != MatchPrefix {
 			continue
 		}
-		ok, why, rest := false, "path differs in case", ""
+		ok, why, loc := false, "path differs in case", ""
 		switch {
 		case !rt.fold && (folded || !rt.lower) && !strings.HasPrefix(r.path, rt.path):
 		case rt.strict && rt.trailing && len(r.path) == len(rt.path):
 			why = "trailing_slash strict: the prefix ends in '/'"
 		default:
-			rest = r.path[len(rt.path):]
-			ok, why = ix.admit(rt, r, hdr, m)
-		}
-		loc := ""
-		if ok {
-			loc, ok, why = ix.target(rt, r, rest, r.path, nil, m)
+			loc, ok, why = ix.apply(rt, r, hdr, m, r.path[len(rt.path):], r.path, nil)
 		}
 		explain(ex, rt, ok, why)
 		if ok {
@@ -414,6 +481,47 @@ func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request,
 		}
 	}
 	return false
+}
+
+// apply decides whether rt, whose path matches r, answers it: its time
+// window (README "Time windows"), methods and headers (admit), and its
+// Location (target; rest and caps as there). A shadow rule that would
+// have answered is recorded in m.shadows and does not apply: the decision
+// goes on as if it were absent, its headers out of Vary and its loops
+// uncounted (README "Shadow rules").
+func (ix *Index) apply(rt *route, r *request, hdr map[string]string, m *match, rest, path string, caps *captures) (string, bool, string) {
+	if why, ok := m.active(rt); !ok {
+		return "", false, why
+	}
+	shadow := rt.ext != nil && rt.ext.shadow && !m.loadCheck
+	self, varies := m.self, len(m.varies)
+	ok, why := ix.admit(rt, r, hdr, m)
+	loc := ""
+	if ok {
+		loc, ok, why = ix.target(rt, r, rest, path, caps, m)
+	}
+	if !shadow {
+		return loc, ok, why
+	}
+	m.self, m.varies = self, m.varies[:varies]
+	if ok {
+		m.shadows = append(m.shadows, shadowHit{rt: *rt, loc: loc})
+		why = "mode: shadow: would have redirected to " + loc + "; decided as if it were absent (README \"Shadow rules\")"
+	}
+	return loc, false, why
+}
+
+// reexplain replaces the reason of rule id's candidate that a shadow
+// rule's "would have redirected" gave.
+func reexplain(ex *Explanation, id, why string) {
+	if ex == nil {
+		return
+	}
+	for i := range ex.Candidates {
+		if c := &ex.Candidates[i]; c.RuleID == id && strings.HasPrefix(c.Reason, "mode: shadow: would") {
+			c.Reason = why
+		}
+	}
 }
 
 // admit applies the filters that do not depend on the path: methods and
@@ -450,7 +558,7 @@ func (ix *Index) target(rt *route, r *request, rest, path string, caps *captures
 	case alreadyTarget:
 		return loc, false, "request is already the target " + loc
 	case loop:
-		if m.keepLoops {
+		if m.loadCheck {
 			return loc, true, "matched"
 		}
 		m.self = true

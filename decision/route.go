@@ -50,6 +50,12 @@ type routeExtra struct {
 	keyPath    string    // pattern and regex rules: their slot's path key
 	queryStrip []string
 	since      time.Time
+	// The rule's lifecycle (README "Time windows", "Shadow rules",
+	// "Staged permanence"): zero values are no window, enforce, not
+	// staged.
+	activeFrom, activeUntil time.Time
+	promoteAfter            time.Duration
+	shadow                  bool
 }
 
 type headerCond struct {
@@ -64,51 +70,76 @@ type patSeg struct {
 	param, splat bool
 }
 
-// cacheStrings are the Cache-Control values of rules sharing max-ages,
-// built once per distinct pair.
+// cacheStrings are the Cache-Control values of the rules that share a
+// cache_max_age, built once per distinct value.
 type cacheStrings struct {
+	// rule is the rules' cache_max_age, notSet when they set none.
+	rule time.Duration
+	// The max-age of permanent and temporary answers; 0 is no-store.
 	permMaxAge, tempMaxAge  time.Duration
 	permPublic, permPrivate string
 	tempPublic, tempPrivate string
 }
 
-// cacheTable interns cacheStrings by (permanent, temporary) max-age: a
-// million rules share a handful of values.
+// notSet stands for an absent cache_max_age in cacheStrings.rule.
+const notSet time.Duration = -1
+
+// ruleMaxAge is the cache_max_age the rules of cc were written with.
+func (cc *cacheStrings) ruleMaxAge() *time.Duration {
+	if cc.rule == notSet {
+		return nil
+	}
+	return new(cc.rule)
+}
+
+// maxAgeKey is a cache_max_age as cacheStrings.rule holds it.
+func maxAgeKey(d *time.Duration) time.Duration {
+	if d == nil {
+		return notSet
+	}
+	return *d
+}
+
+// cacheTable interns cacheStrings by cache_max_age: a million rules share
+// a handful of values.
 type cacheTable struct {
 	permMaxAge time.Duration // the server's, for rules that set none
-	index      map[[2]time.Duration]uint32
+	maxAge     time.Duration // Options.MaxCacheAge; 0 = no limit
+	index      map[time.Duration]uint32
 	list       []*cacheStrings
 }
 
-func newCacheTable(permMaxAge time.Duration) *cacheTable {
-	return &cacheTable{permMaxAge: permMaxAge, index: map[[2]time.Duration]uint32{}}
+func newCacheTable(opts Options) *cacheTable {
+	return &cacheTable{permMaxAge: opts.PermanentMaxAge, maxAge: opts.MaxCacheAge, index: map[time.Duration]uint32{}}
 }
 
-// get returns the strings for a rule's cache_max_age (0 = not set), and
+// get returns the strings for a rule's cache_max_age (nil = not set), and
 // their number in the table.
-func (t *cacheTable) get(ruleMaxAge time.Duration) (uint32, *cacheStrings) {
-	perm := t.permMaxAge
-	if ruleMaxAge > 0 {
-		perm = ruleMaxAge
-	}
-	key := [2]time.Duration{perm, max(ruleMaxAge, 0)}
+func (t *cacheTable) get(ruleMaxAge *time.Duration) (uint32, *cacheStrings) {
+	key := maxAgeKey(ruleMaxAge)
 	if i, ok := t.index[key]; ok {
 		return i, t.list[i]
 	}
 	i := uint32(len(t.list))
 	t.index[key] = i
-	t.list = append(t.list, newCacheStrings(key[0], key[1]))
+	t.list = append(t.list, t.newCacheStrings(key))
 	return i, t.list[i]
 }
 
-func newCacheStrings(perm, temp time.Duration) *cacheStrings {
-	cc := &cacheStrings{
-		permMaxAge: perm, tempMaxAge: temp,
-		permPublic: cacheControl("public", perm), permPrivate: cacheControl("private", perm),
+// newCacheStrings: a rule without cache_max_age has the server's
+// permanent max-age and no-store temporary answers; cache_max_age: 0
+// makes every answer no-store (README "Rules", cache_max_age).
+func (t *cacheTable) newCacheStrings(rule time.Duration) *cacheStrings {
+	perm, temp := t.permMaxAge, time.Duration(0)
+	if rule != notSet {
+		perm, temp = rule, rule
+	}
+	cc := &cacheStrings{rule: rule, permMaxAge: perm, tempMaxAge: temp}
+	if perm > 0 {
+		cc.permPublic, cc.permPrivate = cacheControlFor(true, false, perm), cacheControlFor(true, true, perm)
 	}
 	if temp > 0 {
-		cc.tempPublic = strings.TrimPrefix(cacheControl("public", temp), "public, ")
-		cc.tempPrivate = cacheControl("private", temp)
+		cc.tempPublic, cc.tempPrivate = cacheControlFor(false, false, temp), cacheControlFor(false, true, temp)
 	}
 	return cc
 }
@@ -128,9 +159,9 @@ func (rt *route) template() *template {
 }
 
 // compile turns a rule that checkRule accepted into a route, its cache
-// strings from caches. A problem here means a check
-// in checkRule let something through that matching cannot use; it is
-// reported, not hidden.
+// strings from caches. A problem here is a rule over a limit of the
+// Store's Options (MaxCacheAge), or means a check in checkRule let
+// something through that matching cannot use; it is reported, not hidden.
 func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 	fail := func(field, msg string) (route, *Problem) {
 		return route{}, &Problem{Severity: SeverityError, Line: r.Line, RuleID: r.ID, Field: field, Message: msg}
@@ -139,6 +170,10 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		id: r.ID, status: int16(r.Status), intent: r.Intent, drop: r.Query == QueryDrop,
 		kind: r.Match, strict: r.TrailingSlash == TrailingSlashStrict, fold: r.CaseInsensitive,
 		line: int32(r.Line),
+	}
+	if m := r.CacheMaxAge; m != nil && caches.maxAge > 0 && *m > caches.maxAge {
+		return fail("cache_max_age", fmt.Sprintf("%s is more than this server accepts: at most %s, set by redirectd --max-cache-age; a cached redirect cannot be taken back before it expires",
+			secondsText(*m), secondsText(caches.maxAge)))
 	}
 	host := strings.ToLower(strings.TrimSuffix(r.Host, "."))
 	switch {
@@ -168,6 +203,10 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 	}
 	if !r.Since.IsZero() {
 		ext.since, needExt = r.Since, true
+	}
+	if !r.ActiveFrom.IsZero() || !r.ActiveUntil.IsZero() || r.PromoteAfter != 0 || r.Mode == ModeShadow {
+		ext.activeFrom, ext.activeUntil, ext.promoteAfter = r.ActiveFrom, r.ActiveUntil, r.PromoteAfter
+		ext.shadow, needExt = r.Mode == ModeShadow, true
 	}
 
 	if !strings.HasPrefix(r.Path, "/") {

@@ -40,11 +40,17 @@ type ruleFields struct {
 	// numbers and strings map onto the same two.
 	CacheMaxAge jsontext.Value `json:"cache_max_age,omitzero" yaml:"cache_max_age"`
 	Since       string         `json:"since,omitzero" yaml:"since"`
+	// The rule's lifecycle (README "Time windows", "Shadow rules",
+	// "Staged permanence").
+	ActiveFrom   string `json:"active_from,omitzero" yaml:"active_from"`
+	ActiveUntil  string `json:"active_until,omitzero" yaml:"active_until"`
+	Mode         string `json:"mode,omitzero" yaml:"mode"`
+	PromoteAfter string `json:"promote_after,omitzero" yaml:"promote_after"`
 }
 
 // ruleFieldCount is the number of fields of ruleFields, which fieldLines
 // holds a line for; TestRuleFieldsTags checks it.
-const ruleFieldCount = 15
+const ruleFieldCount = 19
 
 // ruleFieldNames are the rules-file fields in their declared order.
 var ruleFieldNames = func() []string {
@@ -102,13 +108,30 @@ func (f *ruleFields) toRule(r *Rule) []Problem {
 		}
 	}
 	if len(f.CacheMaxAge) > 0 {
-		if r.CacheMaxAge, err = parseMaxAge(f.CacheMaxAge); err != nil {
+		d, err := parseMaxAge(f.CacheMaxAge)
+		if err != nil {
 			fail("cache_max_age", err)
 		}
+		r.CacheMaxAge = &d
 	}
-	if f.Since != "" {
-		if r.Since, err = parseSince(f.Since); err != nil {
-			fail("since", err)
+	for _, t := range []struct {
+		field, text string
+		to          *time.Time
+	}{{"since", f.Since, &r.Since}, {"active_from", f.ActiveFrom, &r.ActiveFrom}, {"active_until", f.ActiveUntil, &r.ActiveUntil}} {
+		if t.text != "" {
+			if *t.to, err = parseTime(t.text); err != nil {
+				fail(t.field, err)
+			}
+		}
+	}
+	if f.Mode != "" {
+		if r.Mode, err = ParseMode(f.Mode); err != nil {
+			fail("mode", err)
+		}
+	}
+	if f.PromoteAfter != "" {
+		if r.PromoteAfter, err = parseDuration(f.PromoteAfter); err != nil {
+			fail("promote_after", fmt.Errorf("%q is not a duration; accepted: a duration such as 30d, 12h or 1d12h", f.PromoteAfter))
 		}
 	}
 	if len(r.Headers) == 0 {
@@ -137,16 +160,20 @@ func fromRule(r *Rule, num []byte) ruleFields {
 	if r.TrailingSlash == TrailingSlashStrict {
 		f.TrailingSlash = "strict"
 	}
-	if r.CacheMaxAge != 0 {
-		f.CacheMaxAge = strconv.AppendInt(num[:0], int64(r.CacheMaxAge/time.Second), 10)
+	if r.CacheMaxAge != nil {
+		f.CacheMaxAge = strconv.AppendInt(num[:0], int64(*r.CacheMaxAge/time.Second), 10)
 	}
-	if !r.Since.IsZero() {
-		f.Since = r.Since.Format(time.RFC3339Nano)
+	f.Since, f.ActiveFrom, f.ActiveUntil = formatTime(r.Since), formatTime(r.ActiveFrom), formatTime(r.ActiveUntil)
+	if r.Mode != ModeEnforce {
+		f.Mode = r.Mode.String()
+	}
+	if r.PromoteAfter != 0 {
+		f.PromoteAfter = formatDuration(r.PromoteAfter)
 	}
 	return f
 }
 
-const maxAgeAccepted = "accepted: a number of seconds such as 86400, or a duration such as 24h or 90m"
+const maxAgeAccepted = "accepted: a number of seconds such as 86400, or a duration such as 24h, 90m or 7d"
 
 // parseMaxAge reads cache_max_age: whole seconds as a number, or a Go
 // duration as a string ("24h", "1h30m"); checkRule then wants it >= 0 and
@@ -158,7 +185,7 @@ func parseMaxAge(v jsontext.Value) (time.Duration, error) {
 		if err := json.Unmarshal(v, &s); err != nil {
 			return 0, fmt.Errorf("%s is not a duration; %s", v, maxAgeAccepted)
 		}
-		d, err := time.ParseDuration(s)
+		d, err := parseDuration(s)
 		if err != nil {
 			return 0, fmt.Errorf("%q is not a duration; %s", s, maxAgeAccepted)
 		}
@@ -213,12 +240,64 @@ func parseTrailingSlash(s string) (TrailingSlash, error) {
 	return TrailingSlashIgnore, fmt.Errorf("unknown trailing_slash %q; accepted: ignore, strict", s)
 }
 
-func parseSince(s string) (time.Time, error) {
+// parseTime reads since, active_from and active_until: RFC 3339 times.
+func parseTime(s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time; accepted: a time such as 2026-11-01T00:00:00Z", s)
 	}
 	return t, nil
+}
+
+// formatTime is parseTime's inverse; "" for the zero time.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+const day = 24 * time.Hour
+
+// parseDuration reads a Go duration ("12h", "90m") with whole days in
+// front accepted ("30d", "1d12h"), as people write redirect lifetimes.
+func parseDuration(s string) (time.Duration, error) {
+	var days int64
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64/int64(day) {
+			return 0, fmt.Errorf("%q: bad number of days", s)
+		}
+		days, s = n, s[i+1:]
+		if s == "" {
+			return time.Duration(days) * day, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if days > 0 && d < 0 {
+		return 0, fmt.Errorf("%q: a negative part after days", s)
+	}
+	total := time.Duration(days)*day + d
+	if total < d {
+		return 0, fmt.Errorf("%q is too long", s)
+	}
+	return total, nil
+}
+
+// formatDuration is parseDuration's inverse: whole days as "30d", the
+// rest as Go writes it ("1d12h0m0s").
+func formatDuration(d time.Duration) string {
+	if d < day {
+		return d.String()
+	}
+	s := strconv.FormatInt(int64(d/day), 10) + "d"
+	if rest := d % day; rest != 0 {
+		s += rest.String()
+	}
+	return s
 }
 
 // unknownField is the message for a field name ruleFields does not have,

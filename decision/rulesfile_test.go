@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_bool.yaml:5: rule "moved": case_insensitive: must be true or false, found "yes"`,
 		}},
 		{"bad_cache_max_age.yaml", []string{
-			`bad_cache_max_age.yaml:5: rule "moved": cache_max_age: "1d" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h or 90m`,
+			`bad_cache_max_age.yaml:5: rule "moved": cache_max_age: "1y" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h, 90m or 7d`,
 		}},
 		{"bad_header.yaml", []string{
 			`bad_header.yaml:6: rule "german": headers: "Accept-Language" is not lower-case; request header names are compared lower-case, write "accept-language"`,
@@ -48,7 +49,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_json_status.json:7: rule "moved": status: must be a whole number, found "301"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
 		{"bad_json_unknown_field.json", []string{
-			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
 		}},
 		{"bad_match.yaml", []string{
 			`bad_match.yaml:4: rule "moved": match: unknown match "glob"; accepted: exact, prefix, pattern, regex`,
@@ -64,6 +65,18 @@ func TestParseRulesRejects(t *testing.T) {
 		}},
 		{"bad_regex.yaml", []string{
 			"bad_regex.yaml:4: rule \"posts\": path: is not a valid RE2 regular expression: missing closing ): `/posts/(\\d+`",
+		}},
+		{"bad_mode.yaml", []string{
+			`bad_mode.yaml:5: rule "trial": mode: unknown mode "dry-run"; accepted: enforce, shadow`,
+		}},
+		{"bad_active_until.yaml", []string{
+			`bad_active_until.yaml:5: rule "sale": active_until: "2027-01-01" is not an RFC 3339 time; accepted: a time such as 2026-11-01T00:00:00Z`,
+		}},
+		{"bad_promote_after.yaml", []string{
+			`bad_promote_after.yaml:7: rule "moved": promote_after: "1 month" is not a duration; accepted: a duration such as 30d, 12h or 1d12h`,
+		}},
+		{"promote_after_without_since.yaml", []string{
+			`promote_after_without_since.yaml:6: rule "moved": promote_after: needs since, the time its 30d of temporary answers count from; add since with the rule's creation time, such as since: 2026-12-01T00:00:00Z (the admin API sets it when it creates a rule)`,
 		}},
 		{"bad_since.yaml", []string{
 			`bad_since.yaml:6: rule "moved": since: "2026-13-01" is not an RFC 3339 time; accepted: a time such as 2026-11-01T00:00:00Z`,
@@ -102,7 +115,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`missing_to.yaml:2: rule "moved": to: missing; accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`,
 		}},
 		{"negative_cache_max_age.yaml", []string{
-			`negative_cache_max_age.yaml:5: rule "moved": cache_max_age: -60 is negative; accepted: a number of seconds >= 0`,
+			`negative_cache_max_age.yaml:5: rule "moved": cache_max_age: -60 is negative; accepted: a number of seconds >= 0 (0: not cacheable)`,
 		}},
 		{"open_redirect.yaml", []string{
 			`open_redirect.yaml:4: rule "anywhere": to: "//evil.example/phish" starts with "//", which browsers read as another host (open redirect); accepted: an absolute http or https URL such as https://example.com/new, or an absolute path such as /new`,
@@ -135,11 +148,11 @@ func TestParseRulesRejects(t *testing.T) {
 			`two_documents.yaml:5: a second YAML document (after ---); accepted: one document with rules:`,
 		}},
 		{"unknown_field.yaml", []string{
-			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
 		}},
 		{"several_problems.jsonl", []string{
 			"several_problems.jsonl:4: id: must be a text value in quotes, found 7",
-			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
 			`several_problems.jsonl:5: rule "c": path: given twice in one rule`,
 			`several_problems.jsonl:7: rule "a": intent: unknown intent "forever"; accepted: permanent, temporary, see_other`,
 			`several_problems.jsonl:7: rule "a": id: duplicate id, first used at line 2; every rule needs its own id`,
@@ -151,7 +164,7 @@ func TestParseRulesRejects(t *testing.T) {
 		{"several_problems.json", []string{
 			`several_problems.json:8: rule "x": methods: must be a list of texts such as ["GET", "HEAD"], found 3 in the list`,
 			`several_problems.json:9: rule "x": headers: "x-a" given twice`,
-			`several_problems.json:10: rule "x": cache_max_age: "1d" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h or 90m`,
+			`several_problems.json:10: rule "x": cache_max_age: "1y" is not a duration; accepted: a number of seconds such as 86400, or a duration such as 24h, 90m or 7d`,
 			`several_problems.json:12: rule "ok": id: duplicate id, first used at line 3; every rule needs its own id`,
 		}},
 		{"top_level_list.json", []string{
@@ -218,7 +231,7 @@ func TestParseRulesYAMLAndJSON(t *testing.T) {
 			Intent: IntentPermanent, Methods: []string{"GET", "HEAD"}},
 		{ID: "blog", Match: MatchPattern, Path: "/blog/:year/*", To: "/news/:year/:splat", Query: QueryDrop,
 			QueryStrip: []string{"utm_*"}, Headers: map[string]string{"accept-language": "de*"},
-			CacheMaxAge: 24 * time.Hour, Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
+			CacheMaxAge: new(24 * time.Hour), Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range []struct {
 		file  string
@@ -391,4 +404,49 @@ func genRules(n int) []Rule {
 		rules[i] = r
 	}
 	return rules
+}
+
+// TestMaxCacheAge: a store with Options.MaxCacheAge (the daemon's
+// --max-cache-age) refuses a longer cache_max_age in every format and
+// through Put, naming file, line, rule and field; without the option the
+// same file loads with a warning at the field's line (what lint shows).
+func TestMaxCacheAge(t *testing.T) {
+	const refused = `rule "forever": cache_max_age: 315360000 seconds (3650d) is more than this server accepts: at most 31536000 seconds (365d), set by redirectd --max-cache-age; a cached redirect cannot be taken back before it expires`
+	limit := Options{MaxCacheAge: MaxAdvisedCacheAge}
+	// The refusal names the rule's line (compile sees rules, not fields),
+	// the warning its field's.
+	for file, line := range map[string][2]int{"long_cache_max_age.yaml": {6, 10}, "long_cache_max_age.jsonl": {2, 2}} {
+		t.Run(file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "rules", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = LoadRules(file, data, limit)
+			if want := fmt.Sprintf("%s:%d: %s", file, line[0], refused); err == nil || err.Error() != want {
+				t.Errorf("LoadRules with MaxCacheAge = %v\nwant %s", err, want)
+			}
+			_, warns, err := LoadRules(file, data, Options{})
+			if err != nil {
+				t.Fatalf("LoadRules without MaxCacheAge: %v", err)
+			}
+			if got := problemStrings(warns); len(got) != 1 || !strings.HasPrefix(got[0], fmt.Sprintf("%s:%d: warning: rule \"forever\": cache_max_age: 315360000 seconds (3650d) is more than a year", file, line[1])) {
+				t.Errorf("warnings without MaxCacheAge = %q, want one about forever's cache_max_age", got)
+			}
+		})
+	}
+	s := NewStore(limit)
+	c, err := s.Replace(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Commit(Info{})
+	if _, err := s.Put(Rule{ID: "forever", Path: "/old", To: "/new", CacheMaxAge: new(10 * MaxAdvisedCacheAge), Line: 3}); err == nil ||
+		err.Error() != "3: "+refused {
+		t.Errorf("Put = %v, want %s", err, refused)
+	}
+	c, err = s.Put(Rule{ID: "year", Path: "/old", To: "/new", CacheMaxAge: new(MaxAdvisedCacheAge)})
+	if err != nil {
+		t.Fatalf("Put of a year: %v", err)
+	}
+	c.Abort()
 }

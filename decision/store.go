@@ -48,7 +48,7 @@ func NewStore(opts Options) *Store {
 	if opts.PermanentMaxAge <= 0 {
 		opts.PermanentMaxAge = DefaultPermanentMaxAge
 	}
-	return &Store{opts: opts, keys: newKeyPool(), caches: newCacheTable(opts.PermanentMaxAge)}
+	return &Store{opts: opts, keys: newKeyPool(), caches: newCacheTable(opts)}
 }
 
 // Options are the Store's decision options.
@@ -373,14 +373,26 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 	if len(rules) > MaxRules {
 		return nil, tooMany(len(rules))
 	}
+	// The warnings of checkRule (a parsed file's come with the parse).
+	var warns []Problem
 	if !checked {
-		if ps := checkRules(rules); len(ps) > 0 {
-			return nil, &RulesError{Problems: ps}
+		errs, ws := checkRules(rules)
+		if len(errs) > 0 {
+			return nil, &RulesError{Problems: errs}
 		}
+		warns = ws
 	}
 	s.mu.Lock()
 	if cur := s.cur.Load(); cur != nil {
 		if c, ok, err := s.replaceInPlace(cur, rules); ok || err != nil {
+			if c != nil {
+				for _, w := range warns {
+					if c.touched[w.RuleID] {
+						c.warns = append(c.warns, w)
+						c.ix.warnings = append(c.ix.warnings, w)
+					}
+				}
+			}
 			return c, err
 		}
 	}
@@ -396,6 +408,10 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
+	}
+	if len(warns) > 0 {
+		c.ix.warnings = append(warns, c.ix.warnings...)
+		c.warns = c.ix.warnings
 	}
 	if cur := s.cur.Load(); cur != nil {
 		// How many serving rules the new set drops, for callers that
@@ -423,19 +439,21 @@ func textBytes(rules []Rule) int {
 }
 
 // checkRules runs checkRule on every rule (on every core) and finds
-// duplicate ids, in file order.
-func checkRules(rules []Rule) []Problem {
-	found := newChunkProblems(len(rules))
+// duplicate ids: the errors and the warnings, each in file order.
+func checkRules(rules []Rule) (errs, warns []Problem) {
+	found, warned := newChunkProblems(len(rules)), newChunkProblems(len(rules))
 	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for _, p := range checkRule(&rules[i]) {
 				if p.Severity == SeverityError {
 					found.add(lo, p)
+				} else {
+					warned.add(lo, p)
 				}
 			}
 		}
 	})
-	return append(found.all(), checkIDs(rules)...)
+	return append(found.all(), checkIDs(rules)...), warned.all()
 }
 
 func hasError(ps []Problem) bool {
@@ -446,7 +464,7 @@ func hasError(ps []Problem) bool {
 // checks the whole graph. The caller holds mu; on success the Change
 // holds it until Commit or Abort.
 func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n, textBytes int) (*Change, error) {
-	caches := newCacheTable(s.opts.PermanentMaxAge)
+	caches := newCacheTable(s.opts)
 	bb := newBaseBuilder(caches, n, textBytes)
 	var rt route
 	ps := fill(func(r *Rule) *Problem {
@@ -648,5 +666,7 @@ func sameRule(a, b *Rule) bool {
 		a.CaseInsensitive == b.CaseInsensitive && a.TrailingSlash == b.TrailingSlash &&
 		a.Status == b.Status && slices.Equal(a.Methods, b.Methods) &&
 		slices.Equal(a.QueryStrip, b.QueryStrip) && maps.Equal(a.Headers, b.Headers) &&
-		a.CacheMaxAge == b.CacheMaxAge && a.Since.Equal(b.Since)
+		maxAgeKey(a.CacheMaxAge) == maxAgeKey(b.CacheMaxAge) && a.Since.Equal(b.Since) &&
+		a.ActiveFrom.Equal(b.ActiveFrom) && a.ActiveUntil.Equal(b.ActiveUntil) &&
+		a.Mode == b.Mode && a.PromoteAfter == b.PromoteAfter
 }

@@ -340,7 +340,7 @@ func BenchmarkReloadInPlace(b *testing.B) {
 	rules := make([]Rule, 1_000_000)
 	for i := range rules {
 		rules[i] = Rule{ID: fmt.Sprintf("old-%d", i), Path: fmt.Sprintf("/old/%d", i), To: fmt.Sprintf("/new/%d", i),
-			Intent: IntentPermanent, CacheMaxAge: time.Hour}
+			Intent: IntentPermanent, CacheMaxAge: new(time.Hour)}
 	}
 	s := NewStore(Options{})
 	commit(b)(s.replace(slices.Clone(rules), true))

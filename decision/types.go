@@ -106,6 +106,38 @@ const (
 	TrailingSlashStrict
 )
 
+// Mode says whether a rule's answers are given (README "Shadow rules").
+type Mode uint8
+
+const (
+	// ModeEnforce: the rule answers the requests it matches.
+	ModeEnforce Mode = iota
+	// ModeShadow: the rule is evaluated and, when it would have answered,
+	// reported in Decision.Shadows; the decision is made as if it were
+	// absent. A new rule is tried on live traffic this way.
+	ModeShadow
+)
+
+var modeNames = [...]string{"enforce", "shadow"}
+
+// String returns the rules-file word for the mode.
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// ParseMode reads a rules-file word: enforce or shadow.
+func ParseMode(s string) (Mode, error) {
+	for i, name := range modeNames {
+		if name == s {
+			return Mode(i), nil
+		}
+	}
+	return ModeEnforce, fmt.Errorf("unknown mode %q; accepted: enforce, shadow", s)
+}
+
 // Rule is one redirect rule, as written in a rules file (README "Rules").
 // Zero values are the documented defaults. The one-byte fields sit
 // together: a million rules live in one slice, and padding around each of
@@ -122,6 +154,7 @@ type Rule struct {
 	Query           QueryPolicy
 	CaseInsensitive bool
 	TrailingSlash   TrailingSlash
+	Mode            Mode
 	// Status pins the status code (301, 302, 303, 307 or 308); 0 = from intent.
 	Status     int
 	Methods    []string // upper-case; empty = any method
@@ -130,10 +163,20 @@ type Rule struct {
 	// name to glob pattern ("" = header absent or empty). A decision made
 	// by such a rule carries Vary and private caching.
 	Headers map[string]string
-	// CacheMaxAge overrides the server's max-age; 0 = not set.
-	CacheMaxAge time.Duration
-	// Since is when the rule was created; it drives the permanent-cache ramp.
+	// CacheMaxAge overrides the server's max-age: nil = not set (the
+	// server's default), 0 = not cacheable (no-store).
+	CacheMaxAge *time.Duration
+	// Since is when the rule was created; it drives the permanent-cache
+	// ramp and PromoteAfter.
 	Since time.Time
+	// ActiveFrom and ActiveUntil bound when the rule matches (README
+	// "Time windows"): from ActiveFrom, before ActiveUntil; zero = no
+	// bound.
+	ActiveFrom, ActiveUntil time.Time
+	// PromoteAfter stages a permanent rule (README "Staged permanence"):
+	// until Since+PromoteAfter it answers the temporary status with
+	// no-store. 0 = not staged.
+	PromoteAfter time.Duration
 
 	// Line is the rule's line in its rules file (0 when not from a file).
 	Line int
@@ -172,8 +215,21 @@ type Decision struct {
 	// not answered: another candidate decided, or the request passed
 	// (README "Redirect loops"). The server counts these.
 	SelfRedirect bool
+	// Shadows are the shadow rules (Rule.Mode) that would have answered
+	// the request, in the order they were tried, each with its answer;
+	// the decision itself was made as if they were absent (README
+	// "Shadow rules"). The server counts and logs them.
+	Shadows []ShadowAnswer
 	// Explanation is filled when the request asked for it.
 	Explanation *Explanation
+}
+
+// ShadowAnswer is the answer a shadow rule would have given.
+type ShadowAnswer struct {
+	RuleID   string
+	Status   int
+	Location string
+	Cache    CacheAdvice
 }
 
 // CacheAdvice is how long a client or shared cache may keep the redirect.
@@ -212,7 +268,16 @@ type Options struct {
 	PermanentMaxAge time.Duration
 	// FlattenChains makes A→B→C answer A→C directly.
 	FlattenChains bool
+	// MaxCacheAge refuses rules whose cache_max_age is longer (README
+	// "Rules", cache_max_age); zero = no limit. A cached redirect cannot
+	// be taken back before it expires.
+	MaxCacheAge time.Duration
 }
+
+// MaxAdvisedCacheAge is the longest cache_max_age lint accepts without a
+// warning, and the daemon's default --max-cache-age: one year, the
+// ceiling RFC 2616 section 14.21 advised for Expires.
+const MaxAdvisedCacheAge = 365 * 24 * time.Hour
 
 // DefaultPermanentMaxAge is one day.
 const DefaultPermanentMaxAge = 24 * time.Hour

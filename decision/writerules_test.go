@@ -37,7 +37,10 @@ func roundTripRules() []Rule {
 			Methods: []string{"GET", "HEAD", "POST"}, Query: QueryDrop, QueryStrip: []string{"utm_*", "fbclid", "a,b", "utm?", "#x", "-y", "on"},
 			CaseInsensitive: true, TrailingSlash: TrailingSlashStrict,
 			Headers:     map[string]string{"accept-language": "de?", "x-empty": "", "x-colon": "a:b", "cookie": "{x}", "x-no": "no", "x-num": "0x1F"},
-			CacheMaxAge: 90 * time.Minute, Since: since},
+			CacheMaxAge: new(90 * time.Minute), Since: since},
+		{ID: "lifecycle", Path: "/l", To: "/m", Intent: IntentPermanent, CacheMaxAge: new(time.Duration(0)), Since: since,
+			ActiveFrom: since.Add(time.Hour), ActiveUntil: since.Add(40 * 24 * time.Hour), Mode: ModeShadow, PromoteAfter: 36 * time.Hour},
+		{ID: "staged-days", Path: "/s", To: "/t", Status: 308, Since: since, PromoteAfter: 30 * 24 * time.Hour},
 		{ID: "regex", Path: `/p/(?P<id>\d+)/(.*)`, Match: MatchRegex, To: "/items/${id}/$2", Intent: IntentPermanent},
 		{ID: "404", Path: "/true", To: "/null"},
 		{ID: "true", Path: "/a", To: "/b#c"},
@@ -105,8 +108,14 @@ func plainRule(r *Rule) map[string]any {
 		headers[k] = v
 	}
 	set("headers", headers, len(r.Headers) > 0)
-	set("cache_max_age", int64(r.CacheMaxAge/time.Second), r.CacheMaxAge != 0)
+	if r.CacheMaxAge != nil {
+		set("cache_max_age", int64(*r.CacheMaxAge/time.Second), true)
+	}
 	set("since", r.Since.Format(time.RFC3339Nano), !r.Since.IsZero())
+	set("active_from", r.ActiveFrom.Format(time.RFC3339Nano), !r.ActiveFrom.IsZero())
+	set("active_until", r.ActiveUntil.Format(time.RFC3339Nano), !r.ActiveUntil.IsZero())
+	set("mode", r.Mode.String(), r.Mode != ModeEnforce)
+	set("promote_after", formatDuration(r.PromoteAfter), r.PromoteAfter != 0)
 	return m
 }
 
@@ -252,7 +261,7 @@ func TestWriteRulesExact(t *testing.T) {
 		ID: "docs-moved", Host: "example.com", Path: "/docs", Match: MatchPrefix, To: "https://docs.example.com",
 		Intent: IntentPermanent, Status: 308, Methods: []string{"GET", "HEAD"}, Query: QueryDrop,
 		QueryStrip: []string{"utm_*", "fbclid"}, CaseInsensitive: true, TrailingSlash: TrailingSlashStrict,
-		Headers: map[string]string{"b": "2", "a": "1"}, CacheMaxAge: 86400 * time.Second,
+		Headers: map[string]string{"b": "2", "a": "1"}, CacheMaxAge: new(86400 * time.Second),
 		Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 	}
 	tests := []struct {
@@ -289,7 +298,7 @@ func TestWriteRulesExact(t *testing.T) {
 			`{"rules":[` + "\n" + `{"id":"a","path":"/a","to":"/b"},` + "\n" +
 				`{"id":"docs-moved","host":"example.com","path":"/docs","match":"prefix","to":"https://docs.example.com","intent":"permanent","status":308,"methods":["GET","HEAD"],"query":"drop","query_strip":["utm_*","fbclid"],"case_insensitive":true,"trailing_slash":"strict","headers":{"a":"1","b":"2"},"cache_max_age":86400,"since":"2026-11-01T00:00:00Z"}` +
 				"\n]}\n"},
-		{"jsonl", FormatJSONL, []Rule{{ID: "a", Path: "/a", To: "/b&c<d>"}, {ID: "b", Path: "/b", To: "/c", Intent: IntentPermanent, CacheMaxAge: time.Hour}},
+		{"jsonl", FormatJSONL, []Rule{{ID: "a", Path: "/a", To: "/b&c<d>"}, {ID: "b", Path: "/b", To: "/c", Intent: IntentPermanent, CacheMaxAge: new(time.Hour)}},
 			`{"id":"a","path":"/a","to":"/b&c<d>"}` + "\n" + `{"id":"b","path":"/b","to":"/c","intent":"permanent","cache_max_age":3600}` + "\n"},
 	}
 	for _, tt := range tests {
@@ -332,7 +341,7 @@ func TestRuleFieldsTags(t *testing.T) {
 	}
 	f := ruleFields{ID: "i", Host: "h", Path: "p", Match: "m", To: "t", Intent: "i", Status: 1, Methods: []string{"m"},
 		Query: "q", QueryStrip: []string{"q"}, CaseInsensitive: true, TrailingSlash: "t", Headers: map[string]string{"h": "v"},
-		CacheMaxAge: []byte("1"), Since: "s"}
+		CacheMaxAge: []byte("1"), Since: "s", ActiveFrom: "f", ActiveUntil: "u", Mode: "m", PromoteAfter: "p"}
 	data, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,9 @@ func TestExampleRules(t *testing.T) {
 		{"wildcard host", "GET", "blog.example.org", "/hello", nil, "org-subdomains", 301, "https://example.com/org/hello", "public, max-age=86400", "GET"},
 		{"wildcard excludes the apex", "GET", "example.org", "/hello", nil, "", 0, "", "", ""},
 		{"any host", "GET", "shop.example.net:8443", "/.well-known/change-password", nil, "change-password", 307, "https://example.com/account/password", "no-store", "GET"},
+		{"a shadow rule answers nothing", "GET", "example.com", "/docs/v3", nil, "docs-moved", 301, "https://docs.example.com/v3", "public, max-age=86400", "GET"},
+		{"staged permanence", "GET", "www.example.com", "/catalog", nil, "catalog-moved", 307, "/products", "no-store", "GET"},
+		{"before its window", "GET", "www.example.com", "/spring", nil, "", 0, "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,5 +92,10 @@ func TestExampleRules(t *testing.T) {
 					tt.wantStatus, tt.wantLocation, tt.wantCC, tt.wantFollowUp)
 			}
 		})
+	}
+	// The shadow rule's answer is reported beside the decision.
+	d, err := ix.Decide(&decision.Request{Method: "GET", Host: "example.com", Target: "/docs/v3"}, now)
+	if err != nil || len(d.Shadows) != 1 || d.Shadows[0].RuleID != "try-docs-v3" || d.Shadows[0].Location != "https://v3.docs.example.com" {
+		t.Errorf("shadow answers %+v, %v; want try-docs-v3's", d.Shadows, err)
 	}
 }

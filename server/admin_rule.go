@@ -18,11 +18,13 @@ func versionToProto(v Version) *redirectv1.Version {
 // sinceFor fills an unset since (README "Admin API": set automatically
 // when a rule is created through the admin API). A rule that already
 // exists (old) keeps its own since, set or not: replacing or re-applying a
-// rule does not restart its cache ramp. A new rule was created now.
+// rule does not restart its cache ramp. A new rule was created now, and so
+// was the staging of an old rule without since that gets promote_after
+// (README "Staged permanence"), which needs one.
 func sinceFor(r *decision.Rule, old decision.Rule, exists bool, now time.Time) {
 	switch {
 	case !r.Since.IsZero():
-	case exists:
+	case exists && (!old.Since.IsZero() || r.PromoteAfter == 0):
 		r.Since = old.Since
 	default:
 		r.Since = now.UTC().Truncate(time.Second)

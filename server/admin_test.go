@@ -109,7 +109,7 @@ func TestRuleServiceChanges(t *testing.T) {
 		t.Errorf("Decide after PutRule: %+v, %v; want 301 to https://example.com/2026", d, err)
 	}
 	onDisk := readRulesFile(t, st.Path)
-	if r, ok := onDisk["launch"]; !ok || !r.Since.Equal(clock) || r.CacheMaxAge != time.Hour {
+	if r, ok := onDisk["launch"]; !ok || !r.Since.Equal(clock) || r.CacheMaxAge == nil || *r.CacheMaxAge != time.Hour {
 		t.Errorf("rules file after PutRule: launch = %+v (present %v)", r, ok)
 	}
 
@@ -399,5 +399,46 @@ func TestApplyLargeRuleSet(t *testing.T) {
 	}
 	if resp.GetVersion().GetNumber() != 2 || st.Engine.Current().Index.Len() != 15_000 {
 		t.Errorf("version %d with %d rules, want 2 with 15000", resp.GetVersion().GetNumber(), st.Engine.Current().Index.Len())
+	}
+}
+
+// TestRuleServiceStagedPermanence: promote_after needs since, so the admin
+// API sets it when a rule that has none is staged, and the rule answers
+// 307 with no-store until since + promote_after, then 301 (README "Staged
+// permanence"). The lifecycle fields come back as they were put.
+func TestRuleServiceStagedPermanence(t *testing.T) {
+	clock := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	now := clock
+	st := loadedStore(t, func() time.Time { return now })
+	c := startRuleService(t, st)
+	ctx := context.Background()
+
+	// "old" exists without since.
+	put, err := c.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: &redirectv1.Rule{
+		Id: "old", Path: "/old", To: "/new", Intent: "permanent", PromoteAfter: durationpb.New(30 * 24 * time.Hour),
+		ActiveUntil: timestamppb.New(clock.AddDate(1, 0, 0)),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &redirectv1.Rule{Id: "old", Path: "/old", Match: "exact", To: "/new", Intent: "permanent",
+		Since: timestamppb.New(clock), ActiveUntil: timestamppb.New(clock.AddDate(1, 0, 0)), PromoteAfter: durationpb.New(30 * 24 * time.Hour)}
+	if diff := cmp.Diff(want, put.GetRule(), protocmp.Transform()); diff != "" {
+		t.Errorf("PutRule answered (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		at           time.Time
+		status       int
+		cacheControl string
+	}{
+		{clock, 307, "no-store"},
+		{clock.Add(30*24*time.Hour - time.Second), 307, "no-store"},
+		{clock.Add(30 * 24 * time.Hour), 301, "public, max-age=86400"},
+	} {
+		now = tc.at
+		d, err := st.Engine.Decide(&decision.Request{Method: "GET", Target: "/old"})
+		if err != nil || d.Status != tc.status || d.Cache.CacheControl != tc.cacheControl {
+			t.Errorf("at %v: %d %q, %v; want %d %q", tc.at, d.Status, d.Cache.CacheControl, err, tc.status, tc.cacheControl)
+		}
 	}
 }

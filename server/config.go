@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/redirectd/redirectd/decision"
 )
 
 // Config is everything the daemon can be told at start. Every field has a
@@ -53,6 +55,9 @@ type Config struct {
 	EtcdUsername, EtcdPassword string
 	// PermanentMaxAge is the max-age of 301/308 answers whose rule sets none.
 	PermanentMaxAge time.Duration
+	// MaxCacheAge refuses rules whose cache_max_age is longer (README
+	// "Rules", cache_max_age): a cached redirect cannot be taken back.
+	MaxCacheAge time.Duration
 	// FlattenChains makes A→B→C answer A→C directly.
 	FlattenChains bool
 	// ReloadDebounce is how long the rules watcher waits after the last
@@ -123,6 +128,7 @@ func DefaultConfig() Config {
 		AdminAddr:            "127.0.0.1:50052",
 		ConsoleAddr:          "127.0.0.1:8081",
 		PermanentMaxAge:      24 * time.Hour,
+		MaxCacheAge:          decision.MaxAdvisedCacheAge,
 		RulesPoll:            DefaultRulesPoll,
 		Store:                "file",
 		EtcdPrefix:           "/redirectd/",
@@ -168,6 +174,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.EtcdUsername, "etcd-username", c.EtcdUsername, "etcd user name (with --etcd-password)")
 	fs.StringVar(&c.EtcdPassword, "etcd-password", c.EtcdPassword, "etcd password (prefer the environment variable: flags show in ps)")
 	fs.DurationVar(&c.PermanentMaxAge, "permanent-max-age", c.PermanentMaxAge, "max-age of 301/308 answers whose rule sets no cache_max_age")
+	fs.DurationVar(&c.MaxCacheAge, "max-cache-age", c.MaxCacheAge, "refuse rules whose cache_max_age is longer (a cached redirect cannot be taken back before it expires)")
 	fs.BoolVar(&c.FlattenChains, "flatten-chains", c.FlattenChains, "answer A→C directly when rules chain A→B→C")
 	fs.DurationVar(&c.ReloadDebounce, "reload-debounce", c.ReloadDebounce, "wait this long after the last change of the rules file before reloading it")
 	fs.Float64Var(&c.ReloadMaxDrop, "reload-max-drop", c.ReloadMaxDrop, "refuse a reload that removes more than this percentage of the serving rules (a half-written file); 100 turns it off")
@@ -245,6 +252,12 @@ func (c Config) Validate() error {
 	}
 	if c.PermanentMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("--permanent-max-age %v: must be positive (browsers keep an undated 301 forever)", c.PermanentMaxAge))
+	}
+	if c.MaxCacheAge <= 0 {
+		errs = append(errs, fmt.Errorf("--max-cache-age %v: must be positive", c.MaxCacheAge))
+	}
+	if c.PermanentMaxAge > c.MaxCacheAge && c.MaxCacheAge > 0 {
+		errs = append(errs, fmt.Errorf("--permanent-max-age %v is more than --max-cache-age %v: the default would be longer than any rule may ask for", c.PermanentMaxAge, c.MaxCacheAge))
 	}
 	if c.ReloadDebounce <= 0 {
 		errs = append(errs, fmt.Errorf("--reload-debounce %v: must be positive", c.ReloadDebounce))

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +40,59 @@ type Metrics struct {
 	lastReload   prometheus.Gauge
 	ruleWarnings prometheus.Gauge
 	unparsable   *prometheus.CounterVec
+	shadows      *shadowCounters
+}
+
+// maxShadowSeries bounds redirectd_shadow_decisions_total's rule_id label,
+// as every other per-rule record is bounded whatever the rule set (Hits,
+// the console's per-minute counts): shadow rules are trials, a handful at
+// a time, and a label value per rule of a million-rule set would swamp
+// Prometheus. Rules past the bound share rule_id="_other".
+const maxShadowSeries = 100
+
+// shadowOther is the rule_id of the shadow rules past maxShadowSeries.
+const shadowOther = "_other"
+
+// shadowCounters holds one counter per shadow rule that would have
+// answered (README "Shadow rules"). A series is deleted when its rule is
+// no longer a shadow rule of the serving set (prune), which frees its
+// place.
+type shadowCounters struct {
+	vec  *prometheus.CounterVec
+	mu   sync.RWMutex
+	byID map[string]prometheus.Counter
+}
+
+func (s *shadowCounters) inc(id string) {
+	s.mu.RLock()
+	c := s.byID[id]
+	s.mu.RUnlock()
+	if c == nil {
+		s.mu.Lock()
+		if c = s.byID[id]; c == nil {
+			if len(s.byID) < maxShadowSeries {
+				c = s.vec.WithLabelValues(id)
+				s.byID[id] = c
+			} else {
+				c = s.vec.WithLabelValues(shadowOther)
+			}
+		}
+		s.mu.Unlock()
+	}
+	c.Inc()
+}
+
+// prune deletes the series of rules that are no longer shadow rules of
+// ix: O(maxShadowSeries) lookups, whatever the size of the set.
+func (s *shadowCounters) prune(ix *decision.Index) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.byID {
+		if r, ok := ix.Rule(id); !ok || r.Mode != decision.ModeShadow {
+			s.vec.DeleteLabelValues(id)
+			delete(s.byID, id)
+		}
+	}
 }
 
 // NewMetrics registers every redirectd metric, plus the Go runtime and
@@ -91,6 +147,10 @@ func NewMetrics() *Metrics {
 		Name: "redirectd_unparsable_requests_total",
 		Help: "Edge-proxy requests that could not be read and were passed on unchanged, by adapter (envoy, forward_auth).",
 	}, []string{"adapter"})
+	m.shadows = &shadowCounters{byID: map[string]prometheus.Counter{}, vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "redirectd_shadow_decisions_total",
+		Help: `Decisions a shadow rule (mode: shadow) would have made, by rule; the request was decided as if the rule were absent. At most 100 rule ids, the rest counted as rule_id="_other".`,
+	}, []string{"rule_id"})}
 	// Pre-create the label sets a dashboard expects to see at zero.
 	for _, r := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(r)
@@ -102,7 +162,7 @@ func NewMetrics() *Metrics {
 		m.rulesLoaded.WithLabelValues(k.String())
 	}
 	m.registry.MustRegister(m.decisions, m.selfRedirects, m.duration, m.rulesLoaded, m.reloads, m.dropRefused,
-		m.version, m.lastReload, m.ruleWarnings, m.unparsable,
+		m.version, m.lastReload, m.ruleWarnings, m.unparsable, m.shadows.vec,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -146,6 +206,7 @@ func (m *Metrics) observeApplied(s *Snapshot) {
 	for _, k := range []decision.MatchKind{decision.MatchExact, decision.MatchPrefix, decision.MatchPattern, decision.MatchRegex} {
 		m.rulesLoaded.WithLabelValues(k.String()).Set(float64(s.Index.Count(k)))
 	}
+	m.shadows.prune(s.Index)
 }
 
 // observeDropRefused records a reload refused by --reload-max-drop.
@@ -171,7 +232,14 @@ type DecisionObserver struct {
 	// LogSample is the fraction of decisions logged (0 = none, 1 = all):
 	// enough to see traffic without a log line per request.
 	LogSample float64
+
+	shadowLog logBudget
 }
+
+// shadowLogPerSecond bounds the shadow decision log: a shadow rule tried
+// on a busy path would otherwise log a line per request. The metric and
+// the hit statistics count every shadow decision.
+const shadowLogPerSecond = 100
 
 // Observe is the Engine's observe hook.
 func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, err error, at time.Time, took time.Duration) {
@@ -180,6 +248,9 @@ func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, 
 	}
 	if o.Hits != nil && err == nil && d.Redirect {
 		o.Hits.hit(d.RuleID, at)
+	}
+	for i := range d.Shadows {
+		o.observeShadow(req, d, &d.Shadows[i], at)
 	}
 	if o.LogSample > 0 && o.Log != nil && rand.Float64() < o.LogSample {
 		attrs := []any{"method", req.Method, "host", req.Host, "target", req.Target,
@@ -192,4 +263,38 @@ func (o *DecisionObserver) Observe(req *decision.Request, d *decision.Decision, 
 		}
 		o.Log.Info("decision", attrs...)
 	}
+}
+
+// observeShadow counts and logs the answer a shadow rule would have given
+// (README "Shadow rules"), beside the decision that was made.
+func (o *DecisionObserver) observeShadow(req *decision.Request, d *decision.Decision, sh *decision.ShadowAnswer, at time.Time) {
+	if o.Metrics != nil {
+		o.Metrics.shadows.inc(sh.RuleID)
+	}
+	if o.Hits != nil {
+		o.Hits.hit(sh.RuleID, at)
+	}
+	if o.Log == nil || !o.shadowLog.take(at) {
+		return
+	}
+	decided := "pass"
+	if d.Redirect {
+		decided = fmt.Sprintf("%d %s by %s", d.Status, d.Location, d.RuleID)
+	}
+	o.Log.Info("shadow decision", "rule", sh.RuleID, "method", req.Method, "host", req.Host, "target", req.Target,
+		"status", sh.Status, "location", sh.Location, "cache_control", sh.Cache.CacheControl, "decided", decided)
+}
+
+// logBudget allows n log lines a second (approximately: two decisions in
+// a new second may both reset it).
+type logBudget struct {
+	second, used atomic.Int64
+}
+
+func (b *logBudget) take(at time.Time) bool {
+	if s := at.Unix(); b.second.Load() != s {
+		b.second.Store(s)
+		b.used.Store(0)
+	}
+	return b.used.Add(1) <= shadowLogPerSecond
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/prototext"
+
 	"github.com/redirectd/redirectd/decision"
 	"github.com/redirectd/redirectd/decision/rulegen"
+	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
 func TestMetricsExposition(t *testing.T) {
@@ -181,5 +185,130 @@ func TestSelfRedirectMetric(t *testing.T) {
 		if !hasLine(rec.Body.String(), line) {
 			t.Errorf("/metrics lacks %q", line)
 		}
+	}
+}
+
+// TestShadowDecisions: a shadow rule that would have answered is counted
+// (metric and hit statistics) and logged with its answer in every adapter
+// (gRPC Decide, Envoy Check, forward-auth), while the request is decided
+// as if the rule were absent; explain shows it (README "Shadow rules").
+func TestShadowDecisions(t *testing.T) {
+	const rules = `rules:
+  - {id: try-v2, path: /docs/v2, to: /v2, intent: permanent, mode: shadow}
+  - {id: docs, path: /docs, match: prefix, to: https://docs.example.com}
+`
+	var logs logBuffer
+	e := NewEngine(decision.NewStore(decision.Options{}), time.Now)
+	m, h := NewMetrics(), NewHits()
+	e.SetObserver((&DecisionObserver{Metrics: m, Hits: h, Log: slog.New(slog.NewJSONHandler(&logs, nil))}).Observe)
+	st := &RuleStore{Engine: e, Log: testLogger(), Metrics: m, Hits: h, Now: time.Now}
+	if err := st.LoadBytes("rules.yaml", []byte(rules)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	resp, err := NewDecisionService(e).Decide(ctx, &redirectv1.DecideRequest{Method: "GET", Host: "example.com", Path: "/docs/v2", Explain: true})
+	if err != nil || resp.GetRuleId() != "docs" || resp.GetLocation() != "https://docs.example.com/v2" {
+		t.Fatalf("Decide = %v, %v; want docs' redirect to https://docs.example.com/v2", resp, err)
+	}
+	if !strings.Contains(prototext.Format(resp.GetExplanation()), "mode: shadow: would have redirected to /v2") {
+		t.Errorf("explanation does not show the shadow rule:\n%s", prototext.Format(resp.GetExplanation()))
+	}
+	check, err := NewAuthorizationService(e, testLogger(), &passCount{}).Check(ctx, envoyCheck("GET", "example.com", "/docs/v2"))
+	if err != nil || readAnswer(t, check).Status != 307 {
+		t.Fatalf("Envoy Check = %v, %v; want docs' 307", check, err)
+	}
+	fa := serveForwardAuth(t, NewForwardAuthHandler(e, testLogger(), nil), caddyRequest("GET", "example.com", "/docs/v2"))
+	if fa.Status != 307 || fa.Headers["Location"] != "https://docs.example.com/v2" {
+		t.Fatalf("forward-auth = %+v; want docs' 307", fa)
+	}
+	// A request the shadow rule does not match counts nothing for it.
+	if _, err := e.Decide(&decision.Request{Method: "GET", Target: "/docs/v1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range []string{
+		`redirectd_shadow_decisions_total{rule_id="try-v2"} 3`,
+		`redirectd_decisions_total{result="redirect",status="307"} 4`,
+		`redirectd_decisions_total{result="redirect",status="301"} 0`,
+	} {
+		if !hasLine(rec.Body.String(), line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	if s := h.Stats("try-v2"); s.Hits != 3 {
+		t.Errorf("hit statistics of try-v2: %d hits, want 3", s.Hits)
+	}
+	if s := h.Stats("docs"); s.Hits != 4 {
+		t.Errorf("hit statistics of docs: %d hits, want 4", s.Hits)
+	}
+	want := `"msg":"shadow decision","rule":"try-v2","method":"GET","host":"example.com","target":"/docs/v2","status":301,"location":"/v2","cache_control":"public, max-age=86400","decided":"307 https://docs.example.com/v2 by docs"`
+	if n := strings.Count(logs.String(), want); n != 3 {
+		t.Errorf("%d shadow decision lines with the answer, want 3:\n%s", n, logs.String())
+	}
+}
+
+// TestShadowSeriesBounded: redirectd_shadow_decisions_total has at most
+// maxShadowSeries rule_id values, the rest counted as "_other"; a series
+// is deleted once its rule is no longer a shadow rule of the serving set,
+// which frees its place.
+func TestShadowSeriesBounded(t *testing.T) {
+	m := NewMetrics()
+	var rules []decision.Rule
+	for i := range maxShadowSeries + 50 {
+		id := fmt.Sprintf("s%d", i)
+		m.shadows.inc(id)
+		rules = append(rules, decision.Rule{ID: id, Path: "/" + id, To: "/x", Mode: decision.ModeShadow})
+	}
+	series := func() (n int, other string) {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		for _, l := range strings.Split(rec.Body.String(), "\n") {
+			if strings.HasPrefix(l, "redirectd_shadow_decisions_total{") {
+				n++
+				if strings.HasPrefix(l, `redirectd_shadow_decisions_total{rule_id="_other"}`) {
+					other = l
+				}
+			}
+		}
+		return n, other
+	}
+	if n, other := series(); n != maxShadowSeries+1 || other != `redirectd_shadow_decisions_total{rule_id="_other"} 50` {
+		t.Errorf("%d series, _other %q; want %d and 50 in _other", n, other, maxShadowSeries+1)
+	}
+	// s0 stays a shadow rule, s1 is enforced now, the others are gone.
+	rules[1].Mode = decision.ModeEnforce
+	ix, _, err := decision.Build(rules[:2], decision.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.shadows.prune(ix)
+	m.shadows.inc("new")
+	if n, _ := series(); n != 3 {
+		t.Errorf("%d series after the set changed, want 3 (s0, _other, new)", n)
+	}
+	if len(m.shadows.byID) != 2 {
+		t.Errorf("own series for %d rules, want 2 (s0, new)", len(m.shadows.byID))
+	}
+}
+
+// TestShadowLogBudget: at most shadowLogPerSecond shadow decision lines a
+// second, and a new second starts afresh.
+func TestShadowLogBudget(t *testing.T) {
+	var b logBudget
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	taken := 0
+	for i := range 3 * shadowLogPerSecond {
+		if b.take(at.Add(time.Duration(i) * time.Millisecond)) {
+			taken++
+		}
+	}
+	if taken != shadowLogPerSecond {
+		t.Errorf("%d lines in one second, want %d", taken, shadowLogPerSecond)
+	}
+	if !b.take(at.Add(time.Second)) {
+		t.Error("the next second has no budget")
 	}
 }

@@ -85,6 +85,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.engine = NewEngine(decision.NewStore(decision.Options{
 		PermanentMaxAge: cfg.PermanentMaxAge,
 		FlattenChains:   cfg.FlattenChains,
+		MaxCacheAge:     cfg.MaxCacheAge,
 	}), s.now)
 	s.store = &RuleStore{
 		Engine:  s.engine,

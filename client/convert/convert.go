@@ -76,6 +76,14 @@ func unexpressible(r *decision.Rule, format string) (field, msg string, ok bool)
 		return "query_strip", format + " cannot remove single query parameters", true
 	case r.CaseInsensitive:
 		return "case_insensitive", format + " compares paths case-sensitively", true
+	case r.Mode == decision.ModeShadow:
+		return "mode", format + " has no shadow rules: the rule would answer instead of being tried", true
+	case !r.ActiveFrom.IsZero():
+		return "active_from", format + " has no time windows: the rule would answer at every time", true
+	case !r.ActiveUntil.IsZero():
+		return "active_until", format + " has no time windows: the rule would answer at every time", true
+	case r.PromoteAfter != 0:
+		return "promote_after", format + " cannot stage a permanent redirect: it would be permanent at once", true
 	}
 	return "", "", false
 }
@@ -84,7 +92,7 @@ func unexpressible(r *decision.Rule, format string) (field, msg string, ok bool)
 // neither format can carry; the rule is still exported.
 func droppedCaching(r *decision.Rule, format string) []decision.Problem {
 	var ps []decision.Problem
-	if r.CacheMaxAge > 0 {
+	if r.CacheMaxAge != nil {
 		ps = append(ps, ruleWarning(r, "cache_max_age", format+" has no per-rule cache lifetime; dropped"))
 	}
 	if !r.Since.IsZero() {

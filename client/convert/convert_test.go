@@ -408,7 +408,7 @@ func TestExportNetlify(t *testing.T) {
 		{name: "host", rule: decision.Rule{ID: "h", Host: "old.example.com", Path: "/", To: "https://new.example.com/", Status: 302}, wantLine: "https://old.example.com/  https://new.example.com/  302!"},
 		{name: "unpinned permanent", rule: decision.Rule{ID: "u", Path: "/a", To: "/b", Intent: decision.IntentPermanent}, wantLine: "/a  /b  301!", wantMsgs: []string{"warning: rule \"u\": status: status not pinned: redirectd answers 301 to GET and HEAD but 308"}},
 		{name: "unpinned temporary", rule: decision.Rule{ID: "t", Path: "/a", To: "/b"}, wantLine: "/a  /b  302!", wantMsgs: []string{"answers a temporary redirect with 307"}},
-		{name: "cache dropped", rule: decision.Rule{ID: "c", Path: "/a", To: "/b", Status: 301, CacheMaxAge: time.Hour, Since: time.Unix(0, 0)}, wantLine: "/a  /b  301!", wantMsgs: []string{"cache_max_age: Netlify has no per-rule cache lifetime", "since: Netlify has no permanent-cache ramp"}},
+		{name: "cache dropped", rule: decision.Rule{ID: "c", Path: "/a", To: "/b", Status: 301, CacheMaxAge: new(time.Hour), Since: time.Unix(0, 0)}, wantLine: "/a  /b  301!", wantMsgs: []string{"cache_max_age: Netlify has no per-rule cache lifetime", "since: Netlify has no permanent-cache ramp"}},
 		{name: "regex", rule: decision.Rule{ID: "r", Path: "^/x$", Match: decision.MatchRegex, To: "/y"}, wantMsgs: []string{`rule "r": match: regular expressions have no Netlify equivalent`}},
 		{name: "methods", rule: decision.Rule{ID: "m", Path: "/x", To: "/y", Methods: []string{"GET"}}, wantMsgs: []string{"methods: Netlify rules apply to every method"}},
 		{name: "headers", rule: decision.Rule{ID: "hd", Path: "/x", To: "/y", Headers: map[string]string{"accept-language": "fr*"}}, wantMsgs: []string{"headers:"}},
@@ -418,6 +418,11 @@ func TestExportNetlify(t *testing.T) {
 		{name: "strict slash", rule: decision.Rule{ID: "ts", Path: "/x", To: "/y", TrailingSlash: decision.TrailingSlashStrict}, wantMsgs: []string{"trailing_slash:"}},
 		{name: "wildcard host", rule: decision.Rule{ID: "w", Host: "*.example.com", Path: "/x", To: "/y"}, wantMsgs: []string{"host: Netlify's from names one host"}},
 		{name: "literal colon", rule: decision.Rule{ID: "lc", Path: "/a:b", To: "/y"}, wantMsgs: []string{"a literal : or *"}},
+		{name: "cache_max_age 0 dropped", rule: decision.Rule{ID: "z", Path: "/a", To: "/b", Status: 301, CacheMaxAge: new(time.Duration(0))}, wantLine: "/a  /b  301!", wantMsgs: []string{"cache_max_age: Netlify has no per-rule cache lifetime"}},
+		{name: "shadow", rule: decision.Rule{ID: "sh", Path: "/x", To: "/y", Mode: decision.ModeShadow}, wantMsgs: []string{"mode: Netlify has no shadow rules"}},
+		{name: "window", rule: decision.Rule{ID: "win", Path: "/x", To: "/y", ActiveUntil: time.Unix(1e9, 0)}, wantMsgs: []string{"active_until: Netlify has no time windows"}},
+		{name: "window start", rule: decision.Rule{ID: "wf", Path: "/x", To: "/y", ActiveFrom: time.Unix(1e9, 0)}, wantMsgs: []string{"active_from: Netlify has no time windows"}},
+		{name: "staged", rule: decision.Rule{ID: "st", Path: "/x", To: "/y", Status: 301, Since: time.Unix(0, 0), PromoteAfter: time.Hour}, wantMsgs: []string{"promote_after: Netlify cannot stage a permanent redirect"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

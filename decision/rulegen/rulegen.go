@@ -415,7 +415,7 @@ func OldNew(n int) []decision.Rule {
 	rules := make([]decision.Rule, 0, n+100)
 	for i := range n {
 		rules = append(rules, decision.Rule{ID: fmt.Sprintf("old-%d", i), Path: fmt.Sprintf("/old/%d", i),
-			To: fmt.Sprintf("/new/%d", i), Intent: decision.IntentPermanent, CacheMaxAge: time.Hour})
+			To: fmt.Sprintf("/new/%d", i), Intent: decision.IntentPermanent, CacheMaxAge: new(time.Hour)})
 	}
 	for i := range 100 {
 		rules = append(rules, decision.Rule{ID: fmt.Sprintf("section-%d", i), Path: fmt.Sprintf("/section-%d", i),

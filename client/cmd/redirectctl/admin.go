@@ -139,23 +139,9 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if output != "table" && output != "yaml" {
 			return usagef("-o %q: accepted: table, yaml", output)
 		}
-		var rules []*redirectv1.Rule
-		var version *redirectv1.Version
-		token := ""
-		for {
-			resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
-			if err != nil {
-				return a.describe(err)
-			}
-			// Pages read from different versions would mix two rule sets.
-			if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
-				return fmt.Errorf("the rules changed while listing (version %d, then %d); run list again", version.GetNumber(), resp.GetVersion().GetNumber())
-			}
-			version = resp.GetVersion()
-			rules = append(rules, resp.GetRules()...)
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
+		rules, version, err := listAll(ctx, a, rs, pageSize)
+		if err != nil {
+			return err
 		}
 		if output == "yaml" {
 			fmt.Fprintf(stdout, "# redirectd rules version %d (%s)\n", version.GetNumber(), version.GetHash())
@@ -260,20 +246,81 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	})
 }
 
+// listAll reads every page of the serving rules, all from one version.
+func listAll(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pageSize int) ([]*redirectv1.Rule, *redirectv1.Version, error) {
+	var rules []*redirectv1.Rule
+	var version *redirectv1.Version
+	token := ""
+	for {
+		resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
+		if err != nil {
+			return nil, nil, a.describe(err)
+		}
+		// Pages read from different versions would mix two rule sets.
+		if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
+			return nil, nil, fmt.Errorf("the rules changed while listing (version %d, then %d); run the command again", version.GetNumber(), resp.GetVersion().GetNumber())
+		}
+		version = resp.GetVersion()
+		rules = append(rules, resp.GetRules()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			return rules, version, nil
+		}
+	}
+}
+
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var unused bool
+	var unused, expired bool
+	var now string
 	flags := func(fs *flag.FlagSet) {
 		fs.BoolVar(&unused, "unused", false, "only rules that never matched since the daemon started (candidates for removal)")
+		fs.BoolVar(&expired, "expired", false, "only rules whose active_until has passed: they never match again (candidates for removal); lists every rule to find them")
+		fs.StringVar(&now, "now", "", "with --expired: the time to judge by, RFC 3339 (default: the current time)")
 	}
 	return adminCall(ctx, "stats", "[ID...]", -1, args, stderr, flags, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, ids []string) error {
-		resp, err := rs.GetRuleStats(ctx, &redirectv1.GetRuleStatsRequest{Ids: ids})
+		clock, err := parseNow(now)
 		if err != nil {
-			return a.describe(err)
+			return err
+		}
+		// ended holds, with --expired, when each rule listed ended.
+		var ended map[string]time.Time
+		var version *redirectv1.Version
+		total := 0
+		if expired {
+			if len(ids) > 0 {
+				return usagef("--expired finds the rules itself; give no IDs")
+			}
+			var rules []*redirectv1.Rule
+			if rules, version, err = listAll(ctx, a, rs, 1000); err != nil {
+				return err
+			}
+			ended, total = map[string]time.Time{}, len(rules)
+			at := clock()
+			for _, pb := range rules {
+				if r, err := redirectv1.RuleFromProto(pb); err == nil && r.Ended(at) {
+					ended[r.ID] = r.ActiveUntil
+					ids = append(ids, r.ID)
+				}
+			}
+		}
+		var stats []*redirectv1.RuleStats
+		if !expired || len(ids) > 0 {
+			resp, err := rs.GetRuleStats(ctx, &redirectv1.GetRuleStatsRequest{Ids: ids})
+			if err != nil {
+				return a.describe(err)
+			}
+			stats, version = resp.GetStats(), resp.GetVersion()
+		}
+		if !expired {
+			total = len(stats)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RULE\tHITS\tLAST HIT")
+		if expired {
+			fmt.Fprintln(tw, "RULE\tHITS\tLAST HIT\tENDED")
+		} else {
+			fmt.Fprintln(tw, "RULE\tHITS\tLAST HIT")
+		}
 		shown := 0
-		for _, s := range resp.GetStats() {
+		for _, s := range stats {
 			if unused && s.GetHits() > 0 {
 				continue
 			}
@@ -281,11 +328,19 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if s.GetLastHit() != nil {
 				last = s.GetLastHit().AsTime().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", s.GetRuleId(), s.GetHits(), last)
+			if expired {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.GetRuleId(), s.GetHits(), last, ended[s.GetRuleId()].Format(time.RFC3339))
+			} else {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", s.GetRuleId(), s.GetHits(), last)
+			}
 			shown++
 		}
 		tw.Flush()
-		fmt.Fprintf(stdout, "%d of %d rules, version %d; counts since the daemon started\n", shown, len(resp.GetStats()), resp.GetVersion().GetNumber())
+		what := "rules"
+		if expired {
+			what = "rules have ended"
+		}
+		fmt.Fprintf(stdout, "%d of %d %s, version %d; counts since the daemon started\n", shown, total, what, version.GetNumber())
 		return nil
 	})
 }

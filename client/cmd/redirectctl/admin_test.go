@@ -119,3 +119,52 @@ func TestAdminCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsExpired: stats --expired lists the rules whose active_until has
+// passed, with their statistics and when they ended, judged at --now.
+func TestStatsExpired(t *testing.T) {
+	const token = "t0ken"
+	addr, store := startAdmin(t, `rules:
+  - {id: summer-sale, path: /summer, to: /summer-sale, active_until: 2026-09-01T00:00:00Z}
+  - {id: winter-sale, path: /winter, to: /winter-sale, active_from: 2026-12-01T00:00:00Z, active_until: 2027-01-01T00:00:00Z}
+  - {id: docs, path: /docs, to: /documentation}
+`, token)
+	if _, err := store.Engine.Decide(&decision.Request{Method: "GET", Target: "/docs"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, absent []string
+	}{
+		{"one ended", []string{"--now", "2026-12-10T00:00:00Z"}, 0,
+			[]string{"RULE         HITS  LAST HIT  ENDED", "summer-sale  0     never     2026-09-01T00:00:00Z", "1 of 3 rules have ended, version 1"},
+			[]string{"winter-sale", "docs"}},
+		{"two ended", []string{"--now", "2027-01-01T00:00:00Z"}, 0,
+			[]string{"summer-sale", "winter-sale  0     never     2027-01-01T00:00:00Z", "2 of 3 rules have ended"},
+			[]string{"docs"}},
+		{"none ended", []string{"--now", "2026-08-01T00:00:00Z"}, 0,
+			[]string{"0 of 3 rules have ended, version 1"}, []string{"summer-sale", "winter-sale", "docs"}},
+		{"ids with --expired", []string{"docs"}, 2, nil, nil},
+		{"bad --now", []string{"--now", "soon"}, 2, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"stats", "--expired", "--admin", addr, "--token", token}, tc.args...)
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), args, &stdout, &stderr); code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, &stdout, &stderr)
+			}
+			for _, want := range tc.stdout {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout lacks %q:\n%s", want, &stdout)
+				}
+			}
+			for _, not := range tc.absent {
+				if strings.Contains(stdout.String(), not) {
+					t.Errorf("stdout has %q:\n%s", not, &stdout)
+				}
+			}
+		})
+	}
+}

@@ -7,14 +7,16 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/redirectd/redirectd/decision"
 )
 
 func runLint(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("lint", "[--strict] [--flatten-chains] FILE...", stderr)
+	fs := newFlagSet("lint", "[--strict] [--flatten-chains] [--now TIME] FILE...", stderr)
 	strict := fs.Bool("strict", false, "exit 1 on warnings too, not only on errors")
 	flatten := fs.Bool("flatten-chains", false, "check as a daemon started with --flatten-chains does")
+	now := fs.String("now", "", "warn about the rules that have ended by this time, RFC 3339 (default: the current time)")
 	files, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -22,9 +24,13 @@ func runLint(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(files) == 0 {
 		return usagef("want at least one rules FILE")
 	}
+	clock, err := parseNow(*now)
+	if err != nil {
+		return err
+	}
 	failed := false
 	for _, file := range files {
-		r := lintFile(file, decision.Options{FlattenChains: *flatten})
+		r := lintFile(file, decision.Options{FlattenChains: *flatten}, clock())
 		for _, p := range r.problems {
 			fmt.Fprintln(stdout, p.String())
 		}
@@ -48,27 +54,30 @@ type lintReport struct {
 	seen                    map[decision.Problem]bool
 }
 
-// lintFile parses and builds file as the daemon would and collects every
-// problem: parse errors, or build errors and warnings.
-func lintFile(file string, opts decision.Options) lintReport {
+// lintFile loads file as the daemon would and collects every problem:
+// parse or build errors, or the set's warnings (each at the line of its
+// field), and warnings about the rules that have ended by now (README
+// "Time windows").
+func lintFile(file string, opts decision.Options, now time.Time) lintReport {
 	var r lintReport
 	data, err := os.ReadFile(file)
 	if err != nil {
 		r.add(decision.Problem{File: file, Message: err.Error()})
 		return r
 	}
-	rules, err := decision.ParseRules(file, data)
+	c, err := decision.NewStore(opts).ReplaceFile(file, data)
 	if err != nil {
+		// A set rejected after it parsed still has rules to count.
+		if rules, perr := decision.ParseRules(file, data); perr == nil {
+			r.rules = len(rules)
+		}
 		r.addErr(file, err)
-		return r
-	}
-	r.rules = len(rules)
-	_, warnings, err := decision.Build(rules, opts)
-	for _, w := range warnings {
-		r.add(w)
-	}
-	if err != nil {
-		r.addErr(file, err)
+	} else {
+		ix := c.Commit(decision.Info{Source: file})
+		r.rules = ix.Len()
+		for _, w := range append(c.Warnings(), decision.EndedWarnings(ix.All(), now)...) {
+			r.add(w)
+		}
 	}
 	// Build knows rules, not files: name the file for a person to open.
 	for i := range r.problems {

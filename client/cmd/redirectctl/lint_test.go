@@ -59,6 +59,32 @@ func TestLint(t *testing.T) {
 			wantNot: []string{": warning:"},
 		},
 		{
+			name: "ended rules and long cache lifetimes warn", args: []string{"--now", "2026-12-10T00:00:00Z", "testdata/lifecycle-rules.yaml"}, wantCode: 0,
+			wantLines: []string{
+				`testdata/lifecycle-rules.yaml:7: warning: rule "summer-sale": active_until: ended at 2026-09-01T00:00:00Z and no longer matches; remove it (redirectctl stats --expired lists such rules)`,
+				`testdata/lifecycle-rules.yaml:25: warning: rule "forever": cache_max_age: 315360000 seconds (3650d) is more than a year (RFC 2616 section 14.21's ceiling for Expires)`,
+				"testdata/lifecycle-rules.yaml: ok: 5 rules, 0 errors, 2 warnings",
+			},
+			wantNot: []string{"winter-sale", "try-v2", "moved"},
+		},
+		{
+			name: "a window that has not ended yet does not warn", args: []string{"--now", "2026-08-31T23:59:59Z", "testdata/lifecycle-rules.yaml"}, wantCode: 0,
+			wantLines: []string{"testdata/lifecycle-rules.yaml: ok: 5 rules, 0 errors, 1 warning"},
+			wantNot:   []string{"summer-sale"},
+		},
+		{
+			name: "lifecycle errors, with file and field lines", args: []string{"testdata/lifecycle-bad-rules.yaml"}, wantCode: 1,
+			wantLines: []string{
+				`testdata/lifecycle-bad-rules.yaml:6: rule "moved": promote_after: needs since`,
+				`testdata/lifecycle-bad-rules.yaml:11: rule "reversed": active_until: 2026-12-01T00:00:00Z is not after active_from 2027-01-01T00:00:00Z`,
+				`testdata/lifecycle-bad-rules.yaml:15: rule "dry-run": mode: unknown mode "dry-run"; accepted: enforce, shadow`,
+				"testdata/lifecycle-bad-rules.yaml: rejected: 0 rules, 3 errors, 0 warnings",
+			},
+		},
+		{
+			name: "bad --now", args: []string{"--now", "tomorrow", "testdata/lifecycle-rules.yaml"}, wantCode: 2,
+		},
+		{
 			name: "several files, one bad", args: []string{testRules, "testdata/bad-rules.yaml"}, wantCode: 1,
 			wantLines: []string{"testdata/rules.yaml: ok:", "testdata/bad-rules.yaml: rejected:"},
 		},

@@ -288,6 +288,7 @@ func isLoopback(addr string) bool {
 type offlineRules struct {
 	file            string
 	permanentMaxAge time.Duration
+	maxCacheAge     time.Duration
 	flattenChains   bool
 	now             string
 }
@@ -295,20 +296,30 @@ type offlineRules struct {
 func (o *offlineRules) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.file, "rules", "", "answer offline from this rules `file` instead of a server")
 	fs.DurationVar(&o.permanentMaxAge, "permanent-max-age", decision.DefaultPermanentMaxAge, "with --rules: max-age of 301/308 answers whose rule sets none (as the daemon's flag)")
+	fs.DurationVar(&o.maxCacheAge, "max-cache-age", decision.MaxAdvisedCacheAge, "with --rules: refuse rules whose cache_max_age is longer (as the daemon's flag)")
 	fs.BoolVar(&o.flattenChains, "flatten-chains", false, "with --rules: answer A→C for a chain A→B→C (as the daemon's flag)")
-	fs.StringVar(&o.now, "now", "", "with --rules: the clock, RFC 3339 (default: the current time); makes the cache ramp of rules with since repeatable")
+	fs.StringVar(&o.now, "now", "", "with --rules: the clock, RFC 3339 (default: the current time); makes time windows, staged permanence and the cache ramp repeatable")
+}
+
+// parseNow reads a --now flag: the clock is fixed at that time, or is the
+// current time when the flag is empty.
+func parseNow(flagValue string) (func() time.Time, error) {
+	if flagValue == "" {
+		return time.Now, nil
+	}
+	t, err := time.Parse(time.RFC3339, flagValue)
+	if err != nil {
+		return nil, usagef("--now %q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", flagValue)
+	}
+	return func() time.Time { return t }, nil
 }
 
 // load parses and builds the rules file; warnings are returned, errors
 // (every problem, with file:line) reject it.
 func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
-	clock := time.Now
-	if o.now != "" {
-		t, err := time.Parse(time.RFC3339, o.now)
-		if err != nil {
-			return nil, nil, usagef("--now %q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", o.now)
-		}
-		clock = func() time.Time { return t }
+	clock, err := parseNow(o.now)
+	if err != nil {
+		return nil, nil, err
 	}
 	data, err := os.ReadFile(o.file)
 	if err != nil {
@@ -316,6 +327,7 @@ func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 	}
 	store := decision.NewStore(decision.Options{
 		PermanentMaxAge: o.permanentMaxAge,
+		MaxCacheAge:     o.maxCacheAge,
 		FlattenChains:   o.flattenChains,
 	})
 	c, err := store.ReplaceFile(o.file, data)

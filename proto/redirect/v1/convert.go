@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -339,13 +340,32 @@ func ruleFromProto(pb *Rule) (decision.Rule, []decision.Problem) {
 		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 {
 			bad("cache_max_age", fmt.Sprintf("%v is not a duration of zero or more seconds", d))
 		}
-		r.CacheMaxAge = d.AsDuration()
+		r.CacheMaxAge = new(d.AsDuration())
 	}
-	if ts := pb.GetSince(); ts != nil {
-		if err := ts.CheckValid(); err != nil {
-			bad("since", err.Error())
+	for _, t := range []struct {
+		field string
+		ts    *timestamppb.Timestamp
+		to    *time.Time
+	}{{"since", pb.GetSince(), &r.Since}, {"active_from", pb.GetActiveFrom(), &r.ActiveFrom}, {"active_until", pb.GetActiveUntil(), &r.ActiveUntil}} {
+		if t.ts != nil {
+			if err := t.ts.CheckValid(); err != nil {
+				bad(t.field, err.Error())
+			}
+			*t.to = t.ts.AsTime()
 		}
-		r.Since = ts.AsTime()
+	}
+	if w := pb.GetMode(); w != "" {
+		m, err := decision.ParseMode(w)
+		if err != nil {
+			bad("mode", err.Error())
+		}
+		r.Mode = m
+	}
+	if d := pb.GetPromoteAfter(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			bad("promote_after", fmt.Sprintf("%v is not a duration", d))
+		}
+		r.PromoteAfter = d.AsDuration()
 	}
 	return r, ps
 }
@@ -372,13 +392,25 @@ func RuleToProto(r decision.Rule) *Rule {
 	if r.TrailingSlash == decision.TrailingSlashStrict {
 		pb.TrailingSlash = "strict"
 	}
-	if r.CacheMaxAge != 0 {
-		pb.CacheMaxAge = durationpb.New(r.CacheMaxAge)
+	if r.CacheMaxAge != nil {
+		pb.CacheMaxAge = durationpb.New(*r.CacheMaxAge)
 	}
-	if !r.Since.IsZero() {
-		pb.Since = timestamppb.New(r.Since)
+	pb.Since, pb.ActiveFrom, pb.ActiveUntil = timestampOf(r.Since), timestampOf(r.ActiveFrom), timestampOf(r.ActiveUntil)
+	if r.Mode != decision.ModeEnforce {
+		pb.Mode = r.Mode.String()
+	}
+	if r.PromoteAfter != 0 {
+		pb.PromoteAfter = durationpb.New(r.PromoteAfter)
 	}
 	return pb
+}
+
+// timestampOf is t for the API, nil (unset) for the zero time.
+func timestampOf(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 // RulesToProto converts rules for the admin API, in the given order.

@@ -48,6 +48,15 @@ rules:
   - id: defaults
     path: /blog
     to: /news
+  - id: lifecycle
+    path: /launch
+    to: /new
+    intent: permanent
+    since: 2026-11-01T00:00:00Z
+    active_from: 2026-12-01T00:00:00Z
+    active_until: 2027-01-01T00:00:00Z
+    mode: shadow
+    promote_after: 30d
 `
 
 func parseTestRules(t *testing.T) []decision.Rule {
@@ -80,8 +89,16 @@ func TestRulesRoundTrip(t *testing.T) {
 		!got.GetSince().AsTime().Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("RuleToProto(every-field) = %v", got)
 	}
+	if got := pbs[1].GetCacheMaxAge(); got == nil || got.AsDuration() != 0 {
+		t.Errorf("RuleToProto(every-field).cache_max_age = %v, want 0s (no-store), not unset", got)
+	}
+	if got := pbs[3]; got.GetMode() != "shadow" || got.GetPromoteAfter().AsDuration() != 30*24*time.Hour ||
+		!got.GetActiveFrom().AsTime().Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) ||
+		!got.GetActiveUntil().AsTime().Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("RuleToProto(lifecycle) = %v", got)
+	}
 	one, err := RuleFromProto(pbs[0])
-	if err != nil || one.ID != "docs-moved" || one.CacheMaxAge != time.Hour || one.Match != decision.MatchPrefix {
+	if err != nil || one.ID != "docs-moved" || one.CacheMaxAge == nil || *one.CacheMaxAge != time.Hour || one.Match != decision.MatchPrefix {
 		t.Errorf("RuleFromProto(docs-moved) = %+v, %v", one, err)
 	}
 }
@@ -129,6 +146,28 @@ func TestRulesFromProtoProblems(t *testing.T) {
 	_, err = RuleFromProto(pbs[1])
 	if !errors.As(err, &rerr) || len(rerr.Problems) != len(want)+2 || rerr.Problems[0].Field != "match" {
 		t.Errorf("RuleFromProto = %v; want %d problems, the first on match", err, len(want)+2)
+	}
+}
+
+// TestLifecycleFromProto: the lifecycle fields say what is wrong with
+// them, each by its rules-file name.
+func TestLifecycleFromProto(t *testing.T) {
+	_, err := RuleFromProto(&Rule{Id: "x", Path: "/a", To: "/b",
+		ActiveFrom: &timestamppb.Timestamp{Nanos: -1}, ActiveUntil: &timestamppb.Timestamp{Seconds: 1 << 62},
+		Mode: "dry-run", PromoteAfter: &durationpb.Duration{Seconds: 1, Nanos: -1}})
+	var rerr *decision.RulesError
+	if !errors.As(err, &rerr) {
+		t.Fatalf("RuleFromProto = %v; want a *decision.RulesError", err)
+	}
+	var fields []string
+	for _, p := range rerr.Problems {
+		fields = append(fields, p.Field)
+	}
+	if diff := cmp.Diff([]string{"active_from", "active_until", "mode", "promote_after"}, fields); diff != "" {
+		t.Errorf("fields of the problems (-want +got):\n%s\n%v", diff, err)
+	}
+	if !strings.Contains(err.Error(), `mode: unknown mode "dry-run"; accepted: enforce, shadow`) {
+		t.Errorf("error %q does not say which modes are accepted", err)
 	}
 }
 

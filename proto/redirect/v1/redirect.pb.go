@@ -787,12 +787,25 @@ type Rule struct {
 	CaseInsensitive bool `protobuf:"varint,11,opt,name=case_insensitive,json=caseInsensitive,proto3" json:"case_insensitive,omitempty"`
 	// trailing_slash is ignore (default) or strict.
 	TrailingSlash string `protobuf:"bytes,12,opt,name=trailing_slash,json=trailingSlash,proto3" json:"trailing_slash,omitempty"`
-	// cache_max_age overrides the server's max-age; unset = not set.
+	// cache_max_age overrides the server's max-age; unset = the server's
+	// default, zero = not cacheable (no-store).
 	CacheMaxAge *durationpb.Duration `protobuf:"bytes,13,opt,name=cache_max_age,json=cacheMaxAge,proto3" json:"cache_max_age,omitempty"`
 	// since drives the permanent-cache ramp; set on create when empty.
 	Since *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=since,proto3" json:"since,omitempty"`
 	// headers limits the rule to requests whose headers match these globs.
-	Headers       map[string]string `protobuf:"bytes,15,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Headers map[string]string `protobuf:"bytes,15,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// active_from: before this time the rule does not match and the next
+	// candidate decides (README "Time windows"). Unset = always.
+	ActiveFrom *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=active_from,json=activeFrom,proto3" json:"active_from,omitempty"`
+	// active_until: from this time on the rule does not match; no answer's
+	// max-age runs past it (README "Time windows"). Unset = never ends.
+	ActiveUntil *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=active_until,json=activeUntil,proto3" json:"active_until,omitempty"`
+	// mode is enforce (default) or shadow: a shadow rule is evaluated and
+	// counted, but decisions go on as if it were absent (README "Shadow rules").
+	Mode string `protobuf:"bytes,21,opt,name=mode,proto3" json:"mode,omitempty"`
+	// promote_after: a permanent rule answers the temporary status with
+	// no-store until since + promote_after (README "Staged permanence").
+	PromoteAfter  *durationpb.Duration `protobuf:"bytes,22,opt,name=promote_after,json=promoteAfter,proto3" json:"promote_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -928,6 +941,34 @@ func (x *Rule) GetSince() *timestamppb.Timestamp {
 func (x *Rule) GetHeaders() map[string]string {
 	if x != nil {
 		return x.Headers
+	}
+	return nil
+}
+
+func (x *Rule) GetActiveFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActiveFrom
+	}
+	return nil
+}
+
+func (x *Rule) GetActiveUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActiveUntil
+	}
+	return nil
+}
+
+func (x *Rule) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *Rule) GetPromoteAfter() *durationpb.Duration {
+	if x != nil {
+		return x.PromoteAfter
 	}
 	return nil
 }
@@ -1975,7 +2016,7 @@ const file_redirect_v1_redirect_proto_rawDesc = "" +
 	"\fDecideResult\x129\n" +
 	"\bresponse\x18\x01 \x01(\v2\x1b.redirect.v1.DecideResponseH\x00R\bresponse\x12\x16\n" +
 	"\x05error\x18\x02 \x01(\tH\x00R\x05errorB\t\n" +
-	"\aoutcome\"\x9e\x04\n" +
+	"\aoutcome\"\xee\x05\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x12\n" +
@@ -1993,7 +2034,12 @@ const file_redirect_v1_redirect_proto_rawDesc = "" +
 	"\x0etrailing_slash\x18\f \x01(\tR\rtrailingSlash\x12=\n" +
 	"\rcache_max_age\x18\r \x01(\v2\x19.google.protobuf.DurationR\vcacheMaxAge\x120\n" +
 	"\x05since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x128\n" +
-	"\aheaders\x18\x0f \x03(\v2\x1e.redirect.v1.Rule.HeadersEntryR\aheaders\x1a:\n" +
+	"\aheaders\x18\x0f \x03(\v2\x1e.redirect.v1.Rule.HeadersEntryR\aheaders\x12;\n" +
+	"\vactive_from\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"activeFrom\x12=\n" +
+	"\factive_until\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\vactiveUntil\x12\x12\n" +
+	"\x04mode\x18\x15 \x01(\tR\x04mode\x12>\n" +
+	"\rpromote_after\x18\x16 \x01(\v2\x19.google.protobuf.DurationR\fpromoteAfter\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"5\n" +
@@ -2137,46 +2183,49 @@ var file_redirect_v1_redirect_proto_depIdxs = []int32{
 	30, // 10: redirect.v1.Rule.cache_max_age:type_name -> google.protobuf.Duration
 	31, // 11: redirect.v1.Rule.since:type_name -> google.protobuf.Timestamp
 	29, // 12: redirect.v1.Rule.headers:type_name -> redirect.v1.Rule.HeadersEntry
-	10, // 13: redirect.v1.GetRuleResponse.rule:type_name -> redirect.v1.Rule
-	11, // 14: redirect.v1.GetRuleResponse.version:type_name -> redirect.v1.Version
-	10, // 15: redirect.v1.ListRulesResponse.rules:type_name -> redirect.v1.Rule
-	11, // 16: redirect.v1.ListRulesResponse.version:type_name -> redirect.v1.Version
-	10, // 17: redirect.v1.PutRuleRequest.rule:type_name -> redirect.v1.Rule
-	10, // 18: redirect.v1.PutRuleResponse.rule:type_name -> redirect.v1.Rule
-	11, // 19: redirect.v1.PutRuleResponse.version:type_name -> redirect.v1.Version
-	12, // 20: redirect.v1.PutRuleResponse.warnings:type_name -> redirect.v1.Problem
-	11, // 21: redirect.v1.DeleteRuleResponse.version:type_name -> redirect.v1.Version
-	10, // 22: redirect.v1.ApplyRulesRequest.rules:type_name -> redirect.v1.Rule
-	11, // 23: redirect.v1.ApplyRulesResponse.version:type_name -> redirect.v1.Version
-	12, // 24: redirect.v1.ApplyRulesResponse.warnings:type_name -> redirect.v1.Problem
-	10, // 25: redirect.v1.ValidateRulesRequest.rules:type_name -> redirect.v1.Rule
-	12, // 26: redirect.v1.ValidateRulesResponse.problems:type_name -> redirect.v1.Problem
-	27, // 27: redirect.v1.GetRuleStatsResponse.stats:type_name -> redirect.v1.RuleStats
-	11, // 28: redirect.v1.GetRuleStatsResponse.version:type_name -> redirect.v1.Version
-	31, // 29: redirect.v1.RuleStats.last_hit:type_name -> google.protobuf.Timestamp
-	1,  // 30: redirect.v1.DecisionService.Decide:input_type -> redirect.v1.DecideRequest
-	7,  // 31: redirect.v1.DecisionService.DecideBatch:input_type -> redirect.v1.DecideBatchRequest
-	13, // 32: redirect.v1.RuleService.GetRule:input_type -> redirect.v1.GetRuleRequest
-	15, // 33: redirect.v1.RuleService.ListRules:input_type -> redirect.v1.ListRulesRequest
-	17, // 34: redirect.v1.RuleService.PutRule:input_type -> redirect.v1.PutRuleRequest
-	19, // 35: redirect.v1.RuleService.DeleteRule:input_type -> redirect.v1.DeleteRuleRequest
-	21, // 36: redirect.v1.RuleService.ApplyRules:input_type -> redirect.v1.ApplyRulesRequest
-	23, // 37: redirect.v1.RuleService.ValidateRules:input_type -> redirect.v1.ValidateRulesRequest
-	25, // 38: redirect.v1.RuleService.GetRuleStats:input_type -> redirect.v1.GetRuleStatsRequest
-	2,  // 39: redirect.v1.DecisionService.Decide:output_type -> redirect.v1.DecideResponse
-	8,  // 40: redirect.v1.DecisionService.DecideBatch:output_type -> redirect.v1.DecideBatchResponse
-	14, // 41: redirect.v1.RuleService.GetRule:output_type -> redirect.v1.GetRuleResponse
-	16, // 42: redirect.v1.RuleService.ListRules:output_type -> redirect.v1.ListRulesResponse
-	18, // 43: redirect.v1.RuleService.PutRule:output_type -> redirect.v1.PutRuleResponse
-	20, // 44: redirect.v1.RuleService.DeleteRule:output_type -> redirect.v1.DeleteRuleResponse
-	22, // 45: redirect.v1.RuleService.ApplyRules:output_type -> redirect.v1.ApplyRulesResponse
-	24, // 46: redirect.v1.RuleService.ValidateRules:output_type -> redirect.v1.ValidateRulesResponse
-	26, // 47: redirect.v1.RuleService.GetRuleStats:output_type -> redirect.v1.GetRuleStatsResponse
-	39, // [39:48] is the sub-list for method output_type
-	30, // [30:39] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	31, // 13: redirect.v1.Rule.active_from:type_name -> google.protobuf.Timestamp
+	31, // 14: redirect.v1.Rule.active_until:type_name -> google.protobuf.Timestamp
+	30, // 15: redirect.v1.Rule.promote_after:type_name -> google.protobuf.Duration
+	10, // 16: redirect.v1.GetRuleResponse.rule:type_name -> redirect.v1.Rule
+	11, // 17: redirect.v1.GetRuleResponse.version:type_name -> redirect.v1.Version
+	10, // 18: redirect.v1.ListRulesResponse.rules:type_name -> redirect.v1.Rule
+	11, // 19: redirect.v1.ListRulesResponse.version:type_name -> redirect.v1.Version
+	10, // 20: redirect.v1.PutRuleRequest.rule:type_name -> redirect.v1.Rule
+	10, // 21: redirect.v1.PutRuleResponse.rule:type_name -> redirect.v1.Rule
+	11, // 22: redirect.v1.PutRuleResponse.version:type_name -> redirect.v1.Version
+	12, // 23: redirect.v1.PutRuleResponse.warnings:type_name -> redirect.v1.Problem
+	11, // 24: redirect.v1.DeleteRuleResponse.version:type_name -> redirect.v1.Version
+	10, // 25: redirect.v1.ApplyRulesRequest.rules:type_name -> redirect.v1.Rule
+	11, // 26: redirect.v1.ApplyRulesResponse.version:type_name -> redirect.v1.Version
+	12, // 27: redirect.v1.ApplyRulesResponse.warnings:type_name -> redirect.v1.Problem
+	10, // 28: redirect.v1.ValidateRulesRequest.rules:type_name -> redirect.v1.Rule
+	12, // 29: redirect.v1.ValidateRulesResponse.problems:type_name -> redirect.v1.Problem
+	27, // 30: redirect.v1.GetRuleStatsResponse.stats:type_name -> redirect.v1.RuleStats
+	11, // 31: redirect.v1.GetRuleStatsResponse.version:type_name -> redirect.v1.Version
+	31, // 32: redirect.v1.RuleStats.last_hit:type_name -> google.protobuf.Timestamp
+	1,  // 33: redirect.v1.DecisionService.Decide:input_type -> redirect.v1.DecideRequest
+	7,  // 34: redirect.v1.DecisionService.DecideBatch:input_type -> redirect.v1.DecideBatchRequest
+	13, // 35: redirect.v1.RuleService.GetRule:input_type -> redirect.v1.GetRuleRequest
+	15, // 36: redirect.v1.RuleService.ListRules:input_type -> redirect.v1.ListRulesRequest
+	17, // 37: redirect.v1.RuleService.PutRule:input_type -> redirect.v1.PutRuleRequest
+	19, // 38: redirect.v1.RuleService.DeleteRule:input_type -> redirect.v1.DeleteRuleRequest
+	21, // 39: redirect.v1.RuleService.ApplyRules:input_type -> redirect.v1.ApplyRulesRequest
+	23, // 40: redirect.v1.RuleService.ValidateRules:input_type -> redirect.v1.ValidateRulesRequest
+	25, // 41: redirect.v1.RuleService.GetRuleStats:input_type -> redirect.v1.GetRuleStatsRequest
+	2,  // 42: redirect.v1.DecisionService.Decide:output_type -> redirect.v1.DecideResponse
+	8,  // 43: redirect.v1.DecisionService.DecideBatch:output_type -> redirect.v1.DecideBatchResponse
+	14, // 44: redirect.v1.RuleService.GetRule:output_type -> redirect.v1.GetRuleResponse
+	16, // 45: redirect.v1.RuleService.ListRules:output_type -> redirect.v1.ListRulesResponse
+	18, // 46: redirect.v1.RuleService.PutRule:output_type -> redirect.v1.PutRuleResponse
+	20, // 47: redirect.v1.RuleService.DeleteRule:output_type -> redirect.v1.DeleteRuleResponse
+	22, // 48: redirect.v1.RuleService.ApplyRules:output_type -> redirect.v1.ApplyRulesResponse
+	24, // 49: redirect.v1.RuleService.ValidateRules:output_type -> redirect.v1.ValidateRulesResponse
+	26, // 50: redirect.v1.RuleService.GetRuleStats:output_type -> redirect.v1.GetRuleStatsResponse
+	42, // [42:51] is the sub-list for method output_type
+	33, // [33:42] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_redirect_v1_redirect_proto_init() }
