@@ -2,6 +2,7 @@ package decision
 
 import (
 	"hash/maphash"
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -197,11 +198,10 @@ func (b *base) rule(pos uint32) Rule {
 		r.Methods = append([]string(nil), e.methods...)
 		r.QueryStrip = append([]string(nil), e.queryStrip...)
 		r.Since = e.since
-		if len(e.headers) > 0 {
-			r.Headers = make(map[string]string, len(e.headers))
-			for _, h := range e.headers {
-				r.Headers[h.name] = h.glob
-			}
+		r.Languages = slices.Clone(e.langs)
+		if w := e.written; w != nil {
+			r.Headers = maps.Clone(w.headers)
+			r.Has, r.Missing = cloneConditions(w.has), cloneConditions(w.missing)
 		}
 	}
 	return r
@@ -236,18 +236,18 @@ func (b *base) sameAs(pos uint32, r *Rule) bool {
 	}
 	e := b.exts[c.ext]
 	if e == nil {
-		return len(r.Methods) == 0 && len(r.QueryStrip) == 0 && len(r.Headers) == 0 && r.Since.IsZero()
+		return len(r.Methods) == 0 && len(r.QueryStrip) == 0 && len(r.Headers) == 0 && r.Since.IsZero() &&
+			len(r.Has) == 0 && len(r.Missing) == 0 && len(r.Languages) == 0
 	}
 	if !slices.Equal(e.methods, r.Methods) || !slices.Equal(e.queryStrip, r.QueryStrip) ||
-		!e.since.Equal(r.Since) || len(e.headers) != len(r.Headers) {
+		!e.since.Equal(r.Since) || !slices.Equal(e.langs, r.Languages) {
 		return false
 	}
-	for _, h := range e.headers {
-		if g, ok := r.Headers[h.name]; !ok || g != h.glob {
-			return false
-		}
+	w := e.written
+	if w == nil {
+		return len(r.Headers) == 0 && len(r.Has) == 0 && len(r.Missing) == 0
 	}
-	return true
+	return maps.Equal(w.headers, r.Headers) && conditionsEqual(w.has, r.Has) && conditionsEqual(w.missing, r.Missing)
 }
 
 // keyEquals reports whether the slot key of the rule at pos is key (see

@@ -41,6 +41,9 @@ type caseRule struct {
 	CaseInsensitive bool              `yaml:"case_insensitive"`
 	TrailingSlash   string            `yaml:"trailing_slash"`
 	Headers         map[string]string `yaml:"headers"`
+	Has             []Condition       `yaml:"has"`
+	Missing         []Condition       `yaml:"missing"`
+	Languages       []string          `yaml:"languages"`
 	CacheMaxAge     int               `yaml:"cache_max_age"`
 	Since           time.Time         `yaml:"since"`
 }
@@ -80,7 +83,7 @@ func (c caseRule) rule(t *testing.T) Rule {
 	r := Rule{
 		ID: c.ID, Host: c.Host, Path: c.Path, To: c.To, Status: c.Status,
 		Methods: c.Methods, QueryStrip: c.QueryStrip, CaseInsensitive: c.CaseInsensitive,
-		Headers: c.Headers, CacheMaxAge: time.Duration(c.CacheMaxAge) * time.Second, Since: c.Since,
+		Headers: c.Headers, Has: c.Has, Missing: c.Missing, Languages: c.Languages, CacheMaxAge: time.Duration(c.CacheMaxAge) * time.Second, Since: c.Since,
 	}
 	var err error
 	if c.Match != "" {

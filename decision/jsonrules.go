@@ -145,6 +145,9 @@ func wrongType(field string, t reflect.Type, v jsontext.Value, err error) string
 	case reflect.Bool:
 		want = "must be true or false"
 	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Struct {
+			return fmt.Sprintf("must be a list such as [{\"type\": \"cookie\", \"key\": \"beta\", \"value\": \"1\"}] (type, key, optional value), found %s: %s", found, err)
+		}
 		want = `must be a list of texts such as ["GET", "HEAD"]`
 		var list []jsontext.Value
 		if json.Unmarshal(v, &list) == nil {

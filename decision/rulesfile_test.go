@@ -48,7 +48,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_json_status.json:7: rule "moved": status: must be a whole number, found "301"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
 		{"bad_json_unknown_field.json", []string{
-			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, has, missing, languages, cache_max_age, since`,
 		}},
 		{"bad_match.yaml", []string{
 			`bad_match.yaml:4: rule "moved": match: unknown match "glob"; accepted: exact, prefix, pattern, regex`,
@@ -135,11 +135,11 @@ func TestParseRulesRejects(t *testing.T) {
 			`two_documents.yaml:5: a second YAML document (after ---); accepted: one document with rules:`,
 		}},
 		{"unknown_field.yaml", []string{
-			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, has, missing, languages, cache_max_age, since`,
 		}},
 		{"several_problems.jsonl", []string{
 			"several_problems.jsonl:4: id: must be a text value in quotes, found 7",
-			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since`,
+			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, has, missing, languages, cache_max_age, since`,
 			`several_problems.jsonl:5: rule "c": path: given twice in one rule`,
 			`several_problems.jsonl:7: rule "a": intent: unknown intent "forever"; accepted: permanent, temporary, see_other`,
 			`several_problems.jsonl:7: rule "a": id: duplicate id, first used at line 2; every rule needs its own id`,

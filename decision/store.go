@@ -648,5 +648,6 @@ func sameRule(a, b *Rule) bool {
 		a.CaseInsensitive == b.CaseInsensitive && a.TrailingSlash == b.TrailingSlash &&
 		a.Status == b.Status && slices.Equal(a.Methods, b.Methods) &&
 		slices.Equal(a.QueryStrip, b.QueryStrip) && maps.Equal(a.Headers, b.Headers) &&
+		conditionsEqual(a.Has, b.Has) && conditionsEqual(a.Missing, b.Missing) && slices.Equal(a.Languages, b.Languages) &&
 		a.CacheMaxAge == b.CacheMaxAge && a.Since.Equal(b.Since)
 }

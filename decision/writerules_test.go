@@ -332,6 +332,7 @@ func TestRuleFieldsTags(t *testing.T) {
 	}
 	f := ruleFields{ID: "i", Host: "h", Path: "p", Match: "m", To: "t", Intent: "i", Status: 1, Methods: []string{"m"},
 		Query: "q", QueryStrip: []string{"q"}, CaseInsensitive: true, TrailingSlash: "t", Headers: map[string]string{"h": "v"},
+		Has: []Condition{{Type: "t"}}, Missing: []Condition{{Type: "t"}}, Languages: []string{"l"},
 		CacheMaxAge: []byte("1"), Since: "s"}
 	data, err := json.Marshal(f)
 	if err != nil {
