@@ -43,6 +43,9 @@ rules:
     case_insensitive: true
     trailing_slash: strict
     headers: {accept-language: "de*"}
+    has: [{type: cookie, key: beta, value: "1"}, {type: header, key: x-env}, {type: query, key: q, value: ""}]
+    missing: [{type: header, key: x-no}]
+    languages: [en, fr-CH]
     cache_max_age: 0
     since: 2026-11-01T00:00:00Z
   - id: defaults
@@ -79,6 +82,11 @@ func TestRulesRoundTrip(t *testing.T) {
 	if got := pbs[1]; got.GetQuery() != "drop" || got.GetTrailingSlash() != "strict" || got.GetIntent() != "see_other" ||
 		!got.GetSince().AsTime().Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("RuleToProto(every-field) = %v", got)
+	}
+	// A value given, even empty, differs from no value.
+	has := pbs[1].GetHas()
+	if len(has) != 3 || has[1].Value != nil || has[2].Value == nil || has[2].GetValue() != "" {
+		t.Errorf("RuleToProto(every-field).Has = %v", has)
 	}
 	one, err := RuleFromProto(pbs[0])
 	if err != nil || one.ID != "docs-moved" || one.CacheMaxAge != time.Hour || one.Match != decision.MatchPrefix {
@@ -211,8 +219,9 @@ func TestDecide(t *testing.T) {
 		{
 			name: "request intent wins, upper-case header names are lower-cased",
 			in: &DecideRequest{
-				Method: "POST", Host: "www.example.org", Path: "/p/shoes",
-				Intent: Intent_INTENT_PERMANENT, Headers: map[string]string{"Accept-Language": "de-CH"},
+				Method: "POST", Host: "www.example.org", Path: "/p/shoes?q=",
+				Intent:  Intent_INTENT_PERMANENT,
+				Headers: map[string]string{"Accept-Language": "de-CH, fr-CH;q=0.5", "Cookie": "beta=1", "X-Env": "t"},
 			},
 			want: &DecideResponse{
 				Redirect: true, StatusCode: 302, Location: "/q/shoes", FollowUpMethod: "GET", RuleId: "every-field",
@@ -220,7 +229,7 @@ func TestDecide(t *testing.T) {
 				Headers: []*Header{
 					{Name: "Location", Value: "/q/shoes"},
 					{Name: "Cache-Control", Value: "no-store"},
-					{Name: "Vary", Value: "Accept-Language"},
+					{Name: "Vary", Value: "Accept-Language, Cookie, X-Env, X-No"},
 				},
 			},
 		},
