@@ -146,6 +146,18 @@ func (c *cond) describe() string {
 	return fmt.Sprintf("has: %s %s does not match %q", what, c.key, c.glob)
 }
 
+// JoinFields joins the values of a request header sent in several fields
+// into the one value Request.Headers holds: ", " as RFC 9110 section 5.3
+// allows, but "; " for Cookie, whose fields are joined that way (RFC 9113
+// section 8.2.3; a Cookie value is no comma-separated list, RFC 6265
+// section 5.4). name is compared case-insensitively.
+func JoinFields(name string, values []string) string {
+	if strings.EqualFold(name, "cookie") {
+		return strings.Join(values, "; ")
+	}
+	return strings.Join(values, ", ")
+}
+
 // cookies yields the name=value pairs of a Cookie header, read as RFC 6265
 // section 4.2.1 writes them (pairs separated by ';' and optional spaces; a
 // value may be in double quotes, which are not part of it) but leniently,
