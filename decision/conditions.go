@@ -81,6 +81,27 @@ func compileConditions(r *Rule) ([]cond, []string) {
 	return conds, slices.Compact(vary)
 }
 
+// ConsultedHeaders are the request headers that the rules' conditions
+// and languages read, lower-case and sorted: "cookie" for cookie
+// conditions, "accept-language" for languages, each header condition's
+// name. A proxy that sends redirectd only some headers must send these
+// (README "Envoy").
+func ConsultedHeaders(rules []Rule) []string {
+	var names []string
+	for i := range rules {
+		r := &rules[i]
+		_, vary := compileConditions(r)
+		for _, n := range vary {
+			names = append(names, strings.ToLower(n))
+		}
+		if len(r.Languages) > 0 {
+			names = append(names, "accept-language")
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
 // conditionsEqual reports whether two lists hold the same conditions in
 // the same order.
 func conditionsEqual(a, b []Condition) bool {
