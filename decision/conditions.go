@@ -192,8 +192,8 @@ func cookies(header string) func(yield func(name, value string) bool) {
 			if !ok {
 				continue
 			}
-			name = strings.Trim(name, " \t")
-			value = strings.Trim(value, " \t")
+			name = strings.Trim(name, " \t\r\n")
+			value = strings.Trim(value, " \t\r\n")
 			if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
 				value = value[1 : len(value)-1]
 			}
