@@ -25,6 +25,7 @@ const (
 type cond struct {
 	key     string // header names lower-case
 	glob    string
+	why     string // the explanation when it does not hold (see describe)
 	kind    condKind
 	any     bool // no value: presence alone decides
 	missing bool // a missing condition: it holds when the key is not found
@@ -55,6 +56,7 @@ func compileConditions(r *Rule) ([]cond, []string) {
 		case condCookie:
 			vary = append(vary, "Cookie")
 		}
+		cd.why = cd.describe()
 		conds = append(conds, cd)
 	}
 	names := make([]string, 0, len(r.Headers))
@@ -153,7 +155,8 @@ func (c *cond) holds(r *request, hdr map[string]string) bool {
 	return found != c.missing
 }
 
-// describe says why a condition failed, for explain.
+// describe says why a condition failed, for explain; compile keeps it in
+// why, so a decision never formats it.
 func (c *cond) describe() string {
 	what := map[condKind]string{condHeader: "header", condCookie: "cookie", condQuery: "query parameter"}[c.kind]
 	switch {

@@ -445,13 +445,13 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 	}
 	for i := range e.conds {
 		if c := &e.conds[i]; !c.holds(r, hdr) {
-			return false, c.describe()
+			return false, c.why
 		}
 	}
 	if len(e.langs) > 0 {
 		tag, ok := negotiate(hdr["accept-language"], e.langs)
 		if !ok {
-			return false, "Accept-Language " + strconv.Quote(hdr["accept-language"]) + " selects none of languages " + strings.Join(e.langs, ", ")
+			return false, e.langWhy
 		}
 		m.vars.lang = tag
 	}

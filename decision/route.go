@@ -43,7 +43,9 @@ type routeExtra struct {
 	methods []string
 	conds   []cond   // headers, has and missing (README "Conditions")
 	langs   []string // languages as written
-	vary    string   // canonical names of the headers conds and langs consult, ", "-separated
+	// langWhy explains a request whose Accept-Language selects none.
+	langWhy string
+	vary    string // canonical names of the headers conds and langs consult, ", "-separated
 	// written holds headers, has and missing as written, for Rule.
 	written    *writtenConds
 	vars       toVars // the names To uses besides captures
@@ -177,7 +179,7 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		ext.conds, names = compileConditions(r)
 		ext.written = &writtenConds{headers: r.Headers, has: r.Has, missing: r.Missing}
 		if len(r.Languages) > 0 {
-			ext.langs = r.Languages
+			ext.langs, ext.langWhy = r.Languages, "Accept-Language selects none of languages "+strings.Join(r.Languages, ", ")
 			names = append(names, "Accept-Language")
 			slices.Sort(names)
 			if hasVar(r.To, "lang") {
