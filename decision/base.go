@@ -198,10 +198,10 @@ func (b *base) rule(pos uint32) Rule {
 		r.Methods = append([]string(nil), e.methods...)
 		r.QueryStrip = append([]string(nil), e.queryStrip...)
 		r.Since = e.since
-		r.Languages = slices.Clone(e.langs)
-		if w := e.written; w != nil {
-			r.Headers = maps.Clone(w.headers)
-			r.Has, r.Missing = cloneConditions(w.has), cloneConditions(w.missing)
+		if rc := e.conds; rc != nil {
+			r.Languages = slices.Clone(rc.langs)
+			r.Headers = maps.Clone(rc.headers)
+			r.Has, r.Missing = cloneConditions(rc.has), cloneConditions(rc.missing)
 		}
 	}
 	return r
@@ -240,14 +240,15 @@ func (b *base) sameAs(pos uint32, r *Rule) bool {
 			len(r.Has) == 0 && len(r.Missing) == 0 && len(r.Languages) == 0
 	}
 	if !slices.Equal(e.methods, r.Methods) || !slices.Equal(e.queryStrip, r.QueryStrip) ||
-		!e.since.Equal(r.Since) || !slices.Equal(e.langs, r.Languages) {
+		!e.since.Equal(r.Since) {
 		return false
 	}
-	w := e.written
-	if w == nil {
-		return len(r.Headers) == 0 && len(r.Has) == 0 && len(r.Missing) == 0
+	rc := e.conds
+	if rc == nil {
+		return len(r.Headers) == 0 && len(r.Has) == 0 && len(r.Missing) == 0 && len(r.Languages) == 0
 	}
-	return maps.Equal(w.headers, r.Headers) && conditionsEqual(w.has, r.Has) && conditionsEqual(w.missing, r.Missing)
+	return maps.Equal(rc.headers, r.Headers) && conditionsEqual(rc.has, r.Has) && conditionsEqual(rc.missing, r.Missing) &&
+		slices.Equal(rc.langs, r.Languages)
 }
 
 // keyEquals reports whether the slot key of the rule at pos is key (see

@@ -295,8 +295,8 @@ func (rt *route) probes() []probe {
 // rule's first language, and the probe host's label.
 func (rt *route) probeVars() *vars {
 	v := &vars{subdomain: "redirectd-probe"}
-	if rt.ext != nil && len(rt.ext.langs) > 0 {
-		v.lang = rt.ext.langs[0]
+	if rt.ext != nil && rt.ext.conds != nil && len(rt.ext.conds.langs) > 0 {
+		v.lang = rt.ext.conds.langs[0]
 	}
 	return v
 }
@@ -427,7 +427,7 @@ func covers(e, l *route) bool {
 	if e.kind != l.kind {
 		return false
 	}
-	if e.ext != nil && (len(e.ext.conds) > 0 || len(e.ext.langs) > 0 || e.ext.vars&varSubdomain != 0) || e.mayBeOwnTarget() {
+	if e.ext != nil && (e.ext.conds != nil || e.ext.vars&varSubdomain != 0) || e.mayBeOwnTarget() {
 		return false
 	}
 	if em := e.methods(); len(em) > 0 {

@@ -443,17 +443,19 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 	if e.vary != "" {
 		m.varies = append(m.varies, e)
 	}
-	for i := range e.conds {
-		if c := &e.conds[i]; !c.holds(r, hdr) {
-			return false, c.why
+	if rc := e.conds; rc != nil {
+		for i := range rc.list {
+			if c := &rc.list[i]; !c.holds(r, hdr) {
+				return false, c.why
+			}
 		}
-	}
-	if len(e.langs) > 0 {
-		tag, ok := negotiate(hdr["accept-language"], e.langs)
-		if !ok {
-			return false, e.langWhy
+		if len(rc.langs) > 0 {
+			tag, ok := negotiate(hdr["accept-language"], rc.langs)
+			if !ok {
+				return false, rc.langWhy
+			}
+			m.vars.lang = tag
 		}
-		m.vars.lang = tag
 	}
 	if e.vars&varSubdomain != 0 && !dnsLabels(m.vars.subdomain) {
 		return false, "the host's labels " + strconv.Quote(m.vars.subdomain) + " before the wildcard's suffix are not DNS labels, so they are no :subdomain (README \"Host captures\")"

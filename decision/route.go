@@ -40,15 +40,10 @@ type route struct {
 // built once per rule and shared, never modified, by every Index that
 // holds the rule.
 type routeExtra struct {
-	methods []string
-	conds   []cond   // headers, has and missing (README "Conditions")
-	langs   []string // languages as written
-	// langWhy explains a request whose Accept-Language selects none.
-	langWhy string
-	vary    string // canonical names of the headers conds and langs consult, ", "-separated
-	// written holds headers, has and missing as written, for Rule.
-	written    *writtenConds
-	vars       toVars // the names To uses besides captures
+	methods    []string
+	conds      *ruleConds // nil without headers, has, missing and languages
+	vary       string     // canonical names of the headers conds consult, ", "-separated
+	vars       toVars     // the names To uses besides captures
 	pattern    []patSeg
 	re         *regexp.Regexp
 	to         *template // pattern and regex rules: To split at its captures
@@ -57,8 +52,14 @@ type routeExtra struct {
 	since      time.Time
 }
 
-// writtenConds are a rule's conditions as written.
-type writtenConds struct {
+// ruleConds are a rule's request conditions (README "Conditions",
+// "Language negotiation"), compiled, and as written for Rule.
+type ruleConds struct {
+	list  []cond   // headers, has and missing
+	langs []string // languages as written
+	// langWhy explains a request whose Accept-Language selects none.
+	langWhy string
+
 	headers      map[string]string
 	has, missing []Condition
 }
@@ -175,11 +176,12 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		ext.methods, needExt = r.Methods, true
 	}
 	if len(r.Headers)+len(r.Has)+len(r.Missing)+len(r.Languages) > 0 {
+		rc := &ruleConds{headers: r.Headers, has: r.Has, missing: r.Missing}
 		var names []string
-		ext.conds, names = compileConditions(r)
-		ext.written = &writtenConds{headers: r.Headers, has: r.Has, missing: r.Missing}
+		rc.list, names = compileConditions(r)
+		ext.conds = rc
 		if len(r.Languages) > 0 {
-			ext.langs, ext.langWhy = r.Languages, "Accept-Language selects none of languages "+strings.Join(r.Languages, ", ")
+			rc.langs, rc.langWhy = r.Languages, "Accept-Language selects none of languages "+strings.Join(r.Languages, ", ")
 			names = append(names, "Accept-Language")
 			slices.Sort(names)
 			if hasVar(r.To, "lang") {
