@@ -124,6 +124,9 @@ func (f *ruleFields) toRule(r *Rule) []Problem {
 	if len(r.Missing) == 0 {
 		r.Missing = nil
 	}
+	if len(r.Languages) == 0 {
+		r.Languages = nil
+	}
 	return problems
 }
 
