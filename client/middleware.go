@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redirectd/redirectd/decision"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
@@ -170,13 +171,13 @@ func protocolName(major, minor int) string {
 	return ""
 }
 
-// selectHeaders lower-cases names and joins repeated fields with ", "
-// (RFC 9110 section 5.3).
+// selectHeaders lower-cases names and joins repeated fields as
+// decision.JoinFields does.
 func (m *middleware) selectHeaders(h http.Header) map[string]string {
 	out := make(map[string]string)
 	add := func(name string, values []string) {
 		if len(values) > 0 {
-			out[strings.ToLower(name)] = strings.Join(values, ", ")
+			out[strings.ToLower(name)] = decision.JoinFields(name, values)
 		}
 	}
 	if m.headers != nil {

@@ -2,6 +2,7 @@ package decision
 
 import (
 	"hash/maphash"
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -201,11 +202,10 @@ func (b *base) rule(pos uint32) Rule {
 		if e.shadow {
 			r.Mode = ModeShadow
 		}
-		if len(e.headers) > 0 {
-			r.Headers = make(map[string]string, len(e.headers))
-			for _, h := range e.headers {
-				r.Headers[h.name] = h.glob
-			}
+		if rc := e.conds; rc != nil {
+			r.Languages = slices.Clone(rc.langs)
+			r.Headers = maps.Clone(rc.headers)
+			r.Has, r.Missing = cloneConditions(rc.has), cloneConditions(rc.missing)
 		}
 	}
 	return r
@@ -241,20 +241,21 @@ func (b *base) sameAs(pos uint32, r *Rule) bool {
 	e := b.exts[c.ext]
 	if e == nil {
 		return len(r.Methods) == 0 && len(r.QueryStrip) == 0 && len(r.Headers) == 0 && r.Since.IsZero() &&
+			len(r.Has) == 0 && len(r.Missing) == 0 && len(r.Languages) == 0 &&
 			r.ActiveFrom.IsZero() && r.ActiveUntil.IsZero() && r.Mode == ModeEnforce && r.PromoteAfter == 0
 	}
 	if !slices.Equal(e.methods, r.Methods) || !slices.Equal(e.queryStrip, r.QueryStrip) ||
-		!e.since.Equal(r.Since) || len(e.headers) != len(r.Headers) ||
+		!e.since.Equal(r.Since) ||
 		!e.activeFrom.Equal(r.ActiveFrom) || !e.activeUntil.Equal(r.ActiveUntil) ||
 		e.promoteAfter != r.PromoteAfter || e.shadow != (r.Mode == ModeShadow) {
 		return false
 	}
-	for _, h := range e.headers {
-		if g, ok := r.Headers[h.name]; !ok || g != h.glob {
-			return false
-		}
+	rc := e.conds
+	if rc == nil {
+		return len(r.Headers) == 0 && len(r.Has) == 0 && len(r.Missing) == 0 && len(r.Languages) == 0
 	}
-	return true
+	return maps.Equal(rc.headers, r.Headers) && conditionsEqual(rc.has, r.Has) && conditionsEqual(rc.missing, r.Missing) &&
+		slices.Equal(rc.langs, r.Languages)
 }
 
 // keyEquals reports whether the slot key of the rule at pos is key (see

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Limits on rule fields. A request path over 8 KiB is refused
@@ -83,6 +85,9 @@ func checkRule(r *Rule) []Problem {
 		}
 	}
 	checkHeaders(rp)
+	checkConditions(rp, "has", r.Has)
+	checkConditions(rp, "missing", r.Missing)
+	checkLanguages(rp)
 	checkCacheMaxAge(rp)
 	checkLifecycle(rp)
 	return rp.list
@@ -589,6 +594,17 @@ func checkTo(rp *ruleProblems, params []string, pathOK bool) {
 			return
 		}
 	}
+	if !checkVars(rp, params) {
+		return
+	}
+	// Checked by checkVars; the rest of To is checked as it would be
+	// with the rule's first language and one ordinary label.
+	if len(r.Languages) > 0 {
+		to = expandVars(to, varLang, &vars{lang: r.Languages[0]})
+	}
+	if strings.HasPrefix(r.Host, "*.") {
+		to = expandVars(to, varSubdomain, &vars{subdomain: "subdomain"})
+	}
 	caps := targetCaptures(r.Match, to)
 	authEnd := authorityEnd(to)
 	for _, c := range caps {
@@ -616,6 +632,62 @@ func checkTo(rp *ruleProblems, params []string, pathOK bool) {
 			return
 		}
 	}
+}
+
+// checkVars checks the names a To may use besides captures: ":lang"
+// needs languages (README "Language negotiation"); ":subdomain" needs a
+// wildcard host and may stand in the host only as its leading labels,
+// before a registrable domain, so that no request can make it name
+// another site (README "Host captures"). It reports false after a
+// problem.
+func checkVars(rp *ruleProblems, params []string) bool {
+	r := rp.r
+	to := r.To
+	if hasVar(to, "lang") {
+		switch {
+		case len(r.Languages) > 0 && slices.Contains(params, "lang"):
+			rp.errorf("to", "%q: :lang is both a capture of the path and the language negotiated; rename the path's parameter", to)
+			return false
+		case len(r.Languages) == 0 && !slices.Contains(params, "lang"):
+			rp.errorf("to", "%q uses :lang, the tag that languages selects, but the rule has no languages; add languages: [en, de, ...]", to)
+			return false
+		}
+	}
+	if !hasVar(to, "subdomain") {
+		return true
+	}
+	wild := strings.HasPrefix(r.Host, "*.")
+	switch {
+	case wild && slices.Contains(params, "subdomain"):
+		rp.errorf("to", "%q: :subdomain is both a capture of the path and the labels the host's * matched; rename the path's parameter", to)
+		return false
+	case !wild && !slices.Contains(params, "subdomain"):
+		rp.errorf("to", "%q uses :subdomain, the labels a wildcard host's * matched, but host %q is not a wildcard such as *.example.com", to, r.Host)
+		return false
+	case !wild:
+		return true
+	}
+	authStart, authEnd := strings.Index(to, "://")+len("://"), authorityEnd(to)
+	if authEnd == 0 || authStart < len("://") {
+		return true // a path: the labels are plain text there
+	}
+	auth := to[authStart:authEnd]
+	rest, lead := strings.CutPrefix(auth, ":subdomain.")
+	if !lead && hasVar(auth, "subdomain") || lead && hasVar(rest, "subdomain") {
+		rp.errorf("to", "%q: :subdomain may stand in the host only once, as its leading labels followed by a domain, such as https://:subdomain.example.org/ (open-redirect guard)", to)
+		return false
+	}
+	if !lead {
+		return true
+	}
+	host, _, _ := strings.Cut(rest, ":")
+	if msg := checkHostName(host); msg == "" {
+		if _, err := publicsuffix.EffectiveTLDPlusOne(host); err != nil {
+			rp.errorf("to", "%q: :subdomain is followed by %q, a public suffix, so the labels would choose whose site it is; put it before a registrable domain such as example.org (open-redirect guard)", to, host)
+			return false
+		}
+	}
+	return true
 }
 
 func capturesAccepted(kind MatchKind, params []string) string {
@@ -759,10 +831,8 @@ func checkHeaders(rp *ruleProblems) {
 		case strings.ToLower(name) != name:
 			rp.errorf("headers", "%q is not lower-case; request header names are compared lower-case, write %q", name, strings.ToLower(name))
 		}
-		if msg := checkText(glob); msg != "" {
-			rp.errorf("headers", "%s: value %s", name, msg)
-		} else if _, err := path.Match(glob, ""); err != nil {
-			rp.errorf("headers", "%s: %q is not a valid glob (* ? [a-z] \\x); accepted: a glob such as de* (empty = header absent or empty)", name, glob)
+		if msg := checkGlob(glob); msg != "" {
+			rp.errorf("headers", "%s: value %q %s; accepted: a glob such as de* where * is any text, ? one character and \\ quotes the next (empty = header absent or empty)", name, glob, msg)
 		}
 	}
 }

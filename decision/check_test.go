@@ -159,12 +159,57 @@ func TestCheckRule(t *testing.T) {
 				`7: rule "r1": query_strip: empty entry; accepted: parameter names or globs such as utm_* or fbclid`,
 			}},
 		{"bad headers", okRule(func(r *Rule) {
-			r.Headers = map[string]string{"Accept-Language": "de", "x y": "a", "cookie": "[z"}
+			r.Headers = map[string]string{"Accept-Language": "de", "x y": "a", "cookie": `z\`}
 		}), []string{
 			`7: rule "r1": headers: "Accept-Language" is not lower-case; request header names are compared lower-case, write "accept-language"`,
-			`7: rule "r1": headers: cookie: "[z" is not a valid glob (* ? [a-z] \x); accepted: a glob such as de* (empty = header absent or empty)`,
+			`7: rule "r1": headers: cookie: value "z\\" ends with a '\' that quotes nothing; accepted: a glob such as de* where * is any text, ? one character and \ quotes the next (empty = header absent or empty)`,
 			`7: rule "r1": headers: "x y" is not a header name; accepted: lower-case header names such as accept-language`,
 		}},
+		{"bad conditions", okRule(func(r *Rule) {
+			r.Has = []Condition{{Type: "cookies", Key: "a"}, {Type: "header", Key: ""}, {Type: "cookie", Key: "a b"}, {Type: "query", Key: "q", Value: ptr(`x\`)}}
+			r.Missing = []Condition{{Type: "header", Key: "x:y"}}
+		}), []string{
+			`7: rule "r1": has: [0]: unknown type "cookies"; accepted: {type: header|cookie|query, key: a name, value: an optional glob with * and ?}`,
+			`7: rule "r1": has: [1]: empty key; accepted: {type: header|cookie|query, key: a name, value: an optional glob with * and ?}`,
+			`7: rule "r1": has: [2]: "a b" is not a cookie name; accepted: a name without spaces, ';', '=' or quotes (RFC 6265 section 4.1.1)`,
+			`7: rule "r1": has: [3]: value "x\\" ends with a '\' that quotes nothing; accepted: a glob where * is any text, ? one character and \ quotes the next`,
+			`7: rule "r1": missing: [0]: "x:y" is not a header name; accepted: a header name such as x-beta (RFC 9110 section 5.1)`,
+		}},
+		{"good conditions", okRule(func(r *Rule) {
+			r.Has = []Condition{{Type: "cookie", Key: "beta", Value: ptr("1")}, {Type: "header", Key: "X-Beta"}, {Type: "query", Key: "a b", Value: ptr("*")}}
+			r.Missing = []Condition{{Type: "header", Key: "x-no"}}
+			r.Languages = []string{"en", "de", "fr-CH", "zh-Hant-TW", "x-klingon"}
+		}), nil},
+		{"bad languages", okRule(func(r *Rule) { r.Languages = []string{"*", "e", "en_US", "de", "DE", "de-x", "toolonglanguage"} }),
+			[]string{
+				`7: rule "r1": languages: "*" is not a language; list the tags the rule serves (a request's * selects the first); accepted: language tags such as en, de, fr-CH, zh-Hant (RFC 5646)`,
+				`7: rule "r1": languages: "e" is not a language tag; accepted: language tags such as en, de, fr-CH, zh-Hant (RFC 5646)`,
+				`7: rule "r1": languages: "en_US" is not a language tag; accepted: language tags such as en, de, fr-CH, zh-Hant (RFC 5646)`,
+				`7: rule "r1": languages: "DE" is listed twice (tags are compared case-insensitively)`,
+				`7: rule "r1": languages: "de-x" is not a language tag; accepted: language tags such as en, de, fr-CH, zh-Hant (RFC 5646)`,
+				`7: rule "r1": languages: "toolonglanguage" is not a language tag; accepted: language tags such as en, de, fr-CH, zh-Hant (RFC 5646)`,
+			}},
+		{":lang without languages", okRule(func(r *Rule) { r.To = "/:lang/" }),
+			[]string{`7: rule "r1": to: "/:lang/" uses :lang, the tag that languages selects, but the rule has no languages; add languages: [en, de, ...]`}},
+		{":lang with languages", okRule(func(r *Rule) { r.To, r.Languages = "/:lang/", []string{"en"} }), nil},
+		{":lang both capture and language", okRule(func(r *Rule) {
+			r.Path, r.Match, r.To, r.Languages = "/:lang/x", MatchPattern, "/:lang/y", []string{"en"}
+		}), []string{`7: rule "r1": to: "/:lang/y": :lang is both a capture of the path and the language negotiated; rename the path's parameter`}},
+		{":subdomain without wildcard", okRule(func(r *Rule) { r.Host, r.To = "example.com", "https://:subdomain.example.org/" }),
+			[]string{`7: rule "r1": to: "https://:subdomain.example.org/" uses :subdomain, the labels a wildcard host's * matched, but host "example.com" is not a wildcard such as *.example.com`}},
+		{":subdomain leading labels", okRule(func(r *Rule) {
+			r.Host, r.To = "*.example.com", "https://:subdomain.example.org:8443/:subdomain?s=:subdomain"
+		}), nil},
+		{":subdomain before a public suffix", okRule(func(r *Rule) { r.Host, r.To = "*.example.com", "https://:subdomain.co.uk/" }),
+			[]string{`7: rule "r1": to: "https://:subdomain.co.uk/": :subdomain is followed by "co.uk", a public suffix, so the labels would choose whose site it is; put it before a registrable domain such as example.org (open-redirect guard)`}},
+		{":subdomain as the whole host", okRule(func(r *Rule) { r.Host, r.To = "*.example.com", "https://:subdomain/" }),
+			[]string{`7: rule "r1": to: "https://:subdomain/": :subdomain may stand in the host only once, as its leading labels followed by a domain, such as https://:subdomain.example.org/ (open-redirect guard)`}},
+		{":subdomain inside the host", okRule(func(r *Rule) { r.Host, r.To = "*.example.com", "https://a.:subdomain.example.org/" }),
+			[]string{`7: rule "r1": to: "https://a.:subdomain.example.org/": :subdomain may stand in the host only once, as its leading labels followed by a domain, such as https://:subdomain.example.org/ (open-redirect guard)`}},
+		{":subdomain in user information", okRule(func(r *Rule) { r.Host, r.To = "*.example.com", "https://:subdomain@example.org/" }),
+			[]string{`7: rule "r1": to: "https://:subdomain@example.org/": :subdomain may stand in the host only once, as its leading labels followed by a domain, such as https://:subdomain.example.org/ (open-redirect guard)`}},
+		{":subdomain twice in the host", okRule(func(r *Rule) { r.Host, r.To = "*.example.com", "https://:subdomain.:subdomain.example.org/" }),
+			[]string{`7: rule "r1": to: "https://:subdomain.:subdomain.example.org/": :subdomain may stand in the host only once, as its leading labels followed by a domain, such as https://:subdomain.example.org/ (open-redirect guard)`}},
 		{"negative cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = new(-time.Second) }),
 			[]string{`7: rule "r1": cache_max_age: -1 is negative; accepted: a number of seconds >= 0 (0: not cacheable)`}},
 		{"sub-second cache_max_age", okRule(func(r *Rule) { r.CacheMaxAge = new(1500 * time.Millisecond) }),
@@ -311,3 +356,5 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func ptr(s string) *string { return &s }

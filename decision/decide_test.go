@@ -42,6 +42,9 @@ type caseRule struct {
 	CaseInsensitive bool              `yaml:"case_insensitive"`
 	TrailingSlash   string            `yaml:"trailing_slash"`
 	Headers         map[string]string `yaml:"headers"`
+	Has             []Condition       `yaml:"has"`
+	Missing         []Condition       `yaml:"missing"`
+	Languages       []string          `yaml:"languages"`
 	CacheMaxAge     *int              `yaml:"cache_max_age"`
 	Since           time.Time         `yaml:"since"`
 	ActiveFrom      time.Time         `yaml:"active_from"`
@@ -93,7 +96,8 @@ func (c caseRule) rule(t *testing.T) Rule {
 	r := Rule{
 		ID: c.ID, Host: c.Host, Path: c.Path, To: c.To, Status: c.Status,
 		Methods: c.Methods, QueryStrip: c.QueryStrip, CaseInsensitive: c.CaseInsensitive,
-		Headers: c.Headers, Since: c.Since, ActiveFrom: c.ActiveFrom, ActiveUntil: c.ActiveUntil,
+		Headers: c.Headers, Has: c.Has, Missing: c.Missing, Languages: c.Languages,
+		Since: c.Since, ActiveFrom: c.ActiveFrom, ActiveUntil: c.ActiveUntil,
 	}
 	if c.CacheMaxAge != nil {
 		r.CacheMaxAge = new(time.Duration(*c.CacheMaxAge) * time.Second)

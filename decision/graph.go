@@ -291,6 +291,16 @@ func (rt *route) probes() []probe {
 	}
 }
 
+// probeVars are the values a probe gives ":lang" and ":subdomain": the
+// rule's first language, and the probe host's label.
+func (rt *route) probeVars() *vars {
+	v := &vars{subdomain: "redirectd-probe"}
+	if rt.ext != nil && rt.ext.conds != nil && len(rt.ext.conds.langs) > 0 {
+		v.lang = rt.ext.conds.langs[0]
+	}
+	return v
+}
+
 // probeLocation is rt's Location for a GET of path, or false when rt does
 // not match it (a regex sample that normalisation changed).
 func (rt *route) probeLocation(path string) (string, bool) {
@@ -298,7 +308,7 @@ func (rt *route) probeLocation(path string) (string, bool) {
 	r.trailing = len(r.path) > 1 && strings.HasSuffix(r.path, "/")
 	switch rt.kind {
 	case MatchExact:
-		return rt.location(&r, "", r.path, nil), true
+		return rt.location(&r, "", r.path, nil, rt.probeVars()), true
 	case MatchPrefix:
 		rest := strings.TrimPrefix(trimSlash(r.path), rt.path)
 		if rest == "/" {
@@ -307,7 +317,7 @@ func (rt *route) probeLocation(path string) (string, bool) {
 		if rt.strict && rt.trailing && rest == "" {
 			rest = "/"
 		}
-		return rt.location(&r, rest, r.path, nil), true
+		return rt.location(&r, rest, r.path, nil, rt.probeVars()), true
 	}
 	p := trimSlash(r.path)
 	if rt.strict {
@@ -317,7 +327,7 @@ func (rt *route) probeLocation(path string) (string, bool) {
 	if !rt.matchDynamic(p, &caps) {
 		return "", false
 	}
-	return rt.location(&r, "", p, &caps), true
+	return rt.location(&r, "", p, &caps, rt.probeVars()), true
 }
 
 // regexSample makes a path the anchored expression expr matches: the
@@ -419,7 +429,7 @@ func covers(e, l *route) bool {
 	if e.kind != l.kind {
 		return false
 	}
-	if e.ext != nil && (len(e.ext.headers) > 0 || e.ext.shadow || !e.ext.activeFrom.IsZero() || !e.ext.activeUntil.IsZero()) || e.mayBeOwnTarget() {
+	if e.ext != nil && (e.ext.conds != nil || e.ext.vars&varSubdomain != 0 || e.ext.shadow || !e.ext.activeFrom.IsZero() || !e.ext.activeUntil.IsZero()) || e.mayBeOwnTarget() {
 		return false
 	}
 	if em := e.methods(); len(em) > 0 {

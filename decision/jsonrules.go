@@ -116,7 +116,7 @@ func explainJSON(raw []byte, line int) (f ruleFields, problems []Problem, lines 
 		}
 		lines.set(key, line, valueLine)
 		field := fields.Field(i)
-		if err := json.Unmarshal(v, field.Addr().Interface()); err != nil {
+		if err := json.Unmarshal(v, field.Addr().Interface(), strictJSON); err != nil {
 			field.SetZero()
 			problem(valueLine, key, "%s", wrongType(key, field.Type(), v, err))
 		}
@@ -145,6 +145,9 @@ func wrongType(field string, t reflect.Type, v jsontext.Value, err error) string
 	case reflect.Bool:
 		want = "must be true or false"
 	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Struct {
+			return conditionsWrongType(v)
+		}
 		want = `must be a list of texts such as ["GET", "HEAD"]`
 		var list []jsontext.Value
 		if json.Unmarshal(v, &list) == nil {
@@ -172,6 +175,33 @@ func wrongType(field string, t reflect.Type, v jsontext.Value, err error) string
 		msg += "; " + statusAccepted
 	}
 	return msg
+}
+
+// conditionsWrongType says what is wrong with a has or missing list that
+// did not decode: the first entry or member that is not what a Condition
+// takes.
+func conditionsWrongType(v jsontext.Value) string {
+	const accepted = `accepted: a list such as [{"type": "cookie", "key": "beta", "value": "1"}] (type, key, optional value)`
+	var list []jsontext.Value
+	if json.Unmarshal(v, &list) != nil {
+		return fmt.Sprintf("must be a list, found %s; %s", describeJSON(v), accepted)
+	}
+	for i, e := range list {
+		var members map[string]jsontext.Value
+		if json.Unmarshal(e, &members) != nil {
+			return fmt.Sprintf("[%d] is %s; %s", i, describeJSON(e), accepted)
+		}
+		for _, name := range slices.Sorted(maps.Keys(members)) {
+			m := members[name]
+			switch {
+			case name != "type" && name != "key" && name != "value":
+				return fmt.Sprintf("[%d]: unknown condition field %q; accepted: type, key, value", i, name)
+			case m.Kind() != '"' && !(name == "value" && m.Kind() == 'n'):
+				return fmt.Sprintf("[%d]: %s must be a text value in quotes, found %s", i, name, describeJSON(m))
+			}
+		}
+	}
+	return fmt.Sprintf("must be a list of conditions; %s", accepted)
 }
 
 // syntaxProblemJSON is a Problem for an error of the JSON grammar, at the

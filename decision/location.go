@@ -70,9 +70,19 @@ func pathEnd(to string) int {
 // location builds the Location for a matched rule. rest is the request path
 // left after a prefix rule's prefix ("" otherwise); caps are pattern or
 // regex captures over path.
-func (rt *route) location(req *request, rest string, path string, caps *captures) string {
+// v holds the values of ":lang" and ":subdomain", which replace those
+// names in To's own text, never in captured text.
+func (rt *route) location(req *request, rest string, path string, caps *captures, v *vars) string {
 	t := rt.template()
-	pe := int(rt.pathEnd)
+	to, pe := rt.cleanTo, int(rt.pathEnd)
+	var tv toVars
+	if rt.ext != nil && rt.ext.vars != 0 {
+		tv = rt.ext.vars
+		if t == nil {
+			to = expandVars(to, tv, v)
+			pe = pathEnd(to)
+		}
+	}
 	reqQuery := req.query
 	if rt.drop {
 		reqQuery = ""
@@ -81,23 +91,27 @@ func (rt *route) location(req *request, rest string, path string, caps *captures
 		// The common case: To (already cleaned at Build) plus, for a
 		// prefix rule, the rest of the path; one allocation at most.
 		if rest == "" {
-			return rt.cleanTo
+			return to
 		}
-		if pe == len(rt.cleanTo) {
-			return joinPath(rt.cleanTo, rest)
+		if pe == len(to) {
+			return joinPath(to, rest)
 		}
 	}
 
 	var b strings.Builder
-	b.Grow(len(rt.cleanTo) + len(rest) + len(reqQuery) + 16)
+	b.Grow(len(to) + len(rest) + len(reqQuery) + 16)
 	if t == nil {
-		b.WriteString(rt.cleanTo[:pe])
+		b.WriteString(to[:pe])
 		writeRest(&b, rest)
-		b.WriteString(rt.cleanTo[pe:])
+		b.WriteString(to[pe:])
 	} else {
 		for _, p := range t.parts {
 			if p.group < 0 {
-				b.WriteString(p.text)
+				if tv != 0 {
+					b.WriteString(expandVars(p.text, tv, v))
+				} else {
+					b.WriteString(p.text)
+				}
 				continue
 			}
 			if p.group < caps.n {
@@ -112,6 +126,77 @@ func (rt *route) location(req *request, rest string, path string, caps *captures
 		return loc
 	}
 	return mergeQuery(loc, reqQuery, rt.queryStrip())
+}
+
+// hasVar reports whether to names ":name" (not as the start of a longer
+// name).
+func hasVar(to, name string) bool {
+	for i := 0; i < len(to); {
+		j := strings.Index(to[i:], ":"+name)
+		if j < 0 {
+			return false
+		}
+		end := i + j + 1 + len(name)
+		if end == len(to) || !isNameByte(to[end]) {
+			return true
+		}
+		i = end
+	}
+	return false
+}
+
+// expandVars replaces the names tv flags in text, a piece of a rule's To,
+// by their values: ":lang" by a tag of the rule's languages, ":subdomain"
+// by labels checked by dnsLabels, so neither can add a '/', '@', ':' or
+// anything else that would change what the URL names.
+func expandVars(text string, tv toVars, v *vars) string {
+	if strings.IndexByte(text, ':') < 0 {
+		return text
+	}
+	var b strings.Builder
+	for i := 0; i < len(text); i++ {
+		if text[i] == ':' {
+			j := i + 1
+			for j < len(text) && isNameByte(text[j]) {
+				j++
+			}
+			switch name := text[i+1 : j]; {
+			case name == "lang" && tv&varLang != 0:
+				b.WriteString(v.lang)
+				i = j - 1
+				continue
+			case name == "subdomain" && tv&varSubdomain != 0:
+				b.WriteString(v.subdomain)
+				i = j - 1
+				continue
+			}
+		}
+		b.WriteByte(text[i])
+	}
+	return b.String()
+}
+
+// dnsLabels reports whether s is one or more dot-separated LDH labels
+// (RFC 1035 section 2.3.1, with RFC 1123 section 2.1's leading digits):
+// letters, digits and '-', not at either end, 1 to 63 bytes each. Such
+// labels put before ".example.org" name a host under example.org and
+// nothing else.
+func dnsLabels(s string) bool {
+	if s == "" || len(s) > maxHostLen {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // joinPath appends rest to to without creating "//" at the seam.

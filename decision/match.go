@@ -35,6 +35,9 @@ type match struct {
 	// shadows are the shadow rules that would have answered, with their
 	// Locations, in the order tried.
 	shadows []shadowHit
+	// vars are the values of ":lang" (set by admit for the candidate it
+	// admits) and ":subdomain" (set by matchScope for a wildcard scope).
+	vars vars
 	// loadCheck is the load check's view (graph.go): every rule active
 	// and enforced, and a rule whose Location is the request's own path
 	// wins, so the loop shows. Decide never sets it.
@@ -368,6 +371,10 @@ func (ix *Index) walksUp(key []byte, scopeLen int) bool {
 // the next candidate tried.
 func (ix *Index) matchScope(k *lookupKey, scopePrefix, scope string, r *request, hdr map[string]string, ex *Explanation, m *match) bool {
 	trim := trimSlash(r.path)
+	m.vars.subdomain = ""
+	if scopePrefix == "*." {
+		m.vars.subdomain = r.host[:len(r.host)-len(scope)-1]
+	}
 	k.buf = append(k.buf[:0], scopePrefix...)
 	k.buf = append(k.buf, scope...)
 	scopeLen := len(k.buf)
@@ -524,9 +531,15 @@ func reexplain(ex *Explanation, id, why string) {
 	}
 }
 
-// admit applies the filters that do not depend on the path: methods and
-// headers. Header conditions evaluated are recorded: the answer varies on
-// them.
+// admit applies the filters that do not depend on the path: methods,
+// then conditions (README "Conditions"), then languages (README "Language
+// negotiation"), which sets m.vars.lang. A rule whose conditions or
+// languages were evaluated is recorded whether they held or not: the
+// answer varies on the headers they consult.
+//
+// This is the place for further per-rule filters: each is a field of
+// routeExtra set by compile and tested here, before the path's Location
+// is built.
 func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (bool, string) {
 	e := rt.ext
 	if e == nil {
@@ -535,14 +548,25 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 	if len(e.methods) > 0 && !slices.Contains(e.methods, r.method) {
 		return false, "method " + r.method + " not in methods"
 	}
-	if len(e.headers) > 0 {
+	if e.vary != "" {
 		m.varies = append(m.varies, e)
-		for _, h := range e.headers {
-			v := hdr[h.name]
-			if h.glob == "" && v != "" || h.glob != "" && !globMatch(h.glob, v) {
-				return false, "header " + h.name + " does not match"
+	}
+	if rc := e.conds; rc != nil {
+		for i := range rc.list {
+			if c := &rc.list[i]; !c.holds(r, hdr) {
+				return false, c.why
 			}
 		}
+		if len(rc.langs) > 0 {
+			tag, ok := negotiate(hdr["accept-language"], rc.langs)
+			if !ok {
+				return false, rc.langWhy
+			}
+			m.vars.lang = tag
+		}
+	}
+	if e.vars&varSubdomain != 0 && !dnsLabels(m.vars.subdomain) {
+		return false, "the host's labels " + strconv.Quote(m.vars.subdomain) + " before the wildcard's suffix are not DNS labels, so they are no :subdomain (README \"Host captures\")"
 	}
 	return true, "matched"
 }
@@ -553,7 +577,7 @@ func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (
 // that moves the scheme or host is already satisfied, one that sends a
 // path to itself is a loop, recorded in m.self.
 func (ix *Index) target(rt *route, r *request, rest, path string, caps *captures, m *match) (string, bool, string) {
-	loc := rt.location(r, rest, path, caps)
+	loc := rt.location(r, rest, path, caps, &m.vars)
 	switch ownURL(loc, r) {
 	case alreadyTarget:
 		return loc, false, "request is already the target " + loc

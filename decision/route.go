@@ -2,7 +2,6 @@ package decision
 
 import (
 	"fmt"
-	"net/textproto"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -42,8 +41,9 @@ type route struct {
 // holds the rule.
 type routeExtra struct {
 	methods    []string
-	headers    []headerCond
-	vary       string // canonical header names, ", "-separated
+	conds      *ruleConds // nil without headers, has, missing and languages
+	vary       string     // canonical names of the headers conds consult, ", "-separated
+	vars       toVars     // the names To uses besides captures
 	pattern    []patSeg
 	re         *regexp.Regexp
 	to         *template // pattern and regex rules: To split at its captures
@@ -58,8 +58,30 @@ type routeExtra struct {
 	shadow                  bool
 }
 
-type headerCond struct {
-	name, glob string
+// ruleConds are a rule's request conditions (README "Conditions",
+// "Language negotiation"), compiled, and as written for Rule.
+type ruleConds struct {
+	list  []cond   // headers, has and missing
+	langs []string // languages as written
+	// langWhy explains a request whose Accept-Language selects none.
+	langWhy string
+
+	headers      map[string]string
+	has, missing []Condition
+}
+
+// toVars flags the names a To may use besides captures (README "Language
+// negotiation", "Host captures").
+type toVars uint8
+
+const (
+	varLang      toVars = 1 << iota // ":lang", the tag negotiated
+	varSubdomain                    // ":subdomain", the labels a wildcard host scope matched
+)
+
+// vars are the values of the toVars for one request.
+type vars struct {
+	lang, subdomain string
 }
 
 // patSeg is one segment of a pattern: a literal, a ":name" parameter or
@@ -188,15 +210,23 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 	if len(r.Methods) > 0 {
 		ext.methods, needExt = r.Methods, true
 	}
-	if len(r.Headers) > 0 {
-		names := make([]string, 0, len(r.Headers))
-		for name, glob := range r.Headers {
-			ext.headers = append(ext.headers, headerCond{name: strings.ToLower(name), glob: glob})
-			names = append(names, textproto.CanonicalMIMEHeaderKey(name))
+	if len(r.Headers)+len(r.Has)+len(r.Missing)+len(r.Languages) > 0 {
+		rc := &ruleConds{headers: r.Headers, has: r.Has, missing: r.Missing}
+		var names []string
+		rc.list, names = compileConditions(r)
+		ext.conds = rc
+		if len(r.Languages) > 0 {
+			rc.langs, rc.langWhy = r.Languages, "Accept-Language selects none of languages "+strings.Join(r.Languages, ", ")
+			names = append(names, "Accept-Language")
+			slices.Sort(names)
+			if hasVar(r.To, "lang") {
+				ext.vars |= varLang
+			}
 		}
-		slices.SortFunc(ext.headers, func(a, b headerCond) int { return strings.Compare(a.name, b.name) })
-		slices.Sort(names)
-		ext.vary, needExt = strings.Join(names, ", "), true
+		ext.vary, needExt = strings.Join(slices.Compact(names), ", "), true
+	}
+	if strings.HasPrefix(r.Host, "*.") && hasVar(r.To, "subdomain") {
+		ext.vars, needExt = ext.vars|varSubdomain, true
 	}
 	if len(r.QueryStrip) > 0 {
 		ext.queryStrip, needExt = r.QueryStrip, true

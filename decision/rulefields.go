@@ -35,6 +35,9 @@ type ruleFields struct {
 	CaseInsensitive bool              `json:"case_insensitive,omitzero" yaml:"case_insensitive"`
 	TrailingSlash   string            `json:"trailing_slash,omitzero" yaml:"trailing_slash"`
 	Headers         map[string]string `json:"headers,omitzero" yaml:"headers"`
+	Has             []Condition       `json:"has,omitzero" yaml:"has"`
+	Missing         []Condition       `json:"missing,omitzero" yaml:"missing"`
+	Languages       []string          `json:"languages,omitzero" yaml:"languages"`
 	// CacheMaxAge is the value as written: a JSON number of seconds
 	// (3600) or a JSON string holding a duration ("24h"). YAML's plain
 	// numbers and strings map onto the same two.
@@ -50,7 +53,7 @@ type ruleFields struct {
 
 // ruleFieldCount is the number of fields of ruleFields, which fieldLines
 // holds a line for; TestRuleFieldsTags checks it.
-const ruleFieldCount = 19
+const ruleFieldCount = 22
 
 // ruleFieldNames are the rules-file fields in their declared order.
 var ruleFieldNames = func() []string {
@@ -85,6 +88,7 @@ func (f *ruleFields) toRule(r *Rule) []Problem {
 	*r = Rule{
 		ID: f.ID, Host: f.Host, Path: f.Path, To: f.To, Status: f.Status,
 		Methods: f.Methods, QueryStrip: f.QueryStrip, CaseInsensitive: f.CaseInsensitive, Headers: f.Headers,
+		Has: f.Has, Missing: f.Missing, Languages: f.Languages,
 	}
 	var err error
 	if f.Match != "" {
@@ -137,6 +141,15 @@ func (f *ruleFields) toRule(r *Rule) []Problem {
 	if len(r.Headers) == 0 {
 		r.Headers = nil
 	}
+	if len(r.Has) == 0 {
+		r.Has = nil
+	}
+	if len(r.Missing) == 0 {
+		r.Missing = nil
+	}
+	if len(r.Languages) == 0 {
+		r.Languages = nil
+	}
 	return problems
 }
 
@@ -147,6 +160,7 @@ func fromRule(r *Rule, num []byte) ruleFields {
 	f := ruleFields{
 		ID: r.ID, Host: r.Host, Path: r.Path, To: r.To, Status: r.Status,
 		Methods: r.Methods, QueryStrip: r.QueryStrip, CaseInsensitive: r.CaseInsensitive, Headers: r.Headers,
+		Has: r.Has, Missing: r.Missing, Languages: r.Languages,
 	}
 	if r.Match != MatchExact {
 		f.Match = r.Match.String()

@@ -332,6 +332,8 @@ func (d *nodeDecoder) field(name string, v *yaml.Node, field reflect.Value) {
 		field.Set(reflect.ValueOf(d.strList(name, v)))
 	case *map[string]string:
 		field.Set(reflect.ValueOf(d.strMap(name, v)))
+	case *[]Condition:
+		field.Set(reflect.ValueOf(d.conditions(name, v)))
 	case *jsontext.Value:
 		field.Set(reflect.ValueOf(d.number(name, v)))
 	default:
@@ -442,6 +444,61 @@ func (d *nodeDecoder) strMap(field string, v *yaml.Node) map[string]string {
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+const conditionAccepted = "accepted: a list of {type: header|cookie|query, key: name, value: glob} with value optional"
+
+// conditions reads a has or missing list (README "Conditions"): mappings
+// of type, key and an optional value. A null value is no value, as in
+// JSON; other scalars are taken as their text (value: 1 is "1").
+func (d *nodeDecoder) conditions(field string, v *yaml.Node) []Condition {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		d.errorf(v, field, "must be a list, found %s; %s", kindName(v), conditionAccepted)
+		return nil
+	}
+	var out []Condition
+	for _, e := range v.Content {
+		if !d.usable(e, field) {
+			continue
+		}
+		if e.Kind != yaml.MappingNode {
+			d.errorf(e, field, "an entry is %s; %s", kindName(e), conditionAccepted)
+			continue
+		}
+		var c Condition
+		seen := map[string]bool{}
+		for j := 0; j+1 < len(e.Content); j += 2 {
+			k, val := e.Content[j], e.Content[j+1]
+			if !d.usable(k, field) || !d.usable(val, field) {
+				continue
+			}
+			if seen[k.Value] {
+				d.errorf(k, field, "%q given twice in one condition", k.Value)
+				continue
+			}
+			seen[k.Value] = true
+			switch k.Value {
+			case "type":
+				c.Type, _ = d.str(field, val)
+			case "key":
+				c.Key, _ = d.str(field, val)
+			case "value":
+				if val.Kind == yaml.ScalarNode && val.Tag == "!!null" {
+					continue
+				}
+				if s, ok := d.str(field, val); ok {
+					c.Value = &s
+				}
+			default:
+				d.errorf(k, field, "unknown condition field %q; accepted: type, key, value", k.Value)
+			}
+		}
+		out = append(out, c)
 	}
 	return out
 }

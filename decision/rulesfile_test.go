@@ -39,6 +39,23 @@ func TestParseRulesRejects(t *testing.T) {
 		{"bad_header.yaml", []string{
 			`bad_header.yaml:6: rule "german": headers: "Accept-Language" is not lower-case; request header names are compared lower-case, write "accept-language"`,
 		}},
+		{"bad_conditions.yaml", []string{
+			`bad_conditions.yaml:6: rule "beta": has: [0]: unknown type "cookies"; accepted: {type: header|cookie|query, key: a name, value: an optional glob with * and ?}`,
+			`bad_conditions.yaml:6: rule "beta": has: [1]: empty key; accepted: {type: header|cookie|query, key: a name, value: an optional glob with * and ?}`,
+			`bad_conditions.yaml:8: rule "beta": missing: [0]: "a;b" is not a cookie name; accepted: a name without spaces, ';', '=' or quotes (RFC 6265 section 4.1.1)`,
+			`bad_conditions.yaml:9: rule "beta": languages: "de_DE" is not a language tag; accepted: language tags such as en, de, fr-CH, zh-Hant (RFC 5646)`,
+			`bad_conditions.yaml:9: rule "beta": languages: "EN" is listed twice (tags are compared case-insensitively)`,
+		}},
+		{"bad_condition_field.yaml", []string{
+			`bad_condition_field.yaml:6: rule "beta": has: unknown condition field "valu"; accepted: type, key, value`,
+			`bad_condition_field.yaml:7: rule "beta": missing: must be a list, found a mapping; accepted: a list of {type: header|cookie|query, key: name, value: glob} with value optional`,
+		}},
+		{"bad_json_conditions.json", []string{
+			`bad_json_conditions.json:3: rule "beta": has: [0]: value must be a text value in quotes, found 1`,
+			`bad_json_conditions.json:4: rule "gamma": to: "/:lang/" uses :lang, the tag that languages selects, but the rule has no languages; add languages: [en, de, ...]`,
+			`bad_json_conditions.json:5: rule "gamma": missing: [0]: "x y" is not a header name; accepted: a header name such as x-beta (RFC 9110 section 5.1)`,
+			`bad_json_conditions.json:7: rule "delta": has: [0]: unknown condition field "valu"; accepted: type, key, value`,
+		}},
 		{"bad_intent.yaml", []string{
 			`bad_intent.yaml:5: rule "moved": intent: unknown intent "forever"; accepted: permanent, temporary, see_other`,
 		}},
@@ -49,7 +66,7 @@ func TestParseRulesRejects(t *testing.T) {
 			`bad_json_status.json:7: rule "moved": status: must be a whole number, found "301"; accepted: 301, 302, 303, 307, 308 (or omit it to choose from the intent)`,
 		}},
 		{"bad_json_unknown_field.json", []string{
-			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
+			`bad_json_unknown_field.json:3: rule "b": intnet: unknown field "intnet" (did you mean intent?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, has, missing, languages, cache_max_age, since, active_from, active_until, mode, promote_after`,
 		}},
 		{"bad_match.yaml", []string{
 			`bad_match.yaml:4: rule "moved": match: unknown match "glob"; accepted: exact, prefix, pattern, regex`,
@@ -148,11 +165,11 @@ func TestParseRulesRejects(t *testing.T) {
 			`two_documents.yaml:5: a second YAML document (after ---); accepted: one document with rules:`,
 		}},
 		{"unknown_field.yaml", []string{
-			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
+			`unknown_field.yaml:5: rule "docs-moved": stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, has, missing, languages, cache_max_age, since, active_from, active_until, mode, promote_after`,
 		}},
 		{"several_problems.jsonl", []string{
 			"several_problems.jsonl:4: id: must be a text value in quotes, found 7",
-			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, cache_max_age, since, active_from, active_until, mode, promote_after`,
+			`several_problems.jsonl:4: stauts: unknown field "stauts" (did you mean status?); accepted: id, host, path, match, to, intent, status, methods, query, query_strip, case_insensitive, trailing_slash, headers, has, missing, languages, cache_max_age, since, active_from, active_until, mode, promote_after`,
 			`several_problems.jsonl:5: rule "c": path: given twice in one rule`,
 			`several_problems.jsonl:7: rule "a": intent: unknown intent "forever"; accepted: permanent, temporary, see_other`,
 			`several_problems.jsonl:7: rule "a": id: duplicate id, first used at line 2; every rule needs its own id`,
@@ -232,14 +249,18 @@ func TestParseRulesYAMLAndJSON(t *testing.T) {
 		{ID: "blog", Match: MatchPattern, Path: "/blog/:year/*", To: "/news/:year/:splat", Query: QueryDrop,
 			QueryStrip: []string{"utm_*"}, Headers: map[string]string{"accept-language": "de*"},
 			CacheMaxAge: new(24 * time.Hour), Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
+		{ID: "home", Path: "/", To: "/:lang/",
+			Has:       []Condition{{Type: "cookie", Key: "beta", Value: ptr("1")}, {Type: "header", Key: "X-Env"}},
+			Missing:   []Condition{{Type: "query", Key: "nolang"}},
+			Languages: []string{"en", "de", "fr-CH"}},
 	}
 	for _, tt := range []struct {
 		file  string
 		lines []int
 	}{
-		{"valid.yaml", []int{3, 10}},
-		{"valid.json", []int{3, 12}},
-		{"valid.jsonl", []int{2, 4}},
+		{"valid.yaml", []int{3, 10, 20}},
+		{"valid.json", []int{3, 12, 23}},
+		{"valid.jsonl", []int{2, 4, 5}},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("testdata", "rules", tt.file))

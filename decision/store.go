@@ -666,6 +666,7 @@ func sameRule(a, b *Rule) bool {
 		a.CaseInsensitive == b.CaseInsensitive && a.TrailingSlash == b.TrailingSlash &&
 		a.Status == b.Status && slices.Equal(a.Methods, b.Methods) &&
 		slices.Equal(a.QueryStrip, b.QueryStrip) && maps.Equal(a.Headers, b.Headers) &&
+		conditionsEqual(a.Has, b.Has) && conditionsEqual(a.Missing, b.Missing) && slices.Equal(a.Languages, b.Languages) &&
 		maxAgeKey(a.CacheMaxAge) == maxAgeKey(b.CacheMaxAge) && a.Since.Equal(b.Since) &&
 		a.ActiveFrom.Equal(b.ActiveFrom) && a.ActiveUntil.Equal(b.ActiveUntil) &&
 		a.Mode == b.Mode && a.PromoteAfter == b.PromoteAfter

@@ -3,6 +3,7 @@ package decision
 import (
 	"errors"
 	"fmt"
+	"github.com/google/go-cmp/cmp"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -438,4 +439,46 @@ func LoadRulesSlow(t *testing.T, file string, data []byte) (*Index, []Problem, e
 	}
 	ix, more, err := Build(rules, Options{})
 	return ix, append(warns, more...), err
+}
+
+// TestConditionsKeptAsWritten: rules with conditions and languages come
+// back from the compact base as written, and replacing the set with the
+// same rules changes none of them (base.sameAs), while a changed value
+// does change one.
+func TestConditionsKeptAsWritten(t *testing.T) {
+	one := "1"
+	rules := []Rule{
+		{ID: "a", Path: "/a", To: "/:lang/a", Languages: []string{"en", "de-CH"},
+			Has:     []Condition{{Type: "cookie", Key: "beta", Value: &one}, {Type: "header", Key: "X-Env"}},
+			Missing: []Condition{{Type: "query", Key: "no"}}, Headers: map[string]string{"x-a": ""}},
+		{ID: "b", Host: "*.example.com", Path: "/b", To: "https://:subdomain.example.org/b"},
+		{ID: "c", Path: "/c", To: "/d"},
+	}
+	s := NewStore(Options{})
+	commit(t)(s.Replace(slices.Clone(rules)))
+	for _, r := range rules {
+		got, ok := s.Index().Rule(r.ID)
+		if diff := cmp.Diff(r, got, ignoreLine); !ok || diff != "" {
+			t.Errorf("Rule(%s) (-want +got):\n%s", r.ID, diff)
+		}
+	}
+	c, err := s.Replace(slices.Clone(rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Puts != 0 || c.Deletes != 0 {
+		t.Errorf("the same rules again: %d puts, %d deletes; want none", c.Puts, c.Deletes)
+	}
+	c.Abort()
+	two := "2"
+	changed := slices.Clone(rules)
+	changed[0].Has = []Condition{{Type: "cookie", Key: "beta", Value: &two}, {Type: "header", Key: "X-Env"}}
+	c, err = s.Replace(changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Puts != 1 {
+		t.Errorf("one changed value: %d puts, want 1", c.Puts)
+	}
+	c.Abort()
 }

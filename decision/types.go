@@ -160,9 +160,18 @@ type Rule struct {
 	Methods    []string // upper-case; empty = any method
 	QueryStrip []string // glob patterns of query parameter names
 	// Headers restricts the rule to requests whose headers match: lower-case
-	// name to glob pattern ("" = header absent or empty). A decision made
-	// by such a rule carries Vary and private caching.
+	// name to glob ("" = header absent or empty). It is shorthand for Has
+	// conditions of type header (README "Conditions").
 	Headers map[string]string
+	// Has and Missing are request conditions (README "Conditions"): the
+	// rule applies only when every Has condition holds and no Missing one
+	// does. A decision that consulted headers or cookies carries Vary and
+	// private caching.
+	Has, Missing []Condition
+	// Languages limits the rule to requests whose Accept-Language selects
+	// one of these tags (RFC 4647 section 3.4 lookup); ":lang" in To is the
+	// tag selected (README "Language negotiation").
+	Languages []string
 	// CacheMaxAge overrides the server's max-age: nil = not set (the
 	// server's default), 0 = not cacheable (no-store).
 	CacheMaxAge *time.Duration
@@ -181,6 +190,26 @@ type Rule struct {
 	// Line is the rule's line in its rules file (0 when not from a file).
 	Line int
 }
+
+// Condition is one entry of a rule's has or missing list, in Vercel's
+// shape (README "Conditions").
+type Condition struct {
+	// Type is "header", "cookie" or "query".
+	Type string `json:"type" yaml:"type"`
+	// Key is the header name (compared case-insensitively), cookie name or
+	// query parameter name (both compared case-sensitively).
+	Key string `json:"key" yaml:"key"`
+	// Value is a glob ('*' any text, '?' one character, '\' quotes the
+	// next) the value must match; nil: the key need only be present.
+	Value *string `json:"value,omitzero" yaml:"value"`
+}
+
+// The condition types.
+const (
+	ConditionHeader = "header"
+	ConditionCookie = "cookie"
+	ConditionQuery  = "query"
+)
 
 // Request is what a caller knows about an HTTP request.
 type Request struct {

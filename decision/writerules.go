@@ -218,6 +218,23 @@ func writeYAMLValue(w *bufio.Writer, v reflect.Value) {
 			writeScalar(w, (*v)[name], true)
 		}
 		w.WriteByte('}')
+	case *[]Condition:
+		w.WriteByte('[')
+		for i, c := range *v {
+			if i > 0 {
+				w.WriteString(", ")
+			}
+			w.WriteString("{type: ")
+			writeScalar(w, c.Type, true)
+			w.WriteString(", key: ")
+			writeScalar(w, c.Key, true)
+			if c.Value != nil {
+				w.WriteString(", value: ")
+				writeScalar(w, *c.Value, true)
+			}
+			w.WriteByte('}')
+		}
+		w.WriteByte(']')
 	case *jsontext.Value:
 		// A JSON number is a YAML number; fromRule writes only numbers.
 		w.Write(*v)

@@ -56,6 +56,9 @@ func roundTripRules() []Rule {
 		{ID: "~", Path: "/", Match: MatchPrefix, To: "https://[2001:db8::1]:8443/"},
 		{ID: "@at", Path: "/a", To: "/b", Headers: map[string]string{"x": `back\slash "q"`}},
 		{ID: "unicode-lines", Path: "/a\u2028b\u2029c\ufeffd", To: "/x"},
+		{ID: "conditions", Path: "/", To: "https://:lang.example.org/:lang/", Languages: []string{"en", "fr-CH"},
+			Has:     []Condition{{Type: "cookie", Key: "beta", Value: ptr("1")}, {Type: "header", Key: "X-Env"}, {Type: "query", Key: "a: b", Value: ptr("")}},
+			Missing: []Condition{{Type: "query", Key: "q", Value: ptr("*?{x}")}, {Type: "header", Key: "no"}}},
 		{ID: "émoji-😀", Path: "/ß", To: "/x"},
 	}
 }
@@ -79,6 +82,8 @@ func trickyRules() []Rule {
 		rules = append(rules, Rule{
 			ID: s, Host: s, Path: s, To: s, Methods: []string{s, "GET"}, QueryStrip: []string{s},
 			Headers: map[string]string{s: s, "x" + strconv.Itoa(i): s},
+			Has:     []Condition{{Type: s, Key: s, Value: &trickyStrings[i]}, {Type: s, Key: s}}, Missing: []Condition{{Type: s, Key: s}},
+			Languages: []string{s},
 		})
 	}
 	return rules
@@ -108,6 +113,20 @@ func plainRule(r *Rule) map[string]any {
 		headers[k] = v
 	}
 	set("headers", headers, len(r.Headers) > 0)
+	conditions := func(list []Condition) []any {
+		out := make([]any, len(list))
+		for i, c := range list {
+			m := map[string]any{"type": c.Type, "key": c.Key}
+			if c.Value != nil {
+				m["value"] = *c.Value
+			}
+			out[i] = m
+		}
+		return out
+	}
+	set("has", conditions(r.Has), len(r.Has) > 0)
+	set("missing", conditions(r.Missing), len(r.Missing) > 0)
+	set("languages", anyList(r.Languages), len(r.Languages) > 0)
 	if r.CacheMaxAge != nil {
 		set("cache_max_age", int64(*r.CacheMaxAge/time.Second), true)
 	}
@@ -262,7 +281,9 @@ func TestWriteRulesExact(t *testing.T) {
 		Intent: IntentPermanent, Status: 308, Methods: []string{"GET", "HEAD"}, Query: QueryDrop,
 		QueryStrip: []string{"utm_*", "fbclid"}, CaseInsensitive: true, TrailingSlash: TrailingSlashStrict,
 		Headers: map[string]string{"b": "2", "a": "1"}, CacheMaxAge: new(86400 * time.Second),
-		Since: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+		Has: []Condition{{Type: "cookie", Key: "beta", Value: ptr("1")}}, Missing: []Condition{{Type: "header", Key: "x-no"}},
+		Languages: []string{"en", "de"},
+		Since:     time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 	}
 	tests := []struct {
 		name   string
@@ -289,6 +310,9 @@ func TestWriteRulesExact(t *testing.T) {
     case_insensitive: true
     trailing_slash: strict
     headers: {a: "1", b: "2"}
+    has: [{type: cookie, key: beta, value: "1"}]
+    missing: [{type: header, key: x-no}]
+    languages: [en, de]
     cache_max_age: 86400
     since: "2026-11-01T00:00:00Z"
 `},
@@ -296,7 +320,7 @@ func TestWriteRulesExact(t *testing.T) {
 			"rules:\n  - id: \"1\"\n    path: \"/a\\\\d\"\n    match: regex\n    to: \"/b: c\"\n    intent: temporary\n    query_strip: [\"utm?\"]\n"},
 		{"json", FormatJSON, []Rule{{ID: "a", Path: "/a", To: "/b"}, full},
 			`{"rules":[` + "\n" + `{"id":"a","path":"/a","to":"/b"},` + "\n" +
-				`{"id":"docs-moved","host":"example.com","path":"/docs","match":"prefix","to":"https://docs.example.com","intent":"permanent","status":308,"methods":["GET","HEAD"],"query":"drop","query_strip":["utm_*","fbclid"],"case_insensitive":true,"trailing_slash":"strict","headers":{"a":"1","b":"2"},"cache_max_age":86400,"since":"2026-11-01T00:00:00Z"}` +
+				`{"id":"docs-moved","host":"example.com","path":"/docs","match":"prefix","to":"https://docs.example.com","intent":"permanent","status":308,"methods":["GET","HEAD"],"query":"drop","query_strip":["utm_*","fbclid"],"case_insensitive":true,"trailing_slash":"strict","headers":{"a":"1","b":"2"},"has":[{"type":"cookie","key":"beta","value":"1"}],"missing":[{"type":"header","key":"x-no"}],"languages":["en","de"],"cache_max_age":86400,"since":"2026-11-01T00:00:00Z"}` +
 				"\n]}\n"},
 		{"jsonl", FormatJSONL, []Rule{{ID: "a", Path: "/a", To: "/b&c<d>"}, {ID: "b", Path: "/b", To: "/c", Intent: IntentPermanent, CacheMaxAge: new(time.Hour)}},
 			`{"id":"a","path":"/a","to":"/b&c<d>"}` + "\n" + `{"id":"b","path":"/b","to":"/c","intent":"permanent","cache_max_age":3600}` + "\n"},
@@ -341,6 +365,7 @@ func TestRuleFieldsTags(t *testing.T) {
 	}
 	f := ruleFields{ID: "i", Host: "h", Path: "p", Match: "m", To: "t", Intent: "i", Status: 1, Methods: []string{"m"},
 		Query: "q", QueryStrip: []string{"q"}, CaseInsensitive: true, TrailingSlash: "t", Headers: map[string]string{"h": "v"},
+		Has: []Condition{{Type: "t"}}, Missing: []Condition{{Type: "t"}}, Languages: []string{"l"},
 		CacheMaxAge: []byte("1"), Since: "s", ActiveFrom: "f", ActiveUntil: "u", Mode: "m", PromoteAfter: "p"}
 	data, err := json.Marshal(f)
 	if err != nil {

@@ -148,8 +148,8 @@ func deniedResponse(d *decision.Decision) *authv3.CheckResponse {
 }
 
 // rawHeaders reads header_map, which Envoy sends instead of headers when
-// the filter sets encode_raw_headers. Repeated names are joined with ","
-// as RFC 9110 section 5.3 allows.
+// the filter sets encode_raw_headers. Repeated names are joined by
+// decision.JoinFields.
 func rawHeaders(hs []headerField) map[string]string {
 	m := make(map[string]string, len(hs))
 	for _, h := range hs {
@@ -159,7 +159,7 @@ func rawHeaders(hs []headerField) map[string]string {
 			v = h.value
 		}
 		if prev, ok := m[k]; ok {
-			v = prev + "," + v
+			v = decision.JoinFields(k, []string{prev, v})
 		}
 		m[k] = v
 	}

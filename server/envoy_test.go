@@ -41,6 +41,21 @@ const edgeRules = `rules:
     path: /start
     headers: {accept-language: "de*"}
     to: /de/start
+  - id: beta-app
+    path: /app
+    has: [{type: cookie, key: beta, value: "1"}]
+    missing: [{type: query, key: stay}]
+    to: /beta/app
+  - id: home-lang
+    host: shop.example.net
+    path: /
+    languages: [en, de, fr-CH]
+    to: /:lang/
+  - id: tenant
+    host: "*.tenants.example.com"
+    path: /
+    match: prefix
+    to: https://:subdomain.example.org/
 `
 
 // passCount is a PassCounter for tests.
@@ -313,6 +328,56 @@ func testEnvoyCheck(t *testing.T, client authv3.AuthorizationClient, passed *pas
 				}}
 			}),
 			want: redirect(307, "/de/start", "no-store", "Vary", "Accept-Language"),
+		},
+		{
+			name: "a cookie decided it: Vary Cookie",
+			in:   envoyCheck("GET", "shop.example.net", "/app", withHeader("cookie", "session=x; beta=1")),
+			want: redirect(307, "/beta/app", "no-store", "Vary", "Cookie"),
+		},
+		{
+			// HTTP/2 sends each cookie in a field of its own (RFC 9113
+			// section 8.2.3); with encode_raw_headers they arrive apart.
+			name: "cookies in several header_map fields",
+			in: envoyCheck("GET", "shop.example.net", "/app", func(in *authv3.CheckRequest) {
+				h := in.Attributes.Request.Http
+				h.Headers = nil
+				h.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+					{Key: ":authority", RawValue: []byte("shop.example.net")},
+					{Key: "cookie", RawValue: []byte("session=x")},
+					{Key: "cookie", RawValue: []byte("beta=1")},
+				}}
+			}),
+			want: redirect(307, "/beta/app", "no-store", "Vary", "Cookie"),
+		},
+		{
+			name: "a cookie with a longer name: pass with Vary Cookie",
+			in:   envoyCheck("GET", "shop.example.net", "/app", withHeader("cookie", "xbeta=1")),
+			want: checkAnswer{Code: codes.OK, Added: map[string]string{"Vary": "Cookie"}},
+		},
+		{
+			name: "a missing query parameter present: pass with Vary Cookie, none for the query",
+			in:   envoyCheck("GET", "shop.example.net", "/app?stay=1", withHeader("cookie", "beta=1")),
+			want: checkAnswer{Code: codes.OK, Added: map[string]string{"Vary": "Cookie"}},
+		},
+		{
+			name: "Accept-Language negotiated: :lang",
+			in:   envoyCheck("GET", "shop.example.net", "/", withHeader("accept-language", "fr-CH, de;q=0.5")),
+			want: redirect(307, "/fr-CH/", "no-store", "Vary", "Accept-Language"),
+		},
+		{
+			name: "Accept-Language refusing the only match: pass with Vary",
+			in:   envoyCheck("GET", "shop.example.net", "/", withHeader("accept-language", "de-AT, de;q=0")),
+			want: checkAnswer{Code: codes.OK, Added: map[string]string{"Vary": "Accept-Language"}},
+		},
+		{
+			name: "wildcard host: :subdomain",
+			in:   envoyCheck("GET", "Acme.tenants.example.com:8080", "/x?y=1"),
+			want: redirect(307, "https://acme.example.org/x?y=1", "no-store"),
+		},
+		{
+			name: "wildcard host whose labels are no DNS labels: pass",
+			in:   envoyCheck("GET", "a_b.tenants.example.com", "/x"),
+			want: pass,
 		},
 		{name: "no rule matches", in: envoyCheck("GET", "example.com", "/pricing?plan=pro"), want: pass},
 		{name: "prefix is whole segments", in: envoyCheck("GET", "example.com", "/docsearch"), want: pass},

@@ -138,8 +138,7 @@ func forwardedRequest(r *http.Request) (decision.Request, error) {
 }
 
 // decisionHeaders copies the request headers for rules that match on
-// them: lower-case names, repeated fields joined with ", " (RFC 9110
-// section 5.3).
+// them: lower-case names, repeated fields joined by decision.JoinFields.
 func decisionHeaders(h http.Header) (map[string]string, error) {
 	size := 0
 	for name, values := range h {
@@ -153,7 +152,7 @@ func decisionHeaders(h http.Header) (map[string]string, error) {
 	}
 	m := make(map[string]string, len(h))
 	for name, values := range h {
-		m[strings.ToLower(name)] = strings.Join(values, ", ")
+		m[strings.ToLower(name)] = decision.JoinFields(name, values)
 	}
 	return m, nil
 }

@@ -115,6 +115,23 @@ func TestForwardAuth(t *testing.T) {
 		{"caddy miss after a header condition: Vary", caddyRequest("GET", "example.com", "/start", "Accept-Language", "fr"),
 			forwardAuthAnswer{Status: http.StatusOK, Headers: map[string]string{"Vary": "Accept-Language"}}, 0},
 
+		// Conditions on cookies and languages: Caddy copies the client's
+		// Cookie and Accept-Language.
+		{"caddy cookie decides: Vary Cookie", caddyRequest("GET", "shop.example.net", "/app", "Cookie", "beta=1"),
+			faRedirect(307, "/beta/app", "no-store", "Vary", "Cookie"), 0},
+		{"caddy cookie in two fields, joined by a semicolon", func() *http.Request {
+			r := caddyRequest("GET", "shop.example.net", "/app")
+			r.Header.Add("Cookie", "a=1")
+			r.Header.Add("Cookie", "beta=1")
+			return r
+		}(), faRedirect(307, "/beta/app", "no-store", "Vary", "Cookie"), 0},
+		{"caddy cookie absent: pass with Vary Cookie", caddyRequest("GET", "shop.example.net", "/app"),
+			forwardAuthAnswer{Status: http.StatusOK, Headers: map[string]string{"Vary": "Cookie"}}, 0},
+		{"caddy language negotiated", caddyRequest("GET", "shop.example.net", "/", "Accept-Language", "en-US;q=0.8, de;q=0.9"),
+			faRedirect(307, "/de/", "no-store", "Vary", "Accept-Language"), 0},
+		{"caddy wildcard host: :subdomain", caddyRequest("GET", "eu.acme.tenants.example.com", "/a"),
+			faRedirect(307, "https://eu.acme.example.org/a", "no-store"), 0},
+
 		// Traefik ForwardAuth; the intent rides on the address's query.
 		{"traefik", traefikRequest("GET", "shop.example.net", "/old?ref=a", ForwardAuthPath),
 			faRedirect(307, "/new?ref=a", "no-store"), 0},

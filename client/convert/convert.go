@@ -72,6 +72,8 @@ func unexpressible(r *decision.Rule, format string) (field, msg string, ok bool)
 		return "methods", format + " rules apply to every method", true
 	case len(r.Headers) > 0:
 		return "headers", format + " cannot match request headers", true
+	case len(r.Missing) > 0:
+		return "missing", format + " has no missing conditions", true
 	case len(r.QueryStrip) > 0:
 		return "query_strip", format + " cannot remove single query parameters", true
 	case r.CaseInsensitive:

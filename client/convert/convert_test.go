@@ -73,7 +73,6 @@ func TestImportNetlifyFixture(t *testing.T) {
 		31: "status 200 with an absolute URL is a proxy",
 		34: "status 404 serves a page",
 		35: "status 410 serves a page",
-		38: "condition Language=fr cannot be converted: Netlify matches it against the languages of Accept-Language, with their quality values",
 		39: "condition Country=au,nz cannot be converted: Netlify finds the country from the client's IP address",
 		40: "condition Role=admin cannot be converted: Netlify reads roles from the Identity token it verifies",
 		43: "query-parameter matching (id=:id)",
@@ -84,8 +83,8 @@ func TestImportNetlifyFixture(t *testing.T) {
 		50: "redirects to itself (https://www.example.com/:splat): a client would loop; redirectd rules match http and https alike",
 		51: `placeholder inside segment "a-:id"`,
 	})
-	if len(rules) != 15 {
-		t.Errorf("%d rules, want 15", len(rules))
+	if len(rules) != 16 {
+		t.Errorf("%d rules, want 16", len(rules))
 	}
 	byID := map[string]decision.Rule{}
 	for _, r := range rules {
@@ -100,6 +99,7 @@ func TestImportNetlifyFixture(t *testing.T) {
 		{ID: "netlify-L17", Line: 17, Path: "/blog/:year/:month/:slug", Match: decision.MatchPattern, To: "/articles/:year/:slug", Intent: decision.IntentPermanent, Status: 301},
 		{ID: "netlify-L23", Line: 23, Host: "blog.example.com", Path: "/*", Match: decision.MatchPattern, To: "https://www.example.com/blog/:splat", Intent: decision.IntentPermanent, Status: 301},
 		{ID: "netlify-L24", Line: 24, Host: "old.example.org", Path: "/pricing", To: "https://www.example.com/pricing", Intent: decision.IntentPermanent, Status: 301},
+		{ID: "netlify-L38", Line: 38, Path: "/", To: "/fr/", Intent: decision.IntentTemporary, Status: 302, Languages: []string{"fr"}},
 	}
 	for _, w := range want {
 		if diff := cmp.Diff(w, byID[w.ID]); diff != "" {
@@ -285,7 +285,15 @@ func TestNetlifyLines(t *testing.T) {
 		{line: "/a b=c", wantMsg: `no target: "b=c"`},
 		{line: "/admin/* 200! Role=admin", wantMsg: `no target after "/admin/*"`},
 		{line: "/search q=:q /find/:q 302", wantMsg: "query-parameter matching (q=:q)"},
-		{line: "/a /b 301 Cookie=beta", wantMsg: "condition Cookie=beta"},
+		{line: "/a /b 301 Cookie=beta", want: &decision.Rule{Path: "/a", To: "/b", Intent: perm, Status: 301,
+			Has: []decision.Condition{{Type: "cookie", Key: "beta"}}}},
+		{line: "/ /de/ 302 Language=de,de-AT cookie=beta", want: &decision.Rule{Path: "/", To: "/de/", Intent: decision.IntentTemporary, Status: 302,
+			Languages: []string{"de", "de-AT"}, Has: []decision.Condition{{Type: "cookie", Key: "beta"}}}},
+		{line: "/a /b 301 Cookie=beta,alpha", wantMsg: "condition Cookie=beta,alpha cannot be converted: Netlify applies the line when any of the cookies is present"},
+		{line: "/a /b 301 Language=", wantMsg: "condition Language= cannot be converted: no language after Language="},
+		{line: "/a /b 302 Country=us Language=en", wantMsg: "condition Country=us cannot be converted: Netlify finds the country from the client's IP address"},
+		{line: "/a /b 302 Cookie=a Cookie=b", wantMsg: "condition Cookie=b cannot be converted: Cookie= given twice"},
+		{line: "/a /b 302 Colour=red", wantMsg: "condition Colour=red cannot be converted: not a Netlify condition redirectd knows (Language, Cookie, Country, Role)"},
 		{line: "/a /b 300", wantMsg: "status 300 is not a redirect redirectd sends"},
 		{line: "/a/*/b /c", wantMsg: "a splat * must be the last segment"},
 		{line: "/a* /c", wantMsg: "a splat * must be a whole segment"},
@@ -417,6 +425,13 @@ func TestExportNetlify(t *testing.T) {
 		{name: "case insensitive", rule: decision.Rule{ID: "ci", Path: "/x", To: "/y", CaseInsensitive: true}, wantMsgs: []string{"case_insensitive:"}},
 		{name: "strict slash", rule: decision.Rule{ID: "ts", Path: "/x", To: "/y", TrailingSlash: decision.TrailingSlashStrict}, wantMsgs: []string{"trailing_slash:"}},
 		{name: "wildcard host", rule: decision.Rule{ID: "w", Host: "*.example.com", Path: "/x", To: "/y"}, wantMsgs: []string{"host: Netlify's from names one host"}},
+		{name: "language and cookie", rule: decision.Rule{ID: "lc2", Path: "/", To: "/fr/", Status: 302, Languages: []string{"fr", "fr-CA"}, Has: []decision.Condition{{Type: "cookie", Key: "beta"}}},
+			wantLine: "/  /fr/  302!  Language=fr,fr-CA  Cookie=beta"},
+		{name: "cookie with a value", rule: decision.Rule{ID: "cv", Path: "/x", To: "/y", Has: []decision.Condition{{Type: "cookie", Key: "beta", Value: ptr("1")}}}, wantMsgs: []string{"has: Netlify's only request condition is one Cookie=name"}},
+		{name: "header condition", rule: decision.Rule{ID: "hc", Path: "/x", To: "/y", Has: []decision.Condition{{Type: "header", Key: "x-a"}}}, wantMsgs: []string{"has: Netlify's only request condition"}},
+		{name: "two cookies", rule: decision.Rule{ID: "tc", Path: "/x", To: "/y", Has: []decision.Condition{{Type: "cookie", Key: "a"}, {Type: "cookie", Key: "b"}}}, wantMsgs: []string{"has: Netlify's only request condition"}},
+		{name: "missing", rule: decision.Rule{ID: "mi", Path: "/x", To: "/y", Missing: []decision.Condition{{Type: "cookie", Key: "a"}}}, wantMsgs: []string{"missing: Netlify has no missing conditions"}},
+		{name: ":lang", rule: decision.Rule{ID: "la", Path: "/", To: "/:lang/", Languages: []string{"en"}}, wantMsgs: []string{"to: Netlify has no placeholder for the language chosen"}},
 		{name: "literal colon", rule: decision.Rule{ID: "lc", Path: "/a:b", To: "/y"}, wantMsgs: []string{"a literal : or *"}},
 		{name: "cache_max_age 0 dropped", rule: decision.Rule{ID: "z", Path: "/a", To: "/b", Status: 301, CacheMaxAge: new(time.Duration(0))}, wantLine: "/a  /b  301!", wantMsgs: []string{"cache_max_age: Netlify has no per-rule cache lifetime"}},
 		{name: "shadow", rule: decision.Rule{ID: "sh", Path: "/x", To: "/y", Mode: decision.ModeShadow}, wantMsgs: []string{"mode: Netlify has no shadow rules"}},
@@ -461,6 +476,12 @@ func TestExportCSV(t *testing.T) {
 		{name: "see other", rules: []decision.Rule{{ID: "so", Host: "example.com", Path: "/a", To: "https://e.example/", Intent: decision.IntentSeeOther}},
 			wantMsgs: []string{"not 303"}, errors: true},
 		{name: "any host", rules: []decision.Rule{{ID: "any", Path: "/a", To: "https://e.example/"}}, wantMsgs: []string{"needs a host"}, errors: true},
+		{name: "has", rules: []decision.Rule{{ID: "has", Host: "example.com", Path: "/a", To: "https://e.example/", Has: []decision.Condition{{Type: "cookie", Key: "b"}}}},
+			wantMsgs: []string{`rule "has": has: Bulk Redirects match the URL only`}, errors: true},
+		{name: "languages", rules: []decision.Rule{{ID: "lang", Host: "example.com", Path: "/a", To: "https://e.example/", Languages: []string{"en"}}},
+			wantMsgs: []string{`rule "lang": languages: Bulk Redirects match the URL only`}, errors: true},
+		{name: "missing", rules: []decision.Rule{{ID: "mis", Host: "example.com", Path: "/a", To: "https://e.example/", Missing: []decision.Condition{{Type: "query", Key: "b"}}}},
+			wantMsgs: []string{`rule "mis": missing: Cloudflare has no missing conditions`}, errors: true},
 		{name: "relative target", rules: []decision.Rule{{ID: "rel", Host: "example.com", Path: "/a", Match: decision.MatchPrefix, To: "/b", Intent: decision.IntentPermanent}},
 			want:     "example.com/a,https://example.com/b,301,TRUE,FALSE,TRUE,TRUE\n",
 			wantMsgs: []string{"exported 301", "to: relative target written as https://example.com/b"}},
@@ -605,3 +626,5 @@ func TestExportPreservesDecisions(t *testing.T) {
 		})
 	}
 }
+
+func ptr(s string) *string { return &s }

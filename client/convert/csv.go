@@ -352,6 +352,12 @@ func csvRow(r *decision.Rule) (cfRow, []decision.Problem, bool) {
 	if field, msg, bad := unexpressible(r, "Cloudflare"); bad {
 		return fail(field, msg)
 	}
+	switch {
+	case len(r.Has) > 0:
+		return fail("has", "Bulk Redirects match the URL only, never headers, cookies or query parameters")
+	case len(r.Languages) > 0:
+		return fail("languages", "Bulk Redirects match the URL only, never Accept-Language")
+	}
 	row := cfRow{host: strings.TrimPrefix(r.Host, "*."), path: r.Path, target: r.To, preserveQuery: r.Query == decision.QueryKeep}
 	if r.Host == "" {
 		return fail("host", "a Cloudflare source URL needs a host; this rule applies to any host")

@@ -26,9 +26,12 @@ const netlifyDefaultStatus = 301
 //     "!" (force) is accepted: redirectd never looks for a file at the
 //     path, so every rule behaves as forced.
 //
+// Conditions: Language= becomes languages and Cookie= a has cookie
+// condition (see netlifyCondition).
+//
 // Reported, not converted: rewrites and proxies (200), other statuses (404,
-// 410, ...), query-parameter matching (from id=:id to), conditions
-// (Country=, Language=, Role=, Cookie=), rules that redirect to themselves,
+// 410, ...), query-parameter matching (from id=:id to), the conditions
+// Country= and Role=, rules that redirect to themselves,
 // and rules Netlify never reaches because an earlier line matches first
 // (Netlify applies the first matching line; redirectd prefers exact paths,
 // so converting them would change behaviour).
@@ -104,13 +107,17 @@ func parseNetlifyLine(line string) (decision.Rule, string) {
 	}
 	if len(rest) > 0 {
 		if !strings.Contains(rest[0], "=") {
-			return r, fmt.Sprintf("%q after the target is neither a status (301, 302, 303, 307, 308, optionally with !) nor a condition (Country=...); %s", rest[0], want)
+			return r, fmt.Sprintf("%q after the target is neither a status (301, 302, 303, 307, 308, optionally with !) nor a condition (Language=...); %s", rest[0], want)
 		}
-		why := make([]string, len(rest))
-		for i, cond := range rest {
-			why[i] = "condition " + cond + " cannot be converted: " + netlifyCondition(cond)
+		var why []string
+		for _, cond := range rest {
+			if msg := netlifyCondition(&r, cond); msg != "" {
+				why = append(why, "condition "+cond+" cannot be converted: "+msg)
+			}
 		}
-		return r, strings.Join(why, "; ")
+		if len(why) > 0 {
+			return r, strings.Join(why, "; ")
+		}
 	}
 	intent, ok := intentOf(status)
 	switch {
@@ -214,7 +221,12 @@ func sourceKey(host string, kind decision.MatchKind, path string) string {
 	return host + " " + kind.String() + " " + trimSlash(path)
 }
 
+// add records r's from. A line with conditions answers only some of its
+// requests, so it hides no later line.
 func (s *netlifySources) add(r *decision.Rule, line int) {
+	if len(r.Has) > 0 || len(r.Languages) > 0 {
+		return
+	}
 	if s.same == nil {
 		s.same = map[string]netlifySource{}
 	}
@@ -293,8 +305,9 @@ func ExportNetlify(w io.Writer, rules []decision.Rule) (skipped []decision.Probl
 		if warning != "" {
 			skipped = append(skipped, ruleWarning(r, "status", warning))
 		}
+		conds := netlifyConditions(r)
 		for _, l := range lines {
-			if _, err := fmt.Fprintf(tw, "%s\t%s\t%d!\n", l.from, l.to, status); err != nil {
+			if _, err := fmt.Fprintf(tw, "%s\t%s\t%d!%s\n", l.from, l.to, status, conds); err != nil {
 				return skipped, err
 			}
 		}
@@ -313,9 +326,16 @@ func netlifyLines(r *decision.Rule) (lines []netlifyLine, ps []decision.Problem,
 	if field, msg, bad := unexpressible(r, "Netlify"); bad {
 		return fail(field, msg)
 	}
+	for _, c := range r.Has {
+		if c.Type != decision.ConditionCookie || c.Value != nil || len(r.Has) > 1 {
+			return fail("has", "Netlify's only request condition is one Cookie=name, a cookie's presence")
+		}
+	}
 	switch {
 	case strings.HasPrefix(r.Host, "*."):
 		return fail("host", "Netlify's from names one host, not a *.suffix wildcard")
+	case len(r.Languages) > 0 && strings.Contains(r.To, ":lang"):
+		return fail("to", "Netlify has no placeholder for the language chosen (:lang); write one line per language")
 	case r.Query == decision.QueryDrop:
 		return fail("query", "a _redirects line has no way to drop the request's query string")
 	case r.TrailingSlash == decision.TrailingSlashStrict:
@@ -337,6 +357,19 @@ func netlifyLines(r *decision.Rule) (lines []netlifyLine, ps []decision.Problem,
 	return lines, droppedCaching(r, "Netlify"), true
 }
 
+// netlifyConditions is r's Language= and Cookie= conditions, after a tab,
+// or "" (netlifyLines let at most one cookie through).
+func netlifyConditions(r *decision.Rule) string {
+	var b strings.Builder
+	if len(r.Languages) > 0 {
+		b.WriteString("\tLanguage=" + strings.Join(r.Languages, ","))
+	}
+	for _, c := range r.Has {
+		b.WriteString("\tCookie=" + c.Key)
+	}
+	return b.String()
+}
+
 // withSplat inserts "/:splat" at the end of to's path, before its query.
 func withSplat(to string) string {
 	end := pathEnd(to)
@@ -354,21 +387,51 @@ func pathEnd(to string) int {
 	return len(to)
 }
 
-// netlifyCondition says why a Netlify condition (Language=, Country=,
-// Role=, Cookie=) has no redirectd equivalent: a rule's headers compare a
-// request header with a glob, nothing more (README "Importing from
-// Netlify and Cloudflare").
-func netlifyCondition(cond string) string {
-	name, _, _ := strings.Cut(cond, "=")
+// netlifyCondition converts a Netlify condition onto r (README
+// "Importing from Netlify and Cloudflare"), or says why it cannot:
+//
+//   - Language=en,es becomes languages: [en, es]. redirectd negotiates
+//     them from the whole Accept-Language by RFC 4647 lookup, where
+//     Netlify compares the first two letters of its first language.
+//   - Cookie=name becomes has: [{type: cookie, key: name}]: the cookie is
+//     present. Several names are not converted: Netlify reads them as
+//     alternatives, and has conditions must all hold.
+//   - Country= and Role= stay out: redirectd is sent neither the client's
+//     address nor a verified identity.
+func netlifyCondition(r *decision.Rule, cond string) string {
+	name, value, _ := strings.Cut(cond, "=")
+	var values []string
+	for v := range strings.SplitSeq(value, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			values = append(values, v)
+		}
+	}
 	switch strings.ToLower(name) {
 	case "language":
-		return "Netlify matches it against the languages of Accept-Language, with their quality values; a headers glob sees only the raw header, so \"de*\" misses \"en;q=0.1, de\" (write a headers condition by hand if the first language is enough)"
+		if len(r.Languages) > 0 {
+			return "Language= given twice; list the languages in one, separated by commas"
+		}
+		if len(values) == 0 {
+			return "no language after Language="
+		}
+		r.Languages = append(r.Languages, values...)
+		return ""
+	case "cookie":
+		switch len(values) {
+		case 0:
+			return "no cookie name after Cookie="
+		case 1:
+			if len(r.Has) > 0 {
+				return "Cookie= given twice; Netlify keeps one cookie condition per line"
+			}
+			r.Has = append(r.Has, decision.Condition{Type: decision.ConditionCookie, Key: values[0]})
+			return ""
+		}
+		return "Netlify applies the line when any of the cookies is present, and a rule's has conditions must all hold; write one line per cookie"
 	case "country":
-		return "Netlify finds the country from the client's IP address, which redirectd is never sent; have the proxy put the country in a header (CloudFront-Viewer-Country, CF-IPCountry) and write a headers condition on it by hand"
+		return "Netlify finds the country from the client's IP address, which redirectd is never sent; have the proxy put the country in a header (CloudFront-Viewer-Country, CF-IPCountry) and write a has condition on that header by hand"
 	case "role":
 		return "Netlify reads roles from the Identity token it verifies; redirectd verifies no tokens"
-	case "cookie":
-		return "Netlify tests whether the cookie is present; a headers glob on Cookie can only approximate that (\"*name=*\" also matches another cookie ending in name)"
 	}
-	return "not a Netlify condition redirectd knows (Language, Country, Role, Cookie)"
+	return "not a Netlify condition redirectd knows (Language, Cookie, Country, Role)"
 }

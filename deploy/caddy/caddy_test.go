@@ -34,6 +34,14 @@ const rules = `rules:
     match: prefix
     to: https://docs.example.com
     intent: permanent
+  - id: beta-app
+    path: /app
+    to: /beta/app
+    has: [{type: cookie, key: beta, value: "1"}]
+  - id: home-language
+    path: /
+    to: /:lang/
+    languages: [en, de, fr-CH]
 `
 
 // output collects a child process's output across goroutines.
@@ -307,6 +315,50 @@ func TestCaddyForwardAuth(t *testing.T) {
 			}
 			if got := s.appSaw()[before:]; !slices.Equal(got, want) {
 				t.Errorf("the app saw %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestCaddyConditions: forward_auth copies the client's Cookie and
+// Accept-Language to redirectd, so cookie conditions and languages
+// decide, and the redirect carries Vary.
+func TestCaddyConditions(t *testing.T) {
+	s := startStack(t)
+	client := &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	tests := []struct {
+		name, target string
+		header       http.Header
+		want         answer
+		wantVary     string
+	}{
+		{"cookie holds", "/app", http.Header{"Cookie": {"session=x; beta=1"}}, answer{307, "/beta/app", "no-store", ""}, "Cookie"},
+		{"cookie in two fields", "/app", http.Header{"Cookie": {"session=x", "beta=1"}}, answer{307, "/beta/app", "no-store", ""}, "Cookie"},
+		{"cookie with a longer name", "/app", http.Header{"Cookie": {"xbeta=1"}}, answer{200, "", "", "app: GET /app"}, ""},
+		{"language negotiated", "/", http.Header{"Accept-Language": {"fr-CH, de;q=0.5"}}, answer{307, "/fr-CH/", "no-store", ""}, "Accept-Language"},
+		{"language by q-value", "/", http.Header{"Accept-Language": {"en;q=0.1, de;q=0.9"}}, answer{307, "/de/", "no-store", ""}, "Accept-Language"},
+		{"q=0 refuses", "/", http.Header{"Accept-Language": {"de;q=0"}}, answer{200, "", "", "app: GET /"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest("GET", "http://"+s.site+tt.target, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = tt.header
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vary := resp.Header.Get("Vary")
+			if got := readAnswer(t, resp); got != tt.want {
+				t.Errorf("GET %s\n got %v\nwant %v", tt.target, got, tt.want)
+			}
+			if tt.wantVary != "" && vary != tt.wantVary {
+				t.Errorf("Vary %q, want %q", vary, tt.wantVary)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -26,7 +27,9 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 
+	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/deploy"
 )
 
 const configFile = "envoy.yaml"
@@ -220,11 +223,12 @@ func TestBootstrapSettings(t *testing.T) {
 		for _, m := range authz.GetDisallowedHeaders().GetPatterns() {
 			withheld = append(withheld, m.GetExact())
 		}
-		for _, h := range []string{"cookie", "authorization"} {
+		for _, h := range []string{"authorization", "proxy-authorization"} {
 			if !slices.Contains(withheld, h) {
 				t.Errorf("disallowed_headers %v lacks %s: credentials would reach redirectd", withheld, h)
 			}
 		}
+		checkAllowedHeaders(t, authz)
 		if v := authz.GetTransportApiVersion().String(); v != "V3" {
 			t.Errorf("transport_api_version %s, want V3", v)
 		}
@@ -282,6 +286,49 @@ func TestBootstrapSettings(t *testing.T) {
 			t.Errorf("route %q: context_extensions intent: %v", intent.GetName(), err)
 		}
 	})
+}
+
+// checkAllowedHeaders: the committed allowed_headers are exactly what
+// redirectctl envoy-config prints for the example rules (deploy/rules),
+// and that output is itself a valid ext_authz allowed_headers: Cookie,
+// Accept-Language and every header a condition names reach redirectd.
+func checkAllowedHeaders(t *testing.T, authz *extauthzv3.ExtAuthz) {
+	t.Helper()
+	rules, err := decision.ParseRules(deploy.ExampleRulesName, deploy.ExampleRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed strings.Builder
+	if err := client.WriteEnvoyAllowedHeaders(&printed, rules); err != nil {
+		t.Fatal(err)
+	}
+	js, err := yaml.YAMLToJSON([]byte(printed.String()))
+	if err != nil {
+		t.Fatalf("envoy-config output is not YAML: %v\n%s", err, printed.String())
+	}
+	var generated extauthzv3.ExtAuthz
+	if err := protojson.Unmarshal(js, &generated); err != nil {
+		t.Fatalf("envoy-config output is not an ext_authz allowed_headers: %v\n%s", err, printed.String())
+	}
+	exacts := func(a *extauthzv3.ExtAuthz) []string {
+		var out []string
+		for _, m := range a.GetAllowedHeaders().GetPatterns() {
+			if m.GetExact() == "" || m.GetIgnoreCase() {
+				t.Errorf("allowed_headers pattern %v: want exact, lower-case names", m)
+			}
+			out = append(out, m.GetExact())
+		}
+		return out
+	}
+	committed := exacts(authz)
+	if diff := cmp.Diff(exacts(&generated), committed); diff != "" {
+		t.Errorf("allowed_headers in %s differ from redirectctl envoy-config --rules deploy/rules/example.yaml (-printed +committed):\n%s", configFile, diff)
+	}
+	for _, h := range []string{"cookie", "accept-language", "x-request-id"} {
+		if !slices.Contains(committed, h) {
+			t.Errorf("allowed_headers %v lacks %s", committed, h)
+		}
+	}
 }
 
 // perRoute returns the route's ext_authz override, or nil.

@@ -90,9 +90,9 @@ func (h headerFlags) Set(v string) error {
 	}
 	name = strings.ToLower(name)
 	value = strings.TrimSpace(value)
-	// Repeated fields combine into one list, RFC 9110 section 5.3.
+	// Repeated fields combine into one value as decision.JoinFields says.
 	if prev, seen := h[name]; seen {
-		value = prev + ", " + value
+		value = decision.JoinFields(name, []string{prev, value})
 	}
 	h[name] = value
 	return nil

@@ -51,6 +51,7 @@ var commands = []command{
 	{"bench", "load a server with Decide or Envoy Check calls: throughput, p50..p99.9 (open loop)", runBench},
 	{"import", "convert a Netlify _redirects file or a Cloudflare Bulk Redirects CSV into a rules file", runImport},
 	{"export", "write a rules file as a Netlify _redirects file, a Cloudflare Bulk Redirects CSV, or another rules-file format", runExport},
+	{"envoy-config", "print the ext_authz allowed_headers that Envoy needs to send for a rules file", runEnvoyConfig},
 	{"gen", "generate a realistic rule set and a request stream for benchmarks and load tests", runGen},
 }
 

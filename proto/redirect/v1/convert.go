@@ -311,6 +311,9 @@ func ruleFromProto(pb *Rule) (decision.Rule, []decision.Problem) {
 		QueryStrip:      pb.GetQueryStrip(),
 		CaseInsensitive: pb.GetCaseInsensitive(),
 		Headers:         pb.GetHeaders(),
+		Has:             conditionsFromProto(pb.GetHas()),
+		Missing:         conditionsFromProto(pb.GetMissing()),
+		Languages:       pb.GetLanguages(),
 	}
 	if w := pb.GetMatch(); w != "" {
 		k, err := decision.ParseMatchKind(w)
@@ -385,6 +388,9 @@ func RuleToProto(r decision.Rule) *Rule {
 		QueryStrip:      r.QueryStrip,
 		CaseInsensitive: r.CaseInsensitive,
 		Headers:         r.Headers,
+		Has:             conditionsToProto(r.Has),
+		Missing:         conditionsToProto(r.Missing),
+		Languages:       r.Languages,
 	}
 	if r.Query == decision.QueryDrop {
 		pb.Query = "drop"
@@ -411,6 +417,38 @@ func timestampOf(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// conditionsFromProto converts has or missing; the value's presence is
+// kept, since it is what "key present" and "key matches" differ in.
+func conditionsFromProto(list []*Condition) []decision.Condition {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make([]decision.Condition, len(list))
+	for i, c := range list {
+		out[i] = decision.Condition{Type: c.GetType(), Key: c.GetKey()}
+		if c.Value != nil {
+			v := c.GetValue()
+			out[i].Value = &v
+		}
+	}
+	return out
+}
+
+func conditionsToProto(list []decision.Condition) []*Condition {
+	if len(list) == 0 {
+		return nil
+	}
+	out := make([]*Condition, len(list))
+	for i, c := range list {
+		out[i] = &Condition{Type: c.Type, Key: c.Key}
+		if c.Value != nil {
+			v := *c.Value
+			out[i].Value = &v
+		}
+	}
+	return out
 }
 
 // RulesToProto converts rules for the admin API, in the given order.

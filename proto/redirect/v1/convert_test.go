@@ -43,6 +43,9 @@ rules:
     case_insensitive: true
     trailing_slash: strict
     headers: {accept-language: "de*"}
+    has: [{type: cookie, key: beta, value: "1"}, {type: header, key: x-env}, {type: query, key: q, value: ""}]
+    missing: [{type: header, key: x-no}]
+    languages: [en, fr-CH]
     cache_max_age: 0
     since: 2026-11-01T00:00:00Z
   - id: defaults
@@ -96,6 +99,11 @@ func TestRulesRoundTrip(t *testing.T) {
 		!got.GetActiveFrom().AsTime().Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) ||
 		!got.GetActiveUntil().AsTime().Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("RuleToProto(lifecycle) = %v", got)
+	}
+	// A value given, even empty, differs from no value.
+	has := pbs[1].GetHas()
+	if len(has) != 3 || has[1].Value != nil || has[2].Value == nil || has[2].GetValue() != "" {
+		t.Errorf("RuleToProto(every-field).Has = %v", has)
 	}
 	one, err := RuleFromProto(pbs[0])
 	if err != nil || one.ID != "docs-moved" || one.CacheMaxAge == nil || *one.CacheMaxAge != time.Hour || one.Match != decision.MatchPrefix {
@@ -250,8 +258,9 @@ func TestDecide(t *testing.T) {
 		{
 			name: "request intent wins, upper-case header names are lower-cased",
 			in: &DecideRequest{
-				Method: "POST", Host: "www.example.org", Path: "/p/shoes",
-				Intent: Intent_INTENT_PERMANENT, Headers: map[string]string{"Accept-Language": "de-CH"},
+				Method: "POST", Host: "www.example.org", Path: "/p/shoes?q=",
+				Intent:  Intent_INTENT_PERMANENT,
+				Headers: map[string]string{"Accept-Language": "de-CH, fr-CH;q=0.5", "Cookie": "beta=1", "X-Env": "t"},
 			},
 			want: &DecideResponse{
 				Redirect: true, StatusCode: 302, Location: "/q/shoes", FollowUpMethod: "GET", RuleId: "every-field",
@@ -259,7 +268,7 @@ func TestDecide(t *testing.T) {
 				Headers: []*Header{
 					{Name: "Location", Value: "/q/shoes"},
 					{Name: "Cache-Control", Value: "no-store"},
-					{Name: "Vary", Value: "Accept-Language"},
+					{Name: "Vary", Value: "Accept-Language, Cookie, X-Env, X-No"},
 				},
 			},
 		},

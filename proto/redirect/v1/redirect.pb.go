@@ -792,8 +792,16 @@ type Rule struct {
 	CacheMaxAge *durationpb.Duration `protobuf:"bytes,13,opt,name=cache_max_age,json=cacheMaxAge,proto3" json:"cache_max_age,omitempty"`
 	// since drives the permanent-cache ramp; set on create when empty.
 	Since *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=since,proto3" json:"since,omitempty"`
-	// headers limits the rule to requests whose headers match these globs.
+	// headers limits the rule to requests whose headers match these globs;
+	// shorthand for has conditions of type header ("" = absent or empty).
 	Headers map[string]string `protobuf:"bytes,15,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// has lists conditions that must all hold for the rule to apply.
+	Has []*Condition `protobuf:"bytes,16,rep,name=has,proto3" json:"has,omitempty"`
+	// missing lists conditions none of which may hold for the rule to apply.
+	Missing []*Condition `protobuf:"bytes,17,rep,name=missing,proto3" json:"missing,omitempty"`
+	// languages limits the rule to requests whose Accept-Language selects
+	// one of these tags (RFC 4647 lookup); ":lang" in to is the tag selected.
+	Languages []string `protobuf:"bytes,18,rep,name=languages,proto3" json:"languages,omitempty"`
 	// active_from: before this time the rule does not match and the next
 	// candidate decides (README "Time windows"). Unset = always.
 	ActiveFrom *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=active_from,json=activeFrom,proto3" json:"active_from,omitempty"`
@@ -945,6 +953,27 @@ func (x *Rule) GetHeaders() map[string]string {
 	return nil
 }
 
+func (x *Rule) GetHas() []*Condition {
+	if x != nil {
+		return x.Has
+	}
+	return nil
+}
+
+func (x *Rule) GetMissing() []*Condition {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *Rule) GetLanguages() []string {
+	if x != nil {
+		return x.Languages
+	}
+	return nil
+}
+
 func (x *Rule) GetActiveFrom() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ActiveFrom
@@ -973,6 +1002,71 @@ func (x *Rule) GetPromoteAfter() *durationpb.Duration {
 	return nil
 }
 
+// Condition is one entry of a rule's has or missing list.
+type Condition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is header, cookie or query.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// key is the header, cookie or query parameter name.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// value is a glob (* any text, ? one character) the value must match;
+	// unset: the key need only be present (has) or absent (missing).
+	Value         *string `protobuf:"bytes,3,opt,name=value,proto3,oneof" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Condition) Reset() {
+	*x = Condition{}
+	mi := &file_redirect_v1_redirect_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Condition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Condition) ProtoMessage() {}
+
+func (x *Condition) ProtoReflect() protoreflect.Message {
+	mi := &file_redirect_v1_redirect_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Condition.ProtoReflect.Descriptor instead.
+func (*Condition) Descriptor() ([]byte, []int) {
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Condition) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Condition) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Condition) GetValue() string {
+	if x != nil && x.Value != nil {
+		return *x.Value
+	}
+	return ""
+}
+
 // Version identifies an applied rule set.
 type Version struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -986,7 +1080,7 @@ type Version struct {
 
 func (x *Version) Reset() {
 	*x = Version{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[10]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1092,7 @@ func (x *Version) String() string {
 func (*Version) ProtoMessage() {}
 
 func (x *Version) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[10]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1105,7 @@ func (x *Version) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Version.ProtoReflect.Descriptor instead.
 func (*Version) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{10}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Version) GetNumber() uint64 {
@@ -1049,7 +1143,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[11]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1155,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[11]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1168,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{11}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Problem) GetSeverity() string {
@@ -1130,7 +1224,7 @@ type GetRuleRequest struct {
 
 func (x *GetRuleRequest) Reset() {
 	*x = GetRuleRequest{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[12]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1236,7 @@ func (x *GetRuleRequest) String() string {
 func (*GetRuleRequest) ProtoMessage() {}
 
 func (x *GetRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[12]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1249,7 @@ func (x *GetRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleRequest.ProtoReflect.Descriptor instead.
 func (*GetRuleRequest) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{12}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRuleRequest) GetId() string {
@@ -1178,7 +1272,7 @@ type GetRuleResponse struct {
 
 func (x *GetRuleResponse) Reset() {
 	*x = GetRuleResponse{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[13]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1284,7 @@ func (x *GetRuleResponse) String() string {
 func (*GetRuleResponse) ProtoMessage() {}
 
 func (x *GetRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[13]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1297,7 @@ func (x *GetRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleResponse.ProtoReflect.Descriptor instead.
 func (*GetRuleResponse) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{13}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRuleResponse) GetRule() *Rule {
@@ -1233,7 +1327,7 @@ type ListRulesRequest struct {
 
 func (x *ListRulesRequest) Reset() {
 	*x = ListRulesRequest{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[14]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1339,7 @@ func (x *ListRulesRequest) String() string {
 func (*ListRulesRequest) ProtoMessage() {}
 
 func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[14]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1352,7 @@ func (x *ListRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRulesRequest.ProtoReflect.Descriptor instead.
 func (*ListRulesRequest) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{14}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRulesRequest) GetPageSize() int32 {
@@ -1292,7 +1386,7 @@ type ListRulesResponse struct {
 
 func (x *ListRulesResponse) Reset() {
 	*x = ListRulesResponse{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[15]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1398,7 @@ func (x *ListRulesResponse) String() string {
 func (*ListRulesResponse) ProtoMessage() {}
 
 func (x *ListRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[15]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1411,7 @@ func (x *ListRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRulesResponse.ProtoReflect.Descriptor instead.
 func (*ListRulesResponse) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{15}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRulesResponse) GetRules() []*Rule {
@@ -1361,7 +1455,7 @@ type PutRuleRequest struct {
 
 func (x *PutRuleRequest) Reset() {
 	*x = PutRuleRequest{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[16]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1467,7 @@ func (x *PutRuleRequest) String() string {
 func (*PutRuleRequest) ProtoMessage() {}
 
 func (x *PutRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[16]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1480,7 @@ func (x *PutRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRuleRequest.ProtoReflect.Descriptor instead.
 func (*PutRuleRequest) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{16}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PutRuleRequest) GetRule() *Rule {
@@ -1418,7 +1512,7 @@ type PutRuleResponse struct {
 
 func (x *PutRuleResponse) Reset() {
 	*x = PutRuleResponse{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[17]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1524,7 @@ func (x *PutRuleResponse) String() string {
 func (*PutRuleResponse) ProtoMessage() {}
 
 func (x *PutRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[17]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1537,7 @@ func (x *PutRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRuleResponse.ProtoReflect.Descriptor instead.
 func (*PutRuleResponse) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{17}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PutRuleResponse) GetRule() *Rule {
@@ -1480,7 +1574,7 @@ type DeleteRuleRequest struct {
 
 func (x *DeleteRuleRequest) Reset() {
 	*x = DeleteRuleRequest{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[18]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1586,7 @@ func (x *DeleteRuleRequest) String() string {
 func (*DeleteRuleRequest) ProtoMessage() {}
 
 func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[18]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1599,7 @@ func (x *DeleteRuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRuleRequest) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{18}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteRuleRequest) GetId() string {
@@ -1533,7 +1627,7 @@ type DeleteRuleResponse struct {
 
 func (x *DeleteRuleResponse) Reset() {
 	*x = DeleteRuleResponse{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[19]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1639,7 @@ func (x *DeleteRuleResponse) String() string {
 func (*DeleteRuleResponse) ProtoMessage() {}
 
 func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[19]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1652,7 @@ func (x *DeleteRuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRuleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRuleResponse) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{19}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteRuleResponse) GetVersion() *Version {
@@ -1581,7 +1675,7 @@ type ApplyRulesRequest struct {
 
 func (x *ApplyRulesRequest) Reset() {
 	*x = ApplyRulesRequest{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[20]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +1687,7 @@ func (x *ApplyRulesRequest) String() string {
 func (*ApplyRulesRequest) ProtoMessage() {}
 
 func (x *ApplyRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[20]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +1700,7 @@ func (x *ApplyRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRulesRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRulesRequest) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{20}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApplyRulesRequest) GetRules() []*Rule {
@@ -1636,7 +1730,7 @@ type ApplyRulesResponse struct {
 
 func (x *ApplyRulesResponse) Reset() {
 	*x = ApplyRulesResponse{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[21]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1742,7 @@ func (x *ApplyRulesResponse) String() string {
 func (*ApplyRulesResponse) ProtoMessage() {}
 
 func (x *ApplyRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[21]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1755,7 @@ func (x *ApplyRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRulesResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRulesResponse) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{21}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApplyRulesResponse) GetVersion() *Version {
@@ -1693,7 +1787,7 @@ type ValidateRulesRequest struct {
 
 func (x *ValidateRulesRequest) Reset() {
 	*x = ValidateRulesRequest{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[22]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1799,7 @@ func (x *ValidateRulesRequest) String() string {
 func (*ValidateRulesRequest) ProtoMessage() {}
 
 func (x *ValidateRulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[22]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1812,7 @@ func (x *ValidateRulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRulesRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRulesRequest) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{22}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ValidateRulesRequest) GetRules() []*Rule {
@@ -1755,7 +1849,7 @@ type ValidateRulesResponse struct {
 
 func (x *ValidateRulesResponse) Reset() {
 	*x = ValidateRulesResponse{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[23]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1861,7 @@ func (x *ValidateRulesResponse) String() string {
 func (*ValidateRulesResponse) ProtoMessage() {}
 
 func (x *ValidateRulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[23]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1874,7 @@ func (x *ValidateRulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRulesResponse.ProtoReflect.Descriptor instead.
 func (*ValidateRulesResponse) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{23}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ValidateRulesResponse) GetValid() bool {
@@ -1808,7 +1902,7 @@ type GetRuleStatsRequest struct {
 
 func (x *GetRuleStatsRequest) Reset() {
 	*x = GetRuleStatsRequest{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[24]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1914,7 @@ func (x *GetRuleStatsRequest) String() string {
 func (*GetRuleStatsRequest) ProtoMessage() {}
 
 func (x *GetRuleStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[24]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1927,7 @@ func (x *GetRuleStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetRuleStatsRequest) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{24}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetRuleStatsRequest) GetIds() []string {
@@ -1856,7 +1950,7 @@ type GetRuleStatsResponse struct {
 
 func (x *GetRuleStatsResponse) Reset() {
 	*x = GetRuleStatsResponse{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[25]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +1962,7 @@ func (x *GetRuleStatsResponse) String() string {
 func (*GetRuleStatsResponse) ProtoMessage() {}
 
 func (x *GetRuleStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[25]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +1975,7 @@ func (x *GetRuleStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRuleStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetRuleStatsResponse) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{25}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetRuleStatsResponse) GetStats() []*RuleStats {
@@ -1913,7 +2007,7 @@ type RuleStats struct {
 
 func (x *RuleStats) Reset() {
 	*x = RuleStats{}
-	mi := &file_redirect_v1_redirect_proto_msgTypes[26]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2019,7 @@ func (x *RuleStats) String() string {
 func (*RuleStats) ProtoMessage() {}
 
 func (x *RuleStats) ProtoReflect() protoreflect.Message {
-	mi := &file_redirect_v1_redirect_proto_msgTypes[26]
+	mi := &file_redirect_v1_redirect_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2032,7 @@ func (x *RuleStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleStats.ProtoReflect.Descriptor instead.
 func (*RuleStats) Descriptor() ([]byte, []int) {
-	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{26}
+	return file_redirect_v1_redirect_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RuleStats) GetRuleId() string {
@@ -2016,7 +2110,7 @@ const file_redirect_v1_redirect_proto_rawDesc = "" +
 	"\fDecideResult\x129\n" +
 	"\bresponse\x18\x01 \x01(\v2\x1b.redirect.v1.DecideResponseH\x00R\bresponse\x12\x16\n" +
 	"\x05error\x18\x02 \x01(\tH\x00R\x05errorB\t\n" +
-	"\aoutcome\"\xee\x05\n" +
+	"\aoutcome\"\xe8\x06\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x12\n" +
@@ -2034,7 +2128,10 @@ const file_redirect_v1_redirect_proto_rawDesc = "" +
 	"\x0etrailing_slash\x18\f \x01(\tR\rtrailingSlash\x12=\n" +
 	"\rcache_max_age\x18\r \x01(\v2\x19.google.protobuf.DurationR\vcacheMaxAge\x120\n" +
 	"\x05since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x128\n" +
-	"\aheaders\x18\x0f \x03(\v2\x1e.redirect.v1.Rule.HeadersEntryR\aheaders\x12;\n" +
+	"\aheaders\x18\x0f \x03(\v2\x1e.redirect.v1.Rule.HeadersEntryR\aheaders\x12(\n" +
+	"\x03has\x18\x10 \x03(\v2\x16.redirect.v1.ConditionR\x03has\x120\n" +
+	"\amissing\x18\x11 \x03(\v2\x16.redirect.v1.ConditionR\amissing\x12\x1c\n" +
+	"\tlanguages\x18\x12 \x03(\tR\tlanguages\x12;\n" +
 	"\vactive_from\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"activeFrom\x12=\n" +
 	"\factive_until\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\vactiveUntil\x12\x12\n" +
@@ -2042,7 +2139,12 @@ const file_redirect_v1_redirect_proto_rawDesc = "" +
 	"\rpromote_after\x18\x16 \x01(\v2\x19.google.protobuf.DurationR\fpromoteAfter\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"5\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"V\n" +
+	"\tCondition\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x19\n" +
+	"\x05value\x18\x03 \x01(\tH\x00R\x05value\x88\x01\x01B\b\n" +
+	"\x06_value\"5\n" +
 	"\aVersion\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x04R\x06number\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\"\x96\x01\n" +
@@ -2134,7 +2236,7 @@ func file_redirect_v1_redirect_proto_rawDescGZIP() []byte {
 }
 
 var file_redirect_v1_redirect_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_redirect_v1_redirect_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_redirect_v1_redirect_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_redirect_v1_redirect_proto_goTypes = []any{
 	(Intent)(0),                   // 0: redirect.v1.Intent
 	(*DecideRequest)(nil),         // 1: redirect.v1.DecideRequest
@@ -2147,85 +2249,88 @@ var file_redirect_v1_redirect_proto_goTypes = []any{
 	(*DecideBatchResponse)(nil),   // 8: redirect.v1.DecideBatchResponse
 	(*DecideResult)(nil),          // 9: redirect.v1.DecideResult
 	(*Rule)(nil),                  // 10: redirect.v1.Rule
-	(*Version)(nil),               // 11: redirect.v1.Version
-	(*Problem)(nil),               // 12: redirect.v1.Problem
-	(*GetRuleRequest)(nil),        // 13: redirect.v1.GetRuleRequest
-	(*GetRuleResponse)(nil),       // 14: redirect.v1.GetRuleResponse
-	(*ListRulesRequest)(nil),      // 15: redirect.v1.ListRulesRequest
-	(*ListRulesResponse)(nil),     // 16: redirect.v1.ListRulesResponse
-	(*PutRuleRequest)(nil),        // 17: redirect.v1.PutRuleRequest
-	(*PutRuleResponse)(nil),       // 18: redirect.v1.PutRuleResponse
-	(*DeleteRuleRequest)(nil),     // 19: redirect.v1.DeleteRuleRequest
-	(*DeleteRuleResponse)(nil),    // 20: redirect.v1.DeleteRuleResponse
-	(*ApplyRulesRequest)(nil),     // 21: redirect.v1.ApplyRulesRequest
-	(*ApplyRulesResponse)(nil),    // 22: redirect.v1.ApplyRulesResponse
-	(*ValidateRulesRequest)(nil),  // 23: redirect.v1.ValidateRulesRequest
-	(*ValidateRulesResponse)(nil), // 24: redirect.v1.ValidateRulesResponse
-	(*GetRuleStatsRequest)(nil),   // 25: redirect.v1.GetRuleStatsRequest
-	(*GetRuleStatsResponse)(nil),  // 26: redirect.v1.GetRuleStatsResponse
-	(*RuleStats)(nil),             // 27: redirect.v1.RuleStats
-	nil,                           // 28: redirect.v1.DecideRequest.HeadersEntry
-	nil,                           // 29: redirect.v1.Rule.HeadersEntry
-	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*Condition)(nil),             // 11: redirect.v1.Condition
+	(*Version)(nil),               // 12: redirect.v1.Version
+	(*Problem)(nil),               // 13: redirect.v1.Problem
+	(*GetRuleRequest)(nil),        // 14: redirect.v1.GetRuleRequest
+	(*GetRuleResponse)(nil),       // 15: redirect.v1.GetRuleResponse
+	(*ListRulesRequest)(nil),      // 16: redirect.v1.ListRulesRequest
+	(*ListRulesResponse)(nil),     // 17: redirect.v1.ListRulesResponse
+	(*PutRuleRequest)(nil),        // 18: redirect.v1.PutRuleRequest
+	(*PutRuleResponse)(nil),       // 19: redirect.v1.PutRuleResponse
+	(*DeleteRuleRequest)(nil),     // 20: redirect.v1.DeleteRuleRequest
+	(*DeleteRuleResponse)(nil),    // 21: redirect.v1.DeleteRuleResponse
+	(*ApplyRulesRequest)(nil),     // 22: redirect.v1.ApplyRulesRequest
+	(*ApplyRulesResponse)(nil),    // 23: redirect.v1.ApplyRulesResponse
+	(*ValidateRulesRequest)(nil),  // 24: redirect.v1.ValidateRulesRequest
+	(*ValidateRulesResponse)(nil), // 25: redirect.v1.ValidateRulesResponse
+	(*GetRuleStatsRequest)(nil),   // 26: redirect.v1.GetRuleStatsRequest
+	(*GetRuleStatsResponse)(nil),  // 27: redirect.v1.GetRuleStatsResponse
+	(*RuleStats)(nil),             // 28: redirect.v1.RuleStats
+	nil,                           // 29: redirect.v1.DecideRequest.HeadersEntry
+	nil,                           // 30: redirect.v1.Rule.HeadersEntry
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_redirect_v1_redirect_proto_depIdxs = []int32{
 	0,  // 0: redirect.v1.DecideRequest.intent:type_name -> redirect.v1.Intent
-	28, // 1: redirect.v1.DecideRequest.headers:type_name -> redirect.v1.DecideRequest.HeadersEntry
+	29, // 1: redirect.v1.DecideRequest.headers:type_name -> redirect.v1.DecideRequest.HeadersEntry
 	3,  // 2: redirect.v1.DecideResponse.cache:type_name -> redirect.v1.CacheAdvice
 	4,  // 3: redirect.v1.DecideResponse.headers:type_name -> redirect.v1.Header
 	5,  // 4: redirect.v1.DecideResponse.explanation:type_name -> redirect.v1.Explanation
-	30, // 5: redirect.v1.CacheAdvice.max_age:type_name -> google.protobuf.Duration
+	31, // 5: redirect.v1.CacheAdvice.max_age:type_name -> google.protobuf.Duration
 	6,  // 6: redirect.v1.Explanation.candidates:type_name -> redirect.v1.Candidate
 	1,  // 7: redirect.v1.DecideBatchRequest.requests:type_name -> redirect.v1.DecideRequest
 	9,  // 8: redirect.v1.DecideBatchResponse.results:type_name -> redirect.v1.DecideResult
 	2,  // 9: redirect.v1.DecideResult.response:type_name -> redirect.v1.DecideResponse
-	30, // 10: redirect.v1.Rule.cache_max_age:type_name -> google.protobuf.Duration
-	31, // 11: redirect.v1.Rule.since:type_name -> google.protobuf.Timestamp
-	29, // 12: redirect.v1.Rule.headers:type_name -> redirect.v1.Rule.HeadersEntry
-	31, // 13: redirect.v1.Rule.active_from:type_name -> google.protobuf.Timestamp
-	31, // 14: redirect.v1.Rule.active_until:type_name -> google.protobuf.Timestamp
-	30, // 15: redirect.v1.Rule.promote_after:type_name -> google.protobuf.Duration
-	10, // 16: redirect.v1.GetRuleResponse.rule:type_name -> redirect.v1.Rule
-	11, // 17: redirect.v1.GetRuleResponse.version:type_name -> redirect.v1.Version
-	10, // 18: redirect.v1.ListRulesResponse.rules:type_name -> redirect.v1.Rule
-	11, // 19: redirect.v1.ListRulesResponse.version:type_name -> redirect.v1.Version
-	10, // 20: redirect.v1.PutRuleRequest.rule:type_name -> redirect.v1.Rule
-	10, // 21: redirect.v1.PutRuleResponse.rule:type_name -> redirect.v1.Rule
-	11, // 22: redirect.v1.PutRuleResponse.version:type_name -> redirect.v1.Version
-	12, // 23: redirect.v1.PutRuleResponse.warnings:type_name -> redirect.v1.Problem
-	11, // 24: redirect.v1.DeleteRuleResponse.version:type_name -> redirect.v1.Version
-	10, // 25: redirect.v1.ApplyRulesRequest.rules:type_name -> redirect.v1.Rule
-	11, // 26: redirect.v1.ApplyRulesResponse.version:type_name -> redirect.v1.Version
-	12, // 27: redirect.v1.ApplyRulesResponse.warnings:type_name -> redirect.v1.Problem
-	10, // 28: redirect.v1.ValidateRulesRequest.rules:type_name -> redirect.v1.Rule
-	12, // 29: redirect.v1.ValidateRulesResponse.problems:type_name -> redirect.v1.Problem
-	27, // 30: redirect.v1.GetRuleStatsResponse.stats:type_name -> redirect.v1.RuleStats
-	11, // 31: redirect.v1.GetRuleStatsResponse.version:type_name -> redirect.v1.Version
-	31, // 32: redirect.v1.RuleStats.last_hit:type_name -> google.protobuf.Timestamp
-	1,  // 33: redirect.v1.DecisionService.Decide:input_type -> redirect.v1.DecideRequest
-	7,  // 34: redirect.v1.DecisionService.DecideBatch:input_type -> redirect.v1.DecideBatchRequest
-	13, // 35: redirect.v1.RuleService.GetRule:input_type -> redirect.v1.GetRuleRequest
-	15, // 36: redirect.v1.RuleService.ListRules:input_type -> redirect.v1.ListRulesRequest
-	17, // 37: redirect.v1.RuleService.PutRule:input_type -> redirect.v1.PutRuleRequest
-	19, // 38: redirect.v1.RuleService.DeleteRule:input_type -> redirect.v1.DeleteRuleRequest
-	21, // 39: redirect.v1.RuleService.ApplyRules:input_type -> redirect.v1.ApplyRulesRequest
-	23, // 40: redirect.v1.RuleService.ValidateRules:input_type -> redirect.v1.ValidateRulesRequest
-	25, // 41: redirect.v1.RuleService.GetRuleStats:input_type -> redirect.v1.GetRuleStatsRequest
-	2,  // 42: redirect.v1.DecisionService.Decide:output_type -> redirect.v1.DecideResponse
-	8,  // 43: redirect.v1.DecisionService.DecideBatch:output_type -> redirect.v1.DecideBatchResponse
-	14, // 44: redirect.v1.RuleService.GetRule:output_type -> redirect.v1.GetRuleResponse
-	16, // 45: redirect.v1.RuleService.ListRules:output_type -> redirect.v1.ListRulesResponse
-	18, // 46: redirect.v1.RuleService.PutRule:output_type -> redirect.v1.PutRuleResponse
-	20, // 47: redirect.v1.RuleService.DeleteRule:output_type -> redirect.v1.DeleteRuleResponse
-	22, // 48: redirect.v1.RuleService.ApplyRules:output_type -> redirect.v1.ApplyRulesResponse
-	24, // 49: redirect.v1.RuleService.ValidateRules:output_type -> redirect.v1.ValidateRulesResponse
-	26, // 50: redirect.v1.RuleService.GetRuleStats:output_type -> redirect.v1.GetRuleStatsResponse
-	42, // [42:51] is the sub-list for method output_type
-	33, // [33:42] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	31, // 10: redirect.v1.Rule.cache_max_age:type_name -> google.protobuf.Duration
+	32, // 11: redirect.v1.Rule.since:type_name -> google.protobuf.Timestamp
+	30, // 12: redirect.v1.Rule.headers:type_name -> redirect.v1.Rule.HeadersEntry
+	11, // 13: redirect.v1.Rule.has:type_name -> redirect.v1.Condition
+	11, // 14: redirect.v1.Rule.missing:type_name -> redirect.v1.Condition
+	32, // 15: redirect.v1.Rule.active_from:type_name -> google.protobuf.Timestamp
+	32, // 16: redirect.v1.Rule.active_until:type_name -> google.protobuf.Timestamp
+	31, // 17: redirect.v1.Rule.promote_after:type_name -> google.protobuf.Duration
+	10, // 18: redirect.v1.GetRuleResponse.rule:type_name -> redirect.v1.Rule
+	12, // 19: redirect.v1.GetRuleResponse.version:type_name -> redirect.v1.Version
+	10, // 20: redirect.v1.ListRulesResponse.rules:type_name -> redirect.v1.Rule
+	12, // 21: redirect.v1.ListRulesResponse.version:type_name -> redirect.v1.Version
+	10, // 22: redirect.v1.PutRuleRequest.rule:type_name -> redirect.v1.Rule
+	10, // 23: redirect.v1.PutRuleResponse.rule:type_name -> redirect.v1.Rule
+	12, // 24: redirect.v1.PutRuleResponse.version:type_name -> redirect.v1.Version
+	13, // 25: redirect.v1.PutRuleResponse.warnings:type_name -> redirect.v1.Problem
+	12, // 26: redirect.v1.DeleteRuleResponse.version:type_name -> redirect.v1.Version
+	10, // 27: redirect.v1.ApplyRulesRequest.rules:type_name -> redirect.v1.Rule
+	12, // 28: redirect.v1.ApplyRulesResponse.version:type_name -> redirect.v1.Version
+	13, // 29: redirect.v1.ApplyRulesResponse.warnings:type_name -> redirect.v1.Problem
+	10, // 30: redirect.v1.ValidateRulesRequest.rules:type_name -> redirect.v1.Rule
+	13, // 31: redirect.v1.ValidateRulesResponse.problems:type_name -> redirect.v1.Problem
+	28, // 32: redirect.v1.GetRuleStatsResponse.stats:type_name -> redirect.v1.RuleStats
+	12, // 33: redirect.v1.GetRuleStatsResponse.version:type_name -> redirect.v1.Version
+	32, // 34: redirect.v1.RuleStats.last_hit:type_name -> google.protobuf.Timestamp
+	1,  // 35: redirect.v1.DecisionService.Decide:input_type -> redirect.v1.DecideRequest
+	7,  // 36: redirect.v1.DecisionService.DecideBatch:input_type -> redirect.v1.DecideBatchRequest
+	14, // 37: redirect.v1.RuleService.GetRule:input_type -> redirect.v1.GetRuleRequest
+	16, // 38: redirect.v1.RuleService.ListRules:input_type -> redirect.v1.ListRulesRequest
+	18, // 39: redirect.v1.RuleService.PutRule:input_type -> redirect.v1.PutRuleRequest
+	20, // 40: redirect.v1.RuleService.DeleteRule:input_type -> redirect.v1.DeleteRuleRequest
+	22, // 41: redirect.v1.RuleService.ApplyRules:input_type -> redirect.v1.ApplyRulesRequest
+	24, // 42: redirect.v1.RuleService.ValidateRules:input_type -> redirect.v1.ValidateRulesRequest
+	26, // 43: redirect.v1.RuleService.GetRuleStats:input_type -> redirect.v1.GetRuleStatsRequest
+	2,  // 44: redirect.v1.DecisionService.Decide:output_type -> redirect.v1.DecideResponse
+	8,  // 45: redirect.v1.DecisionService.DecideBatch:output_type -> redirect.v1.DecideBatchResponse
+	15, // 46: redirect.v1.RuleService.GetRule:output_type -> redirect.v1.GetRuleResponse
+	17, // 47: redirect.v1.RuleService.ListRules:output_type -> redirect.v1.ListRulesResponse
+	19, // 48: redirect.v1.RuleService.PutRule:output_type -> redirect.v1.PutRuleResponse
+	21, // 49: redirect.v1.RuleService.DeleteRule:output_type -> redirect.v1.DeleteRuleResponse
+	23, // 50: redirect.v1.RuleService.ApplyRules:output_type -> redirect.v1.ApplyRulesResponse
+	25, // 51: redirect.v1.RuleService.ValidateRules:output_type -> redirect.v1.ValidateRulesResponse
+	27, // 52: redirect.v1.RuleService.GetRuleStats:output_type -> redirect.v1.GetRuleStatsResponse
+	44, // [44:53] is the sub-list for method output_type
+	35, // [35:44] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_redirect_v1_redirect_proto_init() }
@@ -2237,13 +2342,14 @@ func file_redirect_v1_redirect_proto_init() {
 		(*DecideResult_Response)(nil),
 		(*DecideResult_Error)(nil),
 	}
+	file_redirect_v1_redirect_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_redirect_v1_redirect_proto_rawDesc), len(file_redirect_v1_redirect_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
