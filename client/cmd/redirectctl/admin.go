@@ -139,23 +139,9 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if output != "table" && output != "yaml" {
 			return usagef("-o %q: accepted: table, yaml", output)
 		}
-		var rules []*redirectv1.Rule
-		var version *redirectv1.Version
-		token := ""
-		for {
-			resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
-			if err != nil {
-				return a.describe(err)
-			}
-			// Pages read from different versions would mix two rule sets.
-			if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
-				return fmt.Errorf("the rules changed while listing (version %d, then %d); run list again", version.GetNumber(), resp.GetVersion().GetNumber())
-			}
-			version = resp.GetVersion()
-			rules = append(rules, resp.GetRules()...)
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
+		rules, version, err := a.listRules(ctx, rs, pageSize)
+		if err != nil {
+			return err
 		}
 		if output == "yaml" {
 			fmt.Fprintf(stdout, "# redirectd rules version %d (%s)\n", version.GetNumber(), version.GetHash())
@@ -174,6 +160,28 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "%d rules, version %d\n", len(rules), version.GetNumber())
 		return nil
 	})
+}
+
+// listRules reads every page of the serving rule set, all of one version.
+func (a *adminConn) listRules(ctx context.Context, rs redirectv1.RuleServiceClient, pageSize int) ([]*redirectv1.Rule, *redirectv1.Version, error) {
+	var rules []*redirectv1.Rule
+	var version *redirectv1.Version
+	token := ""
+	for {
+		resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
+		if err != nil {
+			return nil, nil, a.describe(err)
+		}
+		// Pages read from different versions would mix two rule sets.
+		if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
+			return nil, nil, fmt.Errorf("the rules changed while listing (version %d, then %d); run the command again", version.GetNumber(), resp.GetVersion().GetNumber())
+		}
+		version = resp.GetVersion()
+		rules = append(rules, resp.GetRules()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			return rules, version, nil
+		}
+	}
 }
 
 // ruleStatus is the pinned status, or the intent that chooses one.
