@@ -634,10 +634,10 @@ func (c *diffCommand) run(ctx context.Context, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s:%d: %v\n", name, b.line, b.err)
 	}
 	if more := totals.bad - len(totals.firstBad); more > 0 {
-		fmt.Fprintf(stderr, "%s: %s more\n", name, plural(more, "bad line"))
+		fmt.Fprintf(stderr, "%s: and %s\n", name, plural(more, "more bad line"))
 	}
 	if totals.requests == 0 {
-		return fmt.Errorf("%s: no request could be read (%s, %s); is it a %s log?", name, plural(totals.lines, "line"), plural(totals.bad, "bad line"), format)
+		return fmt.Errorf("%s: no request could be read in the %s format (%s, %s); name another with --log-format", name, format, plural(totals.lines, "line"), plural(totals.bad, "bad line"))
 	}
 	changed := totals.changed()
 	exceeds := changed > c.maxChanges
