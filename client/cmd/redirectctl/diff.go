@@ -111,9 +111,9 @@ func requestText(r *decision.Request) string {
 // change is one request whose answer changed.
 type change struct {
 	line          int
-	req           decision.Request
+	req           *decision.Request
 	kind          changeKind
-	before, after decision.Decision
+	before, after *decision.Decision
 }
 
 // badLine is a line that was not read, or a request the engine refused.
@@ -133,7 +133,8 @@ type blockResult struct {
 	requests int // requests decided
 	bad      int
 	firstBad []badLine // at most maxBadShown
-	changes  []change
+	kinds    [kindCount]int
+	out      []byte  // the changes, written by diffRun.print
 	buf      *[]byte // the block's buffer, for reuse
 }
 
@@ -202,11 +203,13 @@ func readBlocks(r io.Reader, pool *sync.Pool, emit func(block) bool) error {
 }
 
 // diffRun is one comparison: the two indexes, how to read the log, the
-// clock both sides share.
+// clock both sides share, and how a change is printed (in the workers, so
+// that a log where most answers change is not printed on one core).
 type diffRun struct {
 	old, new *decision.Index
 	parser   accesslog.Parser
 	now      time.Time
+	print    func(b []byte, c *change) []byte
 }
 
 // decideBlock reads and decides every line of b.
@@ -243,7 +246,8 @@ func (d *diffRun) decideBlock(b block) blockResult {
 		}
 		res.requests++
 		if kind, changed := classify(&before, &after); changed {
-			res.changes = append(res.changes, change{line: n, req: req, kind: kind, before: before, after: after})
+			res.kinds[kind]++
+			res.out = d.print(res.out, &change{line: n, req: &req, kind: kind, before: &before, after: &after})
 		}
 	}
 	return res
@@ -265,10 +269,10 @@ func (t *diffTotals) changed() int {
 	return n
 }
 
-// run streams r through workers (one per core) and hands each block's
-// result to report in the log's order. progress, when not nil, is called
+// run streams r through workers (one per core) and writes each block's
+// changes to out in the log's order. progress, when not nil, is called
 // a few times a second with the totals so far.
-func (d *diffRun) run(ctx context.Context, r io.Reader, report func(*blockResult) error, progress func(*diffTotals)) (diffTotals, error) {
+func (d *diffRun) run(ctx context.Context, r io.Reader, out io.Writer, progress func(*diffTotals)) (diffTotals, error) {
 	workers := runtime.GOMAXPROCS(0)
 	pool := &sync.Pool{New: func() any { b := make([]byte, 0, blockSize); return &b }}
 	blocks := make(chan block, workers)
@@ -341,10 +345,10 @@ func (d *diffRun) run(ctx context.Context, r io.Reader, report func(*blockResult
 						totals.firstBad = append(totals.firstBad, b)
 					}
 				}
-				for i := range p.changes {
-					totals.kinds[p.changes[i].kind]++
+				for k, n := range p.kinds {
+					totals.kinds[k] += n
 				}
-				if err := report(p); err != nil {
+				if _, err := out.Write(p.out); err != nil {
 					return totals, err
 				}
 				pool.Put(p.buf)
@@ -409,6 +413,18 @@ type (
 		} `json:"summary"`
 	}
 )
+
+// appendJSON appends v as one line of JSON. The values are plain structs
+// of strings and numbers, which always marshal.
+func appendJSON(b []byte, v any) []byte {
+	buf := bytes.NewBuffer(b)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false) // a query's & stays &
+	if err := enc.Encode(v); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
 
 func toJSONAnswer(d *decision.Decision) jsonAnswer {
 	a := jsonAnswer{Redirect: d.Redirect, Vary: vary(d), RuleID: d.RuleID}
@@ -587,26 +603,18 @@ func (c *diffCommand) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	d := &diffRun{old: old, new: nw, parser: accesslog.Parser{Format: format, Host: c.host, Scheme: c.scheme}, now: clock()}
-	out := bufio.NewWriterSize(stdout, 64<<10)
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	report := func(res *blockResult) error {
-		for i := range res.changes {
-			ch := &res.changes[i]
-			if !c.asJSON {
-				fmt.Fprintf(out, "%s:%d: %s\n  %s: %s → %s\n", name, ch.line, requestText(&ch.req), kindWords[ch.kind], answerText(&ch.before), answerText(&ch.after))
-				continue
-			}
-			err := enc.Encode(jsonChange{File: name, Line: ch.line, Kind: kindJSON[ch.kind],
+	d := &diffRun{old: old, new: nw, parser: accesslog.Parser{Format: format, Host: c.host, Scheme: c.scheme}, now: clock(),
+		print: func(b []byte, ch *change) []byte {
+			return fmt.Appendf(b, "%s:%d: %s\n  %s: %s → %s\n", name, ch.line, requestText(ch.req), kindWords[ch.kind], answerText(ch.before), answerText(ch.after))
+		}}
+	if c.asJSON {
+		d.print = func(b []byte, ch *change) []byte {
+			return appendJSON(b, jsonChange{File: name, Line: ch.line, Kind: kindJSON[ch.kind],
 				Request: jsonRequest{Method: ch.req.Method, Scheme: ch.req.Scheme, Host: ch.req.Host, Path: ch.req.Target, Protocol: ch.req.Protocol},
-				Before:  toJSONAnswer(&ch.before), After: toJSONAnswer(&ch.after)})
-			if err != nil {
-				return err
-			}
+				Before:  toJSONAnswer(ch.before), After: toJSONAnswer(ch.after)})
 		}
-		return nil
 	}
+	out := bufio.NewWriterSize(stdout, 64<<10)
 	start := time.Now()
 	var progress func(*diffTotals)
 	if isTerminal(stderr) {
@@ -618,7 +626,7 @@ func (c *diffCommand) run(ctx context.Context, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "\r\033[K%d lines%s, %d changed, %.0f lines/s", t.lines, pct, t.changed(), float64(t.lines)/time.Since(start).Seconds())
 		}
 	}
-	totals, err := d.run(ctx, in, report, progress)
+	totals, err := d.run(ctx, in, out, progress)
 	if progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
@@ -650,9 +658,7 @@ func (c *diffCommand) run(ctx context.Context, stdout, stderr io.Writer) error {
 			s.Summary.Kinds[kindJSON[k]] = n
 		}
 		s.Summary.Exceeds, s.Summary.MaxChanges = exceeds, c.maxChanges
-		if err := enc.Encode(s); err != nil {
-			return err
-		}
+		out.Write(appendJSON(nil, s))
 	} else {
 		fmt.Fprintf(out, "%s (%s log): %s decided against %s and %s, %s\n", name, format, plural(totals.requests, "request"), oldName, newName, plural(totals.bad, "bad line"))
 		fmt.Fprintf(out, "%s changed", plural(changed, "answer"))
