@@ -674,7 +674,7 @@ func (c *diffCommand) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := out.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%s in %v (%.0f lines/s)\n", plural(totals.lines, "line"), elapsed.Round(time.Millisecond), float64(totals.lines)/elapsed.Seconds())
+	fmt.Fprintf(stderr, "%s in %v (%.0f lines/s)\n", plural(totals.lines, "line"), elapsed.Round(elapsed/100+1), float64(totals.lines)/elapsed.Seconds())
 	if exceeds {
 		fmt.Fprintf(stderr, "%s changed, more than --max-changes %d\n", plural(changed, "answer"), c.maxChanges)
 		return errFailed

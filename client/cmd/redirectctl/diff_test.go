@@ -222,48 +222,14 @@ func TestDiffEnvoyLog(t *testing.T) {
 	}
 }
 
-// TestDiffHumanOutput checks the words people read, on a handful of
-// requests whose answers change in each way, in a common log.
+// TestDiffHumanOutput runs README "diff"'s example: the words people
+// read, a request whose answer changes in each way, a bad line.
 func TestDiffHumanOutput(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	newRules := write("new.yaml", `rules:
-  - id: docs-moved
-    host: example.com
-    path: /docs
-    match: prefix
-    to: https://docs.example.com/v2
-    intent: permanent
-  - id: old-blog
-    path: /blog
-    to: /news
-    intent: permanent
-  - id: pricing
-    path: /pricing
-    to: /plans
-  - id: german
-    path: /start
-    to: /de/start
-    cache_max_age: 600
-    headers:
-      accept-language: "de*"
-`)
-	log := write("access.log", strings.Join([]string{
-		`192.0.2.1 - - [01/Nov/2026:10:00:00 +0000] "GET /docs/intro HTTP/1.1" 200 512`,
-		`192.0.2.1 - - [01/Nov/2026:10:00:01 +0000] "GET /blog HTTP/1.1" 307 0`,
-		`192.0.2.1 - - [01/Nov/2026:10:00:02 +0000] "GET /pricing HTTP/1.1" 200 0`,
-		`192.0.2.1 - - [01/Nov/2026:10:00:03 +0000] "POST /signup HTTP/1.1" 303 0`,
-		`192.0.2.1 - - [01/Nov/2026:10:00:04 +0000] "GET /about HTTP/1.1" 200 0`,
-		`192.0.2.1 - - [01/Nov/2026:10:00:05 +0000] "GET /start HTTP/1.1" 200 0`,
-	}, "\n")+"\n")
-	oldRules := "testdata/rules.yaml"
-
+	const (
+		oldRules = "testdata/rules.yaml"
+		newRules = "testdata/rules-next.yaml"
+		log      = "testdata/access.log"
+	)
 	code, stdout, stderr := cli(t, "diff", oldRules, newRules, "--requests", log, "--host", "example.com", "--scheme", "https", "--now", diffNow)
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (changes beyond --max-changes 0)\nstderr:\n%s", code, stderr)
@@ -274,20 +240,25 @@ func TestDiffHumanOutput(t *testing.T) {
   status changed: 307 /news (no-store; rule old-blog) → 301 /news (public, max-age=86400; rule old-blog)
 ` + log + `:3: GET https://example.com/pricing
   new redirect: pass → 307 /plans (no-store; rule pricing)
-` + log + `:4: POST https://example.com/signup
+` + log + `:5: POST https://example.com/signup
   removed: 303 /register (no-store; rule signup) → pass
-` + log + " (common log): 6 requests decided against testdata/rules.yaml and " + newRules + ", 0 bad lines\n" +
+` + log + " (combined log): 6 requests decided against " + oldRules + " and " + newRules + ", 1 bad line\n" +
 		"4 answers changed: 1 new redirect, 1 removed, 1 status changed, 1 target changed\n"
 	if d := cmp.Diff(want, stdout); d != "" {
 		t.Errorf("stdout (-want +got):\n%s", d)
 	}
-	if !strings.Contains(stderr, "4 answers changed, more than --max-changes 0") {
-		t.Errorf("stderr:\n%s", stderr)
+	for _, w := range []string{log + ":4: no request line (\"-\")\n", "\n4 answers changed, more than --max-changes 0\n"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+	if code, _, stderr := cli(t, "diff", oldRules, newRules, "--requests", log, "--host", "example.com", "--scheme", "https", "--now", diffNow, "--max-changes", "4"); code != 0 {
+		t.Errorf("--max-changes 4: exit %d, want 0\nstderr:\n%s", code, stderr)
 	}
 
 	// The same log, read as what it is not, has no request in it: exit 2.
 	code, _, stderr = cli(t, "diff", oldRules, newRules, "--requests", log, "--log-format", "envoy")
-	if code != 2 || !strings.Contains(stderr, log+":1: want `[START_TIME]") || !strings.Contains(stderr, "no request could be read in the envoy format (6 lines, 6 bad lines)") {
+	if code != 2 || !strings.Contains(stderr, log+":1: want `[START_TIME]") || !strings.Contains(stderr, "no request could be read in the envoy format (7 lines, 7 bad lines)") {
 		t.Errorf("as envoy: exit %d, stderr:\n%s", code, stderr)
 	}
 }
