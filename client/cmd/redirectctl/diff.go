@@ -362,6 +362,15 @@ func (d *diffRun) run(ctx context.Context, r io.Reader, out io.Writer, progress 
 	}
 }
 
+// threeDigits rounds d to three significant digits: 331µs, 1.45s.
+func threeDigits(d time.Duration) time.Duration {
+	unit := time.Duration(1)
+	for d/unit >= 1000 {
+		unit *= 10
+	}
+	return d.Round(unit)
+}
+
 // isTerminal reports whether w is a terminal (a character device), where
 // a progress line that rewrites itself helps and does not litter a file.
 func isTerminal(w io.Writer) bool {
@@ -674,7 +683,7 @@ func (c *diffCommand) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := out.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%s in %v (%.0f lines/s)\n", plural(totals.lines, "line"), elapsed.Round(elapsed/100+1), float64(totals.lines)/elapsed.Seconds())
+	fmt.Fprintf(stderr, "%s in %v (%.0f lines/s)\n", plural(totals.lines, "line"), threeDigits(elapsed), float64(totals.lines)/elapsed.Seconds())
 	if exceeds {
 		fmt.Fprintf(stderr, "%s changed, more than --max-changes %d\n", plural(changed, "answer"), c.maxChanges)
 		return errFailed
