@@ -186,7 +186,12 @@ func readJSONDiff(t *testing.T, out string) jsonDiff {
 // and nothing else is.
 func TestDiffEnvoyLog(t *testing.T) {
 	f := newDiffFixture(t, 2000, 20000)
-	bad := map[int]string{0: "not a log line", 500: `[2026-11-01T00:00:00.000Z] "-" 400 - 0 0 1 - "-" "-" "-" "-" "-"`, 19999: `[yesterday] "GET / HTTP/1.1" 200`}
+	bad := map[int]string{
+		0:     "not a log line",
+		500:   `[2026-11-01T00:00:00.000Z] "-" 400 - 0 0 1 - "-" "-" "-" "-" "-"`,
+		1000:  `[2026-11-01T00:00:00.000Z] "G@T / HTTP/1.1" 400 - 0 0 1 - "-" "-" "-" "www.example.com" "-"`,
+		19999: `[yesterday] "GET / HTTP/1.1" 200`,
+	}
 	log, lineOf := f.writeLog(t, accesslog.Envoy, bad)
 
 	code, stdout, stderr := cli(t, "diff", f.old, f.new, "--requests", log, "--scheme", "https", "--now", diffNow, "--json", "--max-changes", "1000000")
@@ -214,6 +219,7 @@ func TestDiffEnvoyLog(t *testing.T) {
 	for _, w := range []string{
 		log + ":1: want `[START_TIME]",
 		fmt.Sprintf(`%s:%d: no request line ("-")`, log, lineOf[500]-1),
+		fmt.Sprintf(`%s:%d: invalid request: method: not an HTTP method token (RFC 9110 section 5.6.2)`, log, lineOf[1000]-1),
 		fmt.Sprintf(`%s:%d: start time "yesterday"`, log, lineOf[19999]-1),
 	} {
 		if !strings.Contains(stderr, w) {
@@ -251,6 +257,9 @@ func TestDiffHumanOutput(t *testing.T) {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("stderr lacks %q:\n%s", w, stderr)
 		}
+	}
+	if strings.Contains(stderr, "\r") {
+		t.Errorf("a progress line on stderr that is not a terminal:\n%q", stderr)
 	}
 	if code, _, stderr := cli(t, "diff", oldRules, newRules, "--requests", log, "--host", "example.com", "--scheme", "https", "--now", diffNow, "--max-changes", "4"); code != 0 {
 		t.Errorf("--max-changes 4: exit %d, want 0\nstderr:\n%s", code, stderr)
@@ -415,6 +424,25 @@ func TestReadBlocks(t *testing.T) {
 	})
 	if err != nil || got.String() != input {
 		t.Errorf("readBlocks: %v; read %q, want %q", err, got.String(), input)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for _, out := range []io.Writer{f, w, &bytes.Buffer{}} {
+		if isTerminal(out) {
+			t.Errorf("isTerminal(%T) = true", out)
+		}
 	}
 }
 
