@@ -508,6 +508,11 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&c.maxChanges, "max-changes", 0, "exit 1 when more than `N` answers change")
 	fs.BoolVar(&c.asJSON, "json", false, "print one JSON object per change, then a summary object")
 	c.admin.register(fs)
+	// Here an address replaces OLD, so it has no default.
+	for _, name := range []string{"server", "admin"} {
+		f := fs.Lookup(name)
+		f.Usage, f.DefValue = "compare the rules served by the redirectd whose admin API is at this `address` (host:port) instead of OLD", ""
+	}
 	c.opts.register(fs, "")
 	var err error
 	if c.rules, err = parseArgs(fs, args); err != nil {
