@@ -189,6 +189,20 @@ func WriteRequests(w io.Writer, reqs []decision.Request) error {
 	return bw.Flush()
 }
 
+// ParseRequest reads one non-blank line of a request stream (see the
+// package comment). Readers that stream a file line by line, such as
+// redirectctl diff, use it; ReadRequests reads a whole file with it.
+func ParseRequest(line []byte) (decision.Request, error) {
+	var l requestLine
+	if err := json.Unmarshal(line, &l); err != nil {
+		return decision.Request{}, fmt.Errorf("%v; want one JSON object per line with method, scheme, host, path", err)
+	}
+	if l.Method == "" || l.Path == "" {
+		return decision.Request{}, fmt.Errorf("method and path are required")
+	}
+	return decision.Request{Method: l.Method, Scheme: l.Scheme, Host: l.Host, Target: l.Path, Protocol: l.Protocol}, nil
+}
+
 // ReadRequests reads a request stream (see the package comment). name is
 // used in errors, which say which line is wrong.
 func ReadRequests(name string, r io.Reader) ([]decision.Request, error) {
@@ -200,14 +214,11 @@ func ReadRequests(name string, r io.Reader) ([]decision.Request, error) {
 		if len(line) == 0 {
 			continue
 		}
-		var l requestLine
-		if err := json.Unmarshal(line, &l); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v; want one JSON object per line with method, scheme, host, path", name, n, err)
+		req, err := ParseRequest(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
 		}
-		if l.Method == "" || l.Path == "" {
-			return nil, fmt.Errorf("%s:%d: method and path are required", name, n)
-		}
-		reqs = append(reqs, decision.Request{Method: l.Method, Scheme: l.Scheme, Host: l.Host, Target: l.Path, Protocol: l.Protocol})
+		reqs = append(reqs, req)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)

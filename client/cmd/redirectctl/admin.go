@@ -139,7 +139,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if output != "table" && output != "yaml" {
 			return usagef("-o %q: accepted: table, yaml", output)
 		}
-		rules, version, err := listAll(ctx, a, rs, pageSize)
+		rules, version, err := a.listRules(ctx, rs, pageSize)
 		if err != nil {
 			return err
 		}
@@ -160,6 +160,28 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "%d rules, version %d\n", len(rules), version.GetNumber())
 		return nil
 	})
+}
+
+// listRules reads every page of the serving rule set, all of one version.
+func (a *adminConn) listRules(ctx context.Context, rs redirectv1.RuleServiceClient, pageSize int) ([]*redirectv1.Rule, *redirectv1.Version, error) {
+	var rules []*redirectv1.Rule
+	var version *redirectv1.Version
+	token := ""
+	for {
+		resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
+		if err != nil {
+			return nil, nil, a.describe(err)
+		}
+		// Pages read from different versions would mix two rule sets.
+		if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
+			return nil, nil, fmt.Errorf("the rules changed while listing (version %d, then %d); run the command again", version.GetNumber(), resp.GetVersion().GetNumber())
+		}
+		version = resp.GetVersion()
+		rules = append(rules, resp.GetRules()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			return rules, version, nil
+		}
+	}
 }
 
 // ruleStatus is the pinned status, or the intent that chooses one.
@@ -246,28 +268,6 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	})
 }
 
-// listAll reads every page of the serving rules, all from one version.
-func listAll(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pageSize int) ([]*redirectv1.Rule, *redirectv1.Version, error) {
-	var rules []*redirectv1.Rule
-	var version *redirectv1.Version
-	token := ""
-	for {
-		resp, err := rs.ListRules(ctx, &redirectv1.ListRulesRequest{PageSize: int32(pageSize), PageToken: token})
-		if err != nil {
-			return nil, nil, a.describe(err)
-		}
-		// Pages read from different versions would mix two rule sets.
-		if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
-			return nil, nil, fmt.Errorf("the rules changed while listing (version %d, then %d); run the command again", version.GetNumber(), resp.GetVersion().GetNumber())
-		}
-		version = resp.GetVersion()
-		rules = append(rules, resp.GetRules()...)
-		if token = resp.GetNextPageToken(); token == "" {
-			return rules, version, nil
-		}
-	}
-}
-
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var unused, expired bool
 	var now string
@@ -290,7 +290,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return usagef("--expired finds the rules itself; give no IDs")
 			}
 			var rules []*redirectv1.Rule
-			if rules, version, err = listAll(ctx, a, rs, 1000); err != nil {
+			if rules, version, err = a.listRules(ctx, rs, 1000); err != nil {
 				return err
 			}
 			ended, total = map[string]time.Time{}, len(rules)

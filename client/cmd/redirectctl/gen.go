@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/redirectd/redirectd/client/accesslog"
 	"github.com/redirectd/redirectd/decision"
 	"github.com/redirectd/redirectd/decision/rulegen"
 )
@@ -17,7 +19,7 @@ import (
 // the flags only, so "gen --rules 1000000 --seed 1" is the same file on
 // every machine.
 func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gen", "--rules N [--mix exact=0.8,prefix=0.15,pattern=0.05] [--hosts H] [--seed S] [--format yaml|json|jsonl] [-o FILE] [--requests M --hit 0.9 --requests-out FILE]", stderr)
+	fs := newFlagSet("gen", "--rules N [--mix exact=0.8,prefix=0.15,pattern=0.05] [--hosts H] [--seed S] [--format yaml|json|jsonl] [-o FILE] [--requests M --hit 0.9 --requests-out FILE [--requests-format F]]", stderr)
 	n := fs.Int("rules", 0, "number of `rules` to generate")
 	mixFlag := fs.String("mix", rulegen.DefaultMix.String(), "fraction of each match kind (normalised to sum 1)")
 	hosts := fs.Int("hosts", 1, "number of hosts the rules are scoped to; 0 makes every rule apply to any host")
@@ -27,6 +29,7 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	nreq := fs.Int("requests", 0, "also generate this many requests (needs --requests-out)")
 	hit := fs.Float64("hit", 0.9, "fraction of requests that match a rule (0..1)")
 	reqOut := fs.String("requests-out", "", "write the requests to this `file`, one JSON object per line (method, scheme, host, path)")
+	reqFormatFlag := fs.String("requests-format", "jsonl", "format of --requests-out: jsonl (what bench reads), or an access log for diff: "+strings.Join(strings.Split(accesslog.Names(), ", ")[1:], ", "))
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -46,6 +49,10 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("--requests-out needs --requests M")
 	case !(*hit >= 0 && *hit <= 1):
 		return usagef("--hit %v: want a fraction between 0 and 1", *hit)
+	}
+	reqFormat, err := accesslog.ParseFormat(*reqFormatFlag)
+	if err != nil {
+		return usagef("--requests-format: %v", err)
 	}
 	mix, err := rulegen.ParseMix(*mixFlag)
 	if err != nil {
@@ -79,7 +86,7 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	err = rulegen.WriteRequests(w, reqs)
+	err = writeRequestLog(w, reqFormat, reqs)
 	if err == nil {
 		err = w.Flush()
 	}
@@ -90,5 +97,25 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("write %s: %w", *reqOut, err)
 	}
 	fmt.Fprintf(stderr, "%s (hit fraction %v) to %s in %v\n", plural(len(reqs), "request"), *hit, *reqOut, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// logStart is when a generated access log begins; its lines are 10 ms
+// apart, so the same flags give the same log.
+var logStart = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// writeRequestLog writes reqs as a request stream or as an access log
+// (which names no scheme; a common or combined one no host either).
+func writeRequestLog(w io.Writer, f accesslog.Format, reqs []decision.Request) error {
+	if f == accesslog.JSONL {
+		return rulegen.WriteRequests(w, reqs)
+	}
+	var b []byte
+	for i := range reqs {
+		b = accesslog.Append(b[:0], f, &reqs[i], logStart.Add(time.Duration(i)*10*time.Millisecond))
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -41,6 +41,7 @@ var commands = []command{
 	{"decide", "ask for the decision on one request, from a server or a rules file", runDecide},
 	{"lint", "check rules files: every error and warning with file:line", runLint},
 	{"test", "run a file of request → expected answer cases against rules (a CI gate)", runTest},
+	{"diff", "replay a request stream or access log against two rule sets and show every answer that changes", runDiff},
 	{"get", "print one rule of a running redirectd (admin API) as a rules file", runGet},
 	{"list", "list the rules of a running redirectd, all pages (admin API)", runList},
 	{"put", "create or replace the rules of a rules file, one by one (admin API)", runPut},
@@ -73,6 +74,14 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// inputError is a command's input that could not be used (an unreadable
+// file, a log with no request in it); it exits 2 like a usage mistake, for
+// commands whose exit 1 means a finding (diff: too many changes).
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
+
 // run is main without the process: it returns the exit status, so tests
 // call it with buffers.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -96,6 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
 		var usage usageError
+		var input inputError
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
 			return 0
@@ -103,6 +113,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		case errors.As(err, &usage):
 			fmt.Fprintf(stderr, "redirectctl %s: %s\nrun 'redirectctl help %s' for usage\n", name, usage.msg, name)
+			return 2
+		case errors.As(err, &input):
+			fmt.Fprintf(stderr, "redirectctl %s: %v\n", name, input.err)
 			return 2
 		default:
 			fmt.Fprintf(stderr, "redirectctl %s: %v\n", name, err)
@@ -284,22 +297,59 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// offlineRules are the flags of a command that can answer from a rules file
-// with the same engine the daemon uses, and the daemon's options for it.
-type offlineRules struct {
-	file            string
+// engineOptions are the daemon's options for the engine a command runs in
+// its own process (decide and test with --rules, diff), and the clock.
+type engineOptions struct {
 	permanentMaxAge time.Duration
 	maxCacheAge     time.Duration
 	flattenChains   bool
 	now             string
 }
 
+// register adds the flags; when is what makes them apply ("with --rules: ").
+func (o *engineOptions) register(fs *flag.FlagSet, when string) {
+	fs.DurationVar(&o.permanentMaxAge, "permanent-max-age", decision.DefaultPermanentMaxAge, when+"max-age of 301/308 answers whose rule sets none (as the daemon's flag)")
+	fs.DurationVar(&o.maxCacheAge, "max-cache-age", decision.MaxAdvisedCacheAge, when+"refuse rules whose cache_max_age is longer (as the daemon's flag)")
+	fs.BoolVar(&o.flattenChains, "flatten-chains", false, when+"answer A→C for a chain A→B→C (as the daemon's flag)")
+	fs.StringVar(&o.now, "now", "", when+"the clock, RFC 3339 (default: the current time); makes time windows, staged permanence and the cache ramp repeatable")
+}
+
+// clock is --now, or the current time.
+func (o *engineOptions) clock() (func() time.Time, error) { return parseNow(o.now) }
+
+func (o *engineOptions) store() *decision.Store {
+	return decision.NewStore(decision.Options{
+		PermanentMaxAge: o.permanentMaxAge,
+		MaxCacheAge:     o.maxCacheAge,
+		FlattenChains:   o.flattenChains,
+	})
+}
+
+// loadFile parses and builds a rules file into the index the daemon would
+// serve from it; warnings are returned, errors (every problem, with
+// file:line) reject it.
+func (o *engineOptions) loadFile(file string) (*decision.Index, []decision.Problem, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := o.store().ReplaceFile(file, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.Commit(decision.Info{Version: 1, Source: file}), c.Warnings(), nil
+}
+
+// offlineRules are the flags of a command that can answer from a rules file
+// with the same engine the daemon uses, and the daemon's options for it.
+type offlineRules struct {
+	file string
+	engineOptions
+}
+
 func (o *offlineRules) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.file, "rules", "", "answer offline from this rules `file` instead of a server")
-	fs.DurationVar(&o.permanentMaxAge, "permanent-max-age", decision.DefaultPermanentMaxAge, "with --rules: max-age of 301/308 answers whose rule sets none (as the daemon's flag)")
-	fs.DurationVar(&o.maxCacheAge, "max-cache-age", decision.MaxAdvisedCacheAge, "with --rules: refuse rules whose cache_max_age is longer (as the daemon's flag)")
-	fs.BoolVar(&o.flattenChains, "flatten-chains", false, "with --rules: answer A→C for a chain A→B→C (as the daemon's flag)")
-	fs.StringVar(&o.now, "now", "", "with --rules: the clock, RFC 3339 (default: the current time); makes time windows, staged permanence and the cache ramp repeatable")
+	o.engineOptions.register(fs, "with --rules: ")
 }
 
 // parseNow reads a --now flag: the clock is fixed at that time, or is the
@@ -318,24 +368,14 @@ func parseNow(flagValue string) (func() time.Time, error) {
 // load parses and builds the rules file; warnings are returned, errors
 // (every problem, with file:line) reject it.
 func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
-	clock, err := parseNow(o.now)
+	clock, err := o.clock()
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := os.ReadFile(o.file)
+	ix, warnings, err := o.loadFile(o.file)
 	if err != nil {
 		return nil, nil, err
 	}
-	store := decision.NewStore(decision.Options{
-		PermanentMaxAge: o.permanentMaxAge,
-		MaxCacheAge:     o.maxCacheAge,
-		FlattenChains:   o.flattenChains,
-	})
-	c, err := store.ReplaceFile(o.file, data)
-	if err != nil {
-		return nil, nil, err
-	}
-	ix := c.Commit(decision.Info{Version: 1, Source: o.file})
 	// The daemon's DecisionService translation over the decision library
 	// the daemon serves, in this process: --rules answers exactly as a
 	// daemon serving the file would, without its listeners, metrics or
@@ -343,5 +383,5 @@ func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 	svc := redirectv1.NewDecisionService(func(req *decision.Request) (decision.Decision, error) {
 		return ix.Decide(req, clock())
 	})
-	return client.Local(svc), c.Warnings(), nil
+	return client.Local(svc), warnings, nil
 }
