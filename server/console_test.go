@@ -18,7 +18,8 @@ import (
 
 // TestConsoleEditConflict drives the daemon's console over HTTP: with the
 // admin token, a rule saved at the serving version is written to the
-// rules file, and a save at a stale version is a 409 that writes nothing.
+// rules file, and a save from a form rendered before the set changed is a
+// 409 that writes nothing.
 func TestConsoleEditConflict(t *testing.T) {
 	cfg := testConfig()
 	cfg.Rules = writeRules(t, t.TempDir(), "rules.yaml", "rules:\n  - id: old\n    path: /old\n    to: /new\n")
@@ -51,12 +52,12 @@ func TestConsoleEditConflict(t *testing.T) {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	csrf := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(string(page))
-	version := regexp.MustCompile(`name="expected_version" value="(\d+)"`).FindStringSubmatch(string(page))
+	version := regexp.MustCompile(`name="expected_hash" value="([0-9a-f]{64})"`).FindStringSubmatch(string(page))
 	if csrf == nil || version == nil {
 		t.Fatalf("rule page has no edit form:\n%s", page)
 	}
 	edit := func(to, version string) (int, string) {
-		return post("/rules", url.Values{"csrf": {csrf[1]}, "expected_version": {version},
+		return post("/rules", url.Values{"csrf": {csrf[1]}, "expected_hash": {version},
 			"yaml": {"rules:\n  - id: old\n    path: /old\n    to: " + to + "\n"}})
 	}
 	code, body := edit("/newer", version[1])
@@ -67,7 +68,7 @@ func TestConsoleEditConflict(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(body, "Conflict: nothing was written") || !strings.Contains(body, "/stale") {
 		t.Errorf("save at a stale version: %d, want 409 showing the conflict and keeping the text\n%s", code, body)
 	}
-	if !strings.Contains(body, `name="expected_version" value="`+version[1]+`"`) {
+	if !strings.Contains(body, `name="expected_hash" value="`+version[1]+`"`) {
 		t.Errorf("the conflict page's form no longer carries the version read (%s): submitting it again would overwrite\n%s", version[1], body)
 	}
 	file, _ := os.ReadFile(cfg.Rules)
@@ -112,11 +113,11 @@ func TestConsoleApplyFile(t *testing.T) {
 	}
 	_, body = upload("rules:\n  - id: a\n    path: /a\n    to: /b\n  - id: c\n    path: /c\n    to: /d\n")
 	pending := regexp.MustCompile(`name="pending" value="([0-9a-f]+)"`).FindStringSubmatch(body)
-	version := regexp.MustCompile(`name="expected_version" value="(\d+)"`).FindStringSubmatch(body)
+	version := regexp.MustCompile(`name="expected_hash" value="([0-9a-f]{64})"`).FindStringSubmatch(body)
 	if !strings.Contains(body, "is valid: 2 rules") || pending == nil || version == nil {
 		t.Fatalf("a good file's preview: want it valid with an apply button\n%s", body)
 	}
-	resp, err := cl.PostForm(base+"/apply/confirm", url.Values{"csrf": {csrf[1]}, "pending": {pending[1]}, "expected_version": {version[1]}})
+	resp, err := cl.PostForm(base+"/apply/confirm", url.Values{"csrf": {csrf[1]}, "pending": {pending[1]}, "expected_hash": {version[1]}})
 	if err != nil {
 		t.Fatal(err)
 	}
