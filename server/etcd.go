@@ -644,9 +644,10 @@ func newGeneration(rev int64) string {
 
 // change writes puts and deletes in one transaction that also puts the
 // pointer. With a precondition, it holds only if the set is still at the
-// version it was checked at; without, only if the generation is still the one read, so
-// writers of different rules never make each other retry (a version
-// compare would let one of n concurrent writers through at a time).
+// version the precondition was checked against; without, only if the
+// generation is still the one read, so writers of different rules never
+// make each other retry (a version compare would let one of n concurrent
+// writers through at a time).
 func (e *EtcdStore) change(ctx context.Context, pre Precondition, puts []decision.Rule, deletes []string) (int64, error) {
 	for try := 0; try < etcdWriteTries; try++ {
 		gen, version, rev, err := e.pointer(ctx)
