@@ -1,8 +1,9 @@
 // Package console is redirectd's web console (README "Web console"): pages
 // for the people who own the redirects to trace a URL, find a rule, see
 // what is used, see what the daemon serves and, where the rule source
-// takes writes (a writable rules file, etcd), change rules. Pages are html/template rendered on the server
-// and embedded in the binary; they need no JavaScript.
+// takes writes (a writable rules file, etcd), change rules. Pages are
+// html/template rendered on the server and embedded in the binary; they
+// need no JavaScript.
 //
 // The console reads the serving set from a decision.Index and changes it
 // through a Backend, which the daemon (package server) implements with the

@@ -217,11 +217,10 @@ func (c *Console) putRule(w http.ResponseWriter, r *http.Request) {
 		form.Conflict = errors.Is(err, ErrConflict)
 		status := http.StatusBadRequest
 		if form.Conflict {
-			// The form keeps the version the person read: submitting it
-			// again conflicts again, until they have seen the rule as it
-			// is now.
-			status, form.Hash = http.StatusConflict, exp
-			form.Version = 0
+			// The form keeps the hash the person read (its number is not
+			// in the form): submitting it again conflicts again, until
+			// they have seen the rule as it is now.
+			status, form.Version, form.Hash = http.StatusConflict, 0, exp
 		}
 		fail(status, err.Error())
 		return
