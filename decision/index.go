@@ -111,8 +111,8 @@ type Index struct {
 type Info struct {
 	// Version identifies the set: it grows with every applied change.
 	Version uint64
-	// Hash is the SHA-256 of the rules file the set was read from or
-	// written to, hex ("" for other sources).
+	// Hash identifies the set for whoever published it, hex: the SHA-256
+	// of the rules file it was read from or written to, for example.
 	Hash     string
 	Source   string
 	LoadedAt time.Time

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,8 +114,12 @@ func (s *RuleService) PutRule(ctx context.Context, req *redirectv1.PutRuleReques
 	if err != nil {
 		return nil, s.status(err)
 	}
+	pre, err := precondition(req)
+	if err != nil {
+		return nil, err
+	}
 	edit := Edit{Puts: []decision.Rule{r}}
-	snap, warnings, err := s.source.Update(ctx, req.GetExpectedVersion(), edit)
+	snap, warnings, err := s.source.Update(ctx, pre, edit)
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -130,7 +136,11 @@ func (s *RuleService) DeleteRule(ctx context.Context, req *redirectv1.DeleteRule
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: required")
 	}
-	snap, _, err := s.source.Update(ctx, req.GetExpectedVersion(), Edit{Deletes: []string{id}})
+	pre, err := precondition(req)
+	if err != nil {
+		return nil, err
+	}
+	snap, _, err := s.source.Update(ctx, pre, Edit{Deletes: []string{id}})
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -143,7 +153,11 @@ func (s *RuleService) ApplyRules(ctx context.Context, req *redirectv1.ApplyRules
 	if err != nil {
 		return nil, s.status(err)
 	}
-	snap, warnings, err := s.source.Update(ctx, req.GetExpectedVersion(), Edit{Puts: rules, Whole: true})
+	pre, err := precondition(req)
+	if err != nil {
+		return nil, err
+	}
+	snap, warnings, err := s.source.Update(ctx, pre, Edit{Puts: rules, Whole: true})
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -203,6 +217,26 @@ func (s *RuleService) GetRuleStats(_ context.Context, req *redirectv1.GetRuleSta
 		resp.Stats[i] = st
 	}
 	return resp, nil
+}
+
+// preconditioned is a request that changes rules: PutRule, DeleteRule
+// and ApplyRules.
+type preconditioned interface {
+	GetExpectedVersion() uint64
+	GetExpectedHash() string
+}
+
+// precondition reads expected_version and expected_hash. A hash is a
+// Version.hash: 64 hex digits; anything else could never match, and a
+// caller that retried on ABORTED would retry for ever.
+func precondition(req preconditioned) (Precondition, error) {
+	pre := Precondition{Version: req.GetExpectedVersion(), Hash: req.GetExpectedHash()}
+	if pre.Hash != "" {
+		if b, err := hex.DecodeString(pre.Hash); err != nil || len(b) != sha256.Size {
+			return pre, status.Errorf(codes.InvalidArgument, "expected_hash: %q is not a version hash (64 hex digits, as Version.hash is)", pre.Hash)
+		}
+	}
+	return pre, nil
 }
 
 func notFound(id string) error {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"time"
 
 	"github.com/redirectd/redirectd/decision"
@@ -29,27 +28,6 @@ func sinceFor(r *decision.Rule, old decision.Rule, exists bool, now time.Time) {
 	default:
 		r.Since = now.UTC().Truncate(time.Second)
 	}
-}
-
-// The rule changes of the admin API, shared by RuleService and the web
-// console (server/console) so both write through one code path.
-
-// PutRule creates or replaces r durably (Update); a new rule without
-// since gets the current time.
-func (s *RuleStore) PutRule(expected uint64, r *decision.Rule) (*Snapshot, []decision.Problem, error) {
-	return s.Update(context.Background(), expected, Edit{Puts: []decision.Rule{*r}})
-}
-
-// DeleteRule removes the rule with the given id durably.
-func (s *RuleStore) DeleteRule(expected uint64, id string) (*Snapshot, error) {
-	snap, _, err := s.Update(context.Background(), expected, Edit{Deletes: []string{id}})
-	return snap, err
-}
-
-// ApplyRules replaces the whole set durably; rules that already exist
-// keep their since.
-func (s *RuleStore) ApplyRules(expected uint64, rules []decision.Rule) (*Snapshot, []decision.Problem, error) {
-	return s.Update(context.Background(), expected, Edit{Puts: rules, Whole: true})
 }
 
 // LintFile parses a rules file and checks it exactly as a load or an apply

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -14,9 +15,12 @@ import (
 
 // consoleBackend is the web console's view of the daemon: the serving
 // set, hit statistics, reload history, and rule changes through the admin
-// API's own code path (RuleStore.PutRule, DeleteRule, ApplyRules).
+// API's own code path, RuleSource.Update of the configured source (the
+// rules file, etcd; a URL takes none), with the hash the form was
+// rendered from as expected_hash (README "Web console").
 type consoleBackend struct {
-	store *RuleStore
+	source RuleSource
+	store  *RuleStore // source.Rules()
 }
 
 var _ console.Backend = consoleBackend{}
@@ -43,26 +47,22 @@ func (b consoleBackend) Reloads() []console.Reload {
 	return out
 }
 
-func (b consoleBackend) Writable() error {
-	if b.store.Path == "" {
-		return fmt.Errorf("%w: started without --rules", ErrNotPersistable)
-	}
-	_, err := writableTarget(b.store.Path)
-	return err
+func (b consoleBackend) Writable() error { return b.source.Writable() }
+
+func (b consoleBackend) Put(expected string, r *decision.Rule) (console.Written, error) {
+	return b.update(expected, Edit{Puts: []decision.Rule{*r}})
 }
 
-func (b consoleBackend) Put(expected uint64, r *decision.Rule) (console.Written, error) {
-	snap, warnings, err := b.store.PutRule(expected, r)
-	return written(snap, warnings, err)
+func (b consoleBackend) Delete(expected string, id string) (console.Written, error) {
+	return b.update(expected, Edit{Deletes: []string{id}})
 }
 
-func (b consoleBackend) Delete(expected uint64, id string) (console.Written, error) {
-	snap, err := b.store.DeleteRule(expected, id)
-	return written(snap, nil, err)
+func (b consoleBackend) Apply(expected string, rules []decision.Rule) (console.Written, error) {
+	return b.update(expected, Edit{Puts: rules, Whole: true})
 }
 
-func (b consoleBackend) Apply(expected uint64, rules []decision.Rule) (console.Written, error) {
-	snap, warnings, err := b.store.ApplyRules(expected, rules)
+func (b consoleBackend) update(expected string, e Edit) (console.Written, error) {
+	snap, warnings, err := b.source.Update(context.Background(), Precondition{Hash: expected}, e)
 	return written(snap, warnings, err)
 }
 
@@ -96,7 +96,7 @@ func (s *Server) newConsole() (*http.Server, *tls.Config, error) {
 			return nil, nil, fmt.Errorf("console listener TLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca): %w", err)
 		}
 	}
-	c, err := console.New(consoleBackend{s.store}, console.Options{Token: token, Secure: tc != nil, Log: s.log, Now: s.now})
+	c, err := console.New(consoleBackend{source: s.source, store: s.store}, console.Options{Token: token, Secure: tc != nil, Log: s.log, Now: s.now})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -120,7 +120,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Someone else changes the set while the page is open: saving it is a
 	// conflict that writes nothing.
-	if _, _, err := r.store.PutRule(0, &decision.Rule{ID: "other", Path: "/other", To: "/elsewhere"}); err != nil {
+	if _, _, err := r.store.Update(context.Background(), Precondition{}, Edit{Puts: []decision.Rule{{ID: "other", Path: "/other", To: "/elsewhere"}}}); err != nil {
 		t.Fatal(err)
 	}
 	run("edit", chromedp.SetValue("#yaml", "rules:\n  - id: docs-moved\n    path: /docs\n    to: /stale\n"),

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -14,65 +17,153 @@ import (
 	"time"
 
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/internal/etcdtest"
 )
 
-// TestConsoleEditConflict drives the daemon's console over HTTP: with the
-// admin token, a rule saved at the serving version is written to the
-// rules file, and a save at a stale version is a 409 that writes nothing.
+// TestConsoleEditConflict drives the daemon's console over HTTP, with the
+// rules in a file and in etcd (README "Web console"): with the admin
+// token, a form rendered before someone else changed the set is a 409
+// that writes nothing, whether it saves or deletes, and keeps the hash it
+// was read at; a form rendered from the serving set saves through the
+// configured source.
 func TestConsoleEditConflict(t *testing.T) {
+	const seed = "rules:\n  - id: old\n    path: /old\n    to: /new\n"
+	for _, tc := range []struct {
+		name string
+		// config returns the daemon's configuration; seed, when set,
+		// writes the first rule once the daemon serves.
+		config func(t *testing.T) (Config, func(r *running))
+	}{
+		{"file", func(t *testing.T) (Config, func(*running)) {
+			cfg := testConfig()
+			cfg.Rules = writeRules(t, t.TempDir(), "rules.yaml", seed)
+			return cfg, nil
+		}},
+		{"etcd", func(t *testing.T) (Config, func(*running)) {
+			ec := etcdtest.Start(t)
+			cfg := testConfig()
+			cfg.Rules, cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "", "etcd", ec.Endpoint(), testPrefix
+			return cfg, func(r *running) {
+				rules, err := decision.ParseRules("seed.yaml", []byte(seed))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := r.source.Update(context.Background(), Precondition{}, Edit{Puts: rules, Whole: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, seedRules := tc.config(t)
+			cfg.AdminToken = "console-test-token-0123456789"
+			r := start(t, cfg)
+			if seedRules != nil {
+				seedRules(r)
+			}
+			base := "http://" + r.ConsoleAddr()
+			if code, _ := get(t, base+"/rules/old"); code != http.StatusUnauthorized {
+				t.Fatalf("rule page without the token: %d, want 401", code)
+			}
+			jar, _ := cookiejar.New(nil)
+			cl := &http.Client{Jar: jar}
+			post := func(path string, form url.Values) (int, string) {
+				t.Helper()
+				resp, err := cl.PostForm(base+path, form)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			if code, _ := post("/login", url.Values{"token": {cfg.AdminToken}, "next": {"/rules/old"}}); code != http.StatusOK {
+				t.Fatalf("sign in: %d", code)
+			}
+			// form reads the rule page's CSRF token and the hash its forms carry.
+			form := func() (csrf, hash string) {
+				t.Helper()
+				_, page := getWith(t, cl, base+"/rules/old")
+				c := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(page)
+				h := regexp.MustCompile(`name="expected_hash" value="([0-9a-f]{64})"`).FindAllStringSubmatch(page, -1)
+				if c == nil || len(h) != 2 {
+					t.Fatalf("rule page has no edit and delete forms carrying the hash:\n%s", page)
+				}
+				return c[1], h[0][1]
+			}
+			edit := func(csrf, to, hash string) (int, string) {
+				return post("/rules", url.Values{"csrf": {csrf}, "expected_hash": {hash},
+					"yaml": {"rules:\n  - id: old\n    path: /old\n    to: " + to + "\n"}})
+			}
+			serving := func() string {
+				rule, _ := r.Engine().Current().Index.Rule("old")
+				return rule.To
+			}
+			csrf, read := form()
+
+			// Someone else changes the set while the page is open.
+			if _, _, err := r.source.Update(context.Background(), Precondition{}, Edit{Puts: []decision.Rule{{ID: "other", Path: "/other", To: "/x"}}}); err != nil {
+				t.Fatal(err)
+			}
+			code, body := edit(csrf, "/stale", read)
+			if code != http.StatusConflict || !strings.Contains(body, "Conflict: nothing was written") || !strings.Contains(body, "/stale") {
+				t.Errorf("save from a stale form: %d, want 409 showing the conflict and keeping the text\n%s", code, body)
+			}
+			if !strings.Contains(body, `name="expected_hash" value="`+read+`"`) {
+				t.Errorf("the conflict page's form no longer carries the hash read (%s): submitting it again would overwrite\n%s", read, body)
+			}
+			if code, body := post("/rules/old/delete", url.Values{"csrf": {csrf}, "expected_hash": {read}}); code != http.StatusConflict {
+				t.Errorf("delete from a stale form: %d, want 409\n%s", code, body)
+			}
+			if got := serving(); got != "/new" {
+				t.Fatalf("after stale forms, rule old redirects to %q, want /new", got)
+			}
+
+			csrf, read = form()
+			code, body = edit(csrf, "/newer", read)
+			if code != http.StatusOK || !strings.Contains(body, "Saved as version") {
+				t.Fatalf("save from a form of the serving set: %d\n%s", code, body)
+			}
+			if got := serving(); got != "/newer" {
+				t.Errorf("after the save, rule old redirects to %q, want /newer", got)
+			}
+			if cfg.Rules != "" {
+				if file, _ := os.ReadFile(cfg.Rules); !strings.Contains(string(file), "/newer") || strings.Contains(string(file), "/stale") {
+					t.Errorf("rules file:\n%s\nwant the second save only", file)
+				}
+			}
+		})
+	}
+}
+
+// TestConsoleURLSourceReadOnly: with rules from a URL the console says
+// why it cannot edit, offers no form, and its writes are refused.
+func TestConsoleURLSourceReadOnly(t *testing.T) {
+	pub := &publisher{}
+	pub.set("rules:\n  - id: old\n    path: /old\n    to: /new\n")
+	srv := httptest.NewServer(pub)
+	t.Cleanup(srv.Close)
 	cfg := testConfig()
-	cfg.Rules = writeRules(t, t.TempDir(), "rules.yaml", "rules:\n  - id: old\n    path: /old\n    to: /new\n")
-	cfg.AdminToken = "console-test-token-0123456789"
+	cfg.Rules = srv.URL + "/rules.yaml"
 	r := start(t, cfg)
 	base := "http://" + r.ConsoleAddr()
-
-	if code, _ := get(t, base+"/rules/old"); code != http.StatusUnauthorized {
-		t.Fatalf("rule page without the token: %d, want 401", code)
-	}
 	jar, _ := cookiejar.New(nil)
 	cl := &http.Client{Jar: jar}
-	post := func(path string, form url.Values) (int, string) {
-		t.Helper()
-		resp, err := cl.PostForm(base+path, form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+	const why = "Editing is not available: rules cannot be persisted: the rules come from " // + the URL
+	_, page := getWith(t, cl, base+"/rules/old")
+	if !strings.Contains(page, why+srv.URL+"/rules.yaml (--rules): change the published file instead") || strings.Contains(page, `name="yaml"`) || strings.Contains(page, `/delete"`) {
+		t.Errorf("rule page with rules from a URL: want the reason and no edit or delete form\n%s", page)
 	}
-	if code, _ := post("/login", url.Values{"token": {cfg.AdminToken}, "next": {"/rules/old"}}); code != http.StatusOK {
-		t.Fatalf("sign in: %d", code)
+	if _, page := getWith(t, cl, base+"/apply"); !strings.Contains(page, "Applying a file is not available: rules cannot be persisted") {
+		t.Errorf("apply page with rules from a URL: want the reason\n%s", page)
 	}
-	resp, err := cl.Get(base + "/rules/old")
-	if err != nil {
-		t.Fatal(err)
+	// No page offers a form to post; the console's writes refuse anyway.
+	b := consoleBackend{source: r.source, store: r.store}
+	if _, err := b.Put(r.Engine().Current().Version.Hash, &decision.Rule{ID: "old", Path: "/old", To: "/posted"}); !errors.Is(err, ErrNotPersistable) {
+		t.Errorf("a console write with rules from a URL: %v, want ErrNotPersistable", err)
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	csrf := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(string(page))
-	version := regexp.MustCompile(`name="expected_version" value="(\d+)"`).FindStringSubmatch(string(page))
-	if csrf == nil || version == nil {
-		t.Fatalf("rule page has no edit form:\n%s", page)
-	}
-	edit := func(to, version string) (int, string) {
-		return post("/rules", url.Values{"csrf": {csrf[1]}, "expected_version": {version},
-			"yaml": {"rules:\n  - id: old\n    path: /old\n    to: " + to + "\n"}})
-	}
-	code, body := edit("/newer", version[1])
-	if code != http.StatusOK || !strings.Contains(body, "Saved as version") {
-		t.Fatalf("save at the serving version: %d\n%s", code, body)
-	}
-	code, body = edit("/stale", version[1]) // the version before the save
-	if code != http.StatusConflict || !strings.Contains(body, "Conflict: nothing was written") || !strings.Contains(body, "/stale") {
-		t.Errorf("save at a stale version: %d, want 409 showing the conflict and keeping the text\n%s", code, body)
-	}
-	if !strings.Contains(body, `name="expected_version" value="`+version[1]+`"`) {
-		t.Errorf("the conflict page's form no longer carries the version read (%s): submitting it again would overwrite\n%s", version[1], body)
-	}
-	file, _ := os.ReadFile(cfg.Rules)
-	if !strings.Contains(string(file), "/newer") || strings.Contains(string(file), "/stale") {
-		t.Errorf("rules file after a conflict:\n%s\nwant the first save only", file)
+	if rule, _ := r.Engine().Current().Index.Rule("old"); rule.To != "/new" {
+		t.Errorf("rule old redirects to %q, want /new", rule.To)
 	}
 }
 
@@ -112,11 +203,11 @@ func TestConsoleApplyFile(t *testing.T) {
 	}
 	_, body = upload("rules:\n  - id: a\n    path: /a\n    to: /b\n  - id: c\n    path: /c\n    to: /d\n")
 	pending := regexp.MustCompile(`name="pending" value="([0-9a-f]+)"`).FindStringSubmatch(body)
-	version := regexp.MustCompile(`name="expected_version" value="(\d+)"`).FindStringSubmatch(body)
+	version := regexp.MustCompile(`name="expected_hash" value="([0-9a-f]{64})"`).FindStringSubmatch(body)
 	if !strings.Contains(body, "is valid: 2 rules") || pending == nil || version == nil {
 		t.Fatalf("a good file's preview: want it valid with an apply button\n%s", body)
 	}
-	resp, err := cl.PostForm(base+"/apply/confirm", url.Values{"csrf": {csrf[1]}, "pending": {pending[1]}, "expected_version": {version[1]}})
+	resp, err := cl.PostForm(base+"/apply/confirm", url.Values{"csrf": {csrf[1]}, "pending": {pending[1]}, "expected_hash": {version[1]}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,9 @@ import (
 )
 
 // Version identifies an applied rule set: a number that grows with every
-// applied change and the SHA-256 of the rules file it was read from or
-// written to.
+// applied change and a hash that, unlike the file store's number, survives
+// a restart (README "Admin API"): the SHA-256 of the rules file it was read
+// from or written to, or with etcd EtcdStore.versionHash.
 type Version struct {
 	Number uint64
 	Hash   string

@@ -3,13 +3,16 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +67,9 @@ const (
 //
 // Every change made through redirectd also puts the pointer key, in the
 // same transaction: its ModRevision is the set's version, the same on
-// every replica, and the one expected_version is compared with.
+// every replica, and the one expected_version is compared with. The set's
+// hash is derived from the version (versionHash), so expected_hash is
+// checked by the same compare.
 //
 // Each replica loads the serving generation with paginated reads at one
 // revision, then follows a watch of the prefix from the next revision and
@@ -194,6 +199,22 @@ func decodeRule(key, value []byte) (decision.Rule, *int64, error) {
 	return r, v.Seq, nil
 }
 
+// versionHash is the hash of the set at version of generation gen: the
+// SHA-256 of the prefix, the generation and the version, the same on
+// every replica and across restarts, as the version is (README "The rule
+// set in etcd"). It names a set in etcd rather than hashing its content:
+// a content hash would cost O(rules) per write or a digest kept per rule.
+func (e *EtcdStore) versionHash(gen string, version int64) string {
+	sum := sha256.Sum256([]byte(e.prefix + "\x00" + gen + "\x00" + strconv.FormatInt(version, 10)))
+	return hex.EncodeToString(sum[:])
+}
+
+// check refuses a write prepared against another set than the one in
+// etcd: generation gen at version.
+func (e *EtcdStore) check(pre Precondition, gen string, version int64) error {
+	return pre.check(Version{Number: uint64(version), Hash: e.versionHash(gen, version)}, "the etcd set's")
+}
+
 // ruleID is the id of a rule key of generation gen; false for any other
 // key.
 func (e *EtcdStore) ruleID(key []byte, gen string) (string, bool) {
@@ -271,7 +292,7 @@ func (e *EtcdStore) serveGeneration(ctx context.Context, gen string, rev, versio
 		e.rules.reject(e.source(), err)
 		return fmt.Errorf("generation %s at revision %d: %w", gen, rev, err)
 	}
-	e.rules.publish(c, decision.Info{Version: uint64(version), Source: e.source(), LoadedAt: start})
+	e.rules.publish(c, decision.Info{Version: uint64(version), Hash: e.versionHash(gen, version), Source: e.source(), LoadedAt: start})
 	e.mu.Lock()
 	e.gen = gen
 	e.mu.Unlock()
@@ -509,7 +530,7 @@ func (e *EtcdStore) applyRevision(ctx context.Context, rev int64, events []*clie
 		e.rules.reject(fmt.Sprintf("%s revision %d", e.source(), rev), err)
 		return nil
 	}
-	e.rules.publish(c, decision.Info{Version: uint64(rev), Source: e.source(), LoadedAt: start})
+	e.rules.publish(c, decision.Info{Version: uint64(rev), Hash: e.versionHash(gen, rev), Source: e.source(), LoadedAt: start})
 	return nil
 }
 
@@ -544,10 +565,15 @@ func (e *EtcdStore) servedVersion() uint64 {
 	return 0
 }
 
+// Writable is nil: any replica writes to etcd (a write while etcd is away
+// fails ErrStoreUnavailable).
+func (e *EtcdStore) Writable() error { return nil }
+
 // Update checks e against this replica's serving set, so invalid rules
 // never reach etcd, then writes it in etcd and answers once this replica
-// serves it.
-func (e *EtcdStore) Update(ctx context.Context, expected uint64, edit Edit) (*Snapshot, []decision.Problem, error) {
+// serves it. pre is compared with the set in etcd in the write's own
+// transaction.
+func (e *EtcdStore) Update(ctx context.Context, pre Precondition, edit Edit) (*Snapshot, []decision.Problem, error) {
 	if e.rules.Engine.Current() == nil {
 		return nil, nil, ErrNotReady
 	}
@@ -559,9 +585,9 @@ func (e *EtcdStore) Update(ctx context.Context, expected uint64, edit Edit) (*Sn
 	c.Abort()
 	var rev int64
 	if edit.Whole {
-		rev, err = e.applyWhole(ctx, expected, edit.Puts)
+		rev, err = e.applyWhole(ctx, pre, edit.Puts)
 	} else {
-		rev, err = e.change(ctx, expected, edit.Puts, edit.Deletes)
+		rev, err = e.change(ctx, pre, edit.Puts, edit.Deletes)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -610,14 +636,6 @@ func (e *EtcdStore) pointer(ctx context.Context) (gen string, version, rev int64
 	return gen, version, resp.Header.Revision, nil
 }
 
-// checkExpected refuses a write whose expected version is not the set's.
-func checkExpected(expected uint64, version int64) error {
-	if expected != 0 && expected != uint64(version) {
-		return fmt.Errorf("%w: expected version %d, the set in etcd is at version %d", ErrVersionMismatch, expected, version)
-	}
-	return nil
-}
-
 // newGeneration names a new generation: the revision it was started at,
 // and randomness so two applies started together never share one.
 func newGeneration(rev int64) string {
@@ -625,22 +643,23 @@ func newGeneration(rev int64) string {
 }
 
 // change writes puts and deletes in one transaction that also puts the
-// pointer. With expected, it holds only if the set is still at that
-// version; without, only if the generation is still the one read, so
-// writers of different rules never make each other retry (a version
-// compare would let one of n concurrent writers through at a time).
-func (e *EtcdStore) change(ctx context.Context, expected uint64, puts []decision.Rule, deletes []string) (int64, error) {
+// pointer. With a precondition, it holds only if the set is still at the
+// version the precondition was checked against; without, only if the
+// generation is still the one read, so writers of different rules never
+// make each other retry (a version compare would let one of n concurrent
+// writers through at a time).
+func (e *EtcdStore) change(ctx context.Context, pre Precondition, puts []decision.Rule, deletes []string) (int64, error) {
 	for try := 0; try < etcdWriteTries; try++ {
 		gen, version, rev, err := e.pointer(ctx)
 		if err != nil {
 			return 0, err
 		}
-		if err := checkExpected(expected, version); err != nil {
+		if err := e.check(pre, gen, version); err != nil {
 			return 0, err
 		}
 		var cmps []clientv3.Cmp
 		switch {
-		case expected != 0:
+		case pre.set():
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.pointerKey()), "=", version))
 		case gen == "":
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.pointerKey()), "=", 0))
@@ -681,7 +700,7 @@ func (e *EtcdStore) change(ctx context.Context, expected uint64, puts []decision
 		if err != nil {
 			return 0, err
 		}
-		if err := checkExpected(expected, now); err != nil {
+		if err := e.check(pre, nowGen, now); err != nil {
 			return 0, err
 		}
 		if nowGen == gen && len(deletes) > 0 {
@@ -714,12 +733,12 @@ func (e *EtcdStore) seqOf(ctx context.Context, gen, id string, rev int64) (*int6
 // limits, flips the pointer to it in one compare-and-swap and deletes the
 // old generation. Until the flip no replica sees the new generation; the
 // flip is one revision, so none ever serves half of it.
-func (e *EtcdStore) applyWhole(ctx context.Context, expected uint64, rules []decision.Rule) (int64, error) {
+func (e *EtcdStore) applyWhole(ctx context.Context, pre Precondition, rules []decision.Rule) (int64, error) {
 	old, version, rev, err := e.pointer(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if err := checkExpected(expected, version); err != nil {
+	if err := e.check(pre, old, version); err != nil {
 		return 0, err
 	}
 	gen := newGeneration(rev)
@@ -743,11 +762,11 @@ func (e *EtcdStore) applyWhole(ctx context.Context, expected uint64, rules []dec
 			}
 			return resp.Header.Revision, nil
 		}
-		// Another write landed meanwhile: an explicit expected version
-		// is now stale; without one, the whole set still wins.
+		// Another write landed meanwhile: an explicit precondition is
+		// now stale; without one, the whole set still wins.
 		var perr error
 		if old, version, _, perr = e.pointer(ctx); perr == nil {
-			perr = checkExpected(expected, version)
+			perr = e.check(pre, old, version)
 		}
 		if perr == nil && try+1 == etcdWriteTries {
 			perr = e.unavailable("flip "+e.pointerKey(), fmt.Errorf("lost the race with other writers %d times", etcdWriteTries))

@@ -69,7 +69,7 @@ func BenchmarkEtcdApplyAndFirstLoad(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		if _, _, err := a.store.Update(ctx, 0, Edit{Puts: rules, Whole: true}); err != nil {
+		if _, _, err := a.store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true}); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "apply_s")
@@ -116,7 +116,7 @@ func BenchmarkDecideDuringEtcdWrites(b *testing.B) {
 	ec := etcdtest.Start(b)
 	deciding, writing := startEtcdReplica(b, ec), startEtcdReplica(b, ec)
 	ctx := context.Background()
-	snap, _, err := writing.store.Update(ctx, 0, Edit{Puts: rules, Whole: true})
+	snap, _, err := writing.store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
 	if err != nil {
 		b.Fatal(err)
 	}

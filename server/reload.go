@@ -208,8 +208,7 @@ func (s *RuleStore) publish(c *decision.Change, info decision.Info) *decision.In
 	return ix
 }
 
-// shortHash is the start of a version's hash for the log; the etcd
-// store's versions have none.
+// shortHash is the start of a version's hash for the log.
 func shortHash(h string) string { return h[:min(len(h), 12)] }
 
 // foldWhenDue folds the store's overlay into a new base on a goroutine of

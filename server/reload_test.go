@@ -432,7 +432,7 @@ func TestAdminWriteKeepsFormat(t *testing.T) {
 			if err := st.Load(); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := st.Update(context.Background(), 0, Edit{Puts: []decision.Rule{{ID: "added", Path: "/added", To: "/x"}}}); err != nil {
+			if _, _, err := st.Update(context.Background(), Precondition{}, Edit{Puts: []decision.Rule{{ID: "added", Path: "/added", To: "/x"}}}); err != nil {
 				t.Fatal(err)
 			}
 			data, err := os.ReadFile(path)

@@ -87,8 +87,13 @@ func NewURLRules(cfg Config, rules *RuleStore) (*URLRules, error) {
 func (r *URLRules) Rules() *RuleStore { return r.rules }
 
 // Update refuses: the published file is the source of truth.
-func (r *URLRules) Update(context.Context, uint64, Edit) (*Snapshot, []decision.Problem, error) {
-	return nil, nil, fmt.Errorf("%w: the rules come from %s (--rules): change the published file instead", ErrNotPersistable, r.source)
+func (r *URLRules) Update(context.Context, Precondition, Edit) (*Snapshot, []decision.Problem, error) {
+	return nil, nil, r.Writable()
+}
+
+// Writable says why the rules cannot be changed here.
+func (r *URLRules) Writable() error {
+	return fmt.Errorf("%w: the rules come from %s (--rules): change the published file instead", ErrNotPersistable, r.source)
 }
 
 // Load fetches and applies the rules at start. A fetch that fails is

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redirectd/redirectd/decision"
@@ -21,9 +23,13 @@ type RuleSource interface {
 	// serves it, its Hits count hits, its Log and Now are the daemon's.
 	Rules() *RuleStore
 	// Update makes e durable in the source, checked against the serving
-	// set first, and returns the set serving it. expected, when non-zero,
-	// must be the set's current version (ErrVersionMismatch otherwise).
-	Update(ctx context.Context, expected uint64, e Edit) (*Snapshot, []decision.Problem, error)
+	// set first, and returns the set serving it, if the set is still the
+	// one pre names (ErrVersionMismatch otherwise), atomically with the
+	// write.
+	Update(ctx context.Context, pre Precondition, e Edit) (*Snapshot, []decision.Problem, error)
+	// Writable is nil when Update can change the rules, else why it
+	// cannot, wrapping ErrNotPersistable.
+	Writable() error
 }
 
 var (
@@ -31,6 +37,30 @@ var (
 	_ RuleSource = (*EtcdStore)(nil)
 	_ RuleSource = (*URLRules)(nil)
 )
+
+// Precondition is the set a change was prepared against (README "Admin
+// API"): expected_version and expected_hash, each checked when set. The
+// file store's number restarts at 1 with the process; its hash, the rules
+// file's SHA-256, does not.
+type Precondition struct {
+	Version uint64
+	Hash    string
+}
+
+// check refuses a change when v is not the set pre names; of says whose
+// version v is ("serving", "the etcd set's").
+func (pre Precondition) check(v Version, of string) error {
+	if pre.Version != 0 && pre.Version != v.Number {
+		return fmt.Errorf("%w: expected version %d, %s version %d", ErrVersionMismatch, pre.Version, of, v.Number)
+	}
+	if pre.Hash != "" && !strings.EqualFold(pre.Hash, v.Hash) {
+		return fmt.Errorf("%w: expected hash %s, %s hash %s", ErrVersionMismatch, pre.Hash, of, v.Hash)
+	}
+	return nil
+}
+
+// set reports whether pre names a set at all.
+func (pre Precondition) set() bool { return pre.Version != 0 || pre.Hash != "" }
 
 // Edit is one admin change of the rule set: Puts (rules created or
 // replaced) and Deletes (ids), or, when Whole, Puts is the whole new set.

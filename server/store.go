@@ -40,22 +40,19 @@ func (s *RuleStore) Rules() *RuleStore { return s }
 // file (temp file in the same directory, fsync, rename, fsync of the
 // directory) and only then published: when Update returns without error
 // the change survives a crash and Decide already answers with it. The file
-// keeps its format (FormatOf its name). expected, when non-zero, must be
-// the serving version number.
-func (s *RuleStore) Update(_ context.Context, expected uint64, e Edit) (*Snapshot, []decision.Problem, error) {
+// keeps its format (FormatOf its name). pre is checked against the
+// serving set under the same lock as the write, so nothing lands between.
+func (s *RuleStore) Update(_ context.Context, pre Precondition, e Edit) (*Snapshot, []decision.Problem, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.Engine.Current()
 	if cur == nil {
 		return nil, nil, ErrNotReady
 	}
-	if expected != 0 && expected != cur.Version.Number {
-		return nil, nil, fmt.Errorf("%w: expected version %d, serving version %d", ErrVersionMismatch, expected, cur.Version.Number)
+	if err := pre.check(cur.Version, "serving"); err != nil {
+		return nil, nil, err
 	}
-	if s.Path == "" {
-		return nil, nil, fmt.Errorf("%w: started without --rules: nowhere to persist (start redirectd with --rules FILE to manage rules through the admin API)", ErrNotPersistable)
-	}
-	target, err := writableTarget(s.Path)
+	target, err := s.writable()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,6 +70,20 @@ func (s *RuleStore) Update(_ context.Context, expected uint64, e Edit) (*Snapsho
 	// the content it has seen and does not apply it twice.
 	s.seenSum, s.seenFile = sum, nil
 	return snapshotOf(s.apply(c, sum, s.Path, start)), c.Warnings(), nil
+}
+
+// Writable is nil when admin writes can be persisted to the rules file.
+func (s *RuleStore) Writable() error {
+	_, err := s.writable()
+	return err
+}
+
+// writable is the file a write replaces, or why there is none.
+func (s *RuleStore) writable() (string, error) {
+	if s.Path == "" {
+		return "", fmt.Errorf("%w: started without --rules: nowhere to persist (start redirectd with --rules FILE to manage rules through the admin API)", ErrNotPersistable)
+	}
+	return writableTarget(s.Path)
 }
 
 // writeRulesFile writes the rules of ix to w in the format of the rules

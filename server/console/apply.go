@@ -74,6 +74,7 @@ type applyPage struct {
 	Valid    bool
 	Pending  string
 	Version  uint64
+	Hash     string
 	Error    string
 	Applied  string
 }
@@ -83,7 +84,7 @@ func (c *Console) serveApply(w http.ResponseWriter, r *http.Request) {
 	if ix == nil {
 		return
 	}
-	c.render(w, r, http.StatusOK, "apply", "Apply a rules file", &applyPage{Writable: c.b.Writable(), Version: ix.Info().Version, Applied: r.URL.Query().Get("applied")})
+	c.render(w, r, http.StatusOK, "apply", "Apply a rules file", &applyPage{Writable: c.b.Writable(), Version: ix.Info().Version, Hash: ix.Info().Hash, Applied: r.URL.Query().Get("applied")})
 }
 
 // previewApply lints an uploaded rules file exactly as a load would and
@@ -93,7 +94,7 @@ func (c *Console) previewApply(w http.ResponseWriter, r *http.Request) {
 	if ix == nil {
 		return
 	}
-	p := &applyPage{Writable: c.b.Writable(), Version: ix.Info().Version}
+	p := &applyPage{Writable: c.b.Writable(), Version: ix.Info().Version, Hash: ix.Info().Hash}
 	f, hdr, err := r.FormFile("file")
 	if err != nil {
 		p.Error = "file: choose a rules file (YAML, JSON or JSON Lines) to upload: " + err.Error()

@@ -1,8 +1,9 @@
 // Package console is redirectd's web console (README "Web console"): pages
 // for the people who own the redirects to trace a URL, find a rule, see
-// what is used, see what the daemon serves and, where the rules file is
-// writable, change rules. Pages are html/template rendered on the server
-// and embedded in the binary; they need no JavaScript.
+// what is used, see what the daemon serves and, where the rule source
+// takes writes (a writable rules file, etcd), change rules. Pages are
+// html/template rendered on the server and embedded in the binary; they
+// need no JavaScript.
 //
 // The console reads the serving set from a decision.Index and changes it
 // through a Backend, which the daemon (package server) implements with the
@@ -17,7 +18,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -31,7 +31,7 @@ import (
 )
 
 // ErrConflict is wrapped by a Backend's write refused because the rule set
-// changed since the version the person saw (expected_version).
+// changed since the version the person saw (expected_hash).
 var ErrConflict = errors.New("version conflict")
 
 // Backend is what the console needs from the daemon.
@@ -51,12 +51,14 @@ type Backend interface {
 	Reloads() []Reload
 	// Writable is nil when rules can be changed, else why not.
 	Writable() error
-	// Put, Delete and Apply change the rules durably. expected is the
-	// version the person saw; a newer serving version is an error
-	// wrapping ErrConflict and nothing is written.
-	Put(expected uint64, r *decision.Rule) (Written, error)
-	Delete(expected uint64, id string) (Written, error)
-	Apply(expected uint64, rules []decision.Rule) (Written, error)
+	// Put, Delete and Apply change the rules durably, through the
+	// configured rule source. expected is the hash of the version the
+	// person saw (decision.Info.Hash: unlike the number, it survives a
+	// restart); any other serving set is an error wrapping ErrConflict and
+	// nothing is written.
+	Put(expected string, r *decision.Rule) (Written, error)
+	Delete(expected string, id string) (Written, error)
+	Apply(expected string, rules []decision.Rule) (Written, error)
 	// Lint parses and checks a rules file as a load would, applying
 	// nothing: the rules and their warnings, or a *decision.RulesError.
 	Lint(name string, data []byte) ([]decision.Rule, []decision.Problem, error)
@@ -306,11 +308,15 @@ func safeNext(p string) string {
 	return p
 }
 
-// expected reads the expected_version field of a change form.
-func expected(r *http.Request) (uint64, error) {
-	v, err := strconv.ParseUint(r.PostFormValue("expected_version"), 10, 64)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("expected_version %q: not a version number; reload the page and submit again", r.PostFormValue("expected_version"))
+// expected reads the expected_hash field of a change form: the hash of
+// the set the form was rendered from (README "Web console"). The hash, not
+// the number, because the file store's number starts again at 1 when the
+// daemon restarts, so a form from before a restart could name a number
+// that now means another set.
+func expected(r *http.Request) (string, error) {
+	h := r.PostFormValue("expected_hash")
+	if h == "" {
+		return "", errors.New("expected_hash: the form does not say which version it was read at; reload the page and submit again")
 	}
-	return v, nil
+	return h, nil
 }

@@ -23,9 +23,9 @@ func (staticBackend) EachHit(func(RuleHits) bool)                 {}
 func (staticBackend) PerMinute(string, time.Time) []uint32        { return nil }
 func (staticBackend) Reloads() []Reload                           { return nil }
 func (staticBackend) Writable() error                             { return io.ErrClosedPipe }
-func (staticBackend) Put(uint64, *decision.Rule) (Written, error) { return Written{}, io.ErrClosedPipe }
-func (staticBackend) Delete(uint64, string) (Written, error)      { return Written{}, io.ErrClosedPipe }
-func (staticBackend) Apply(uint64, []decision.Rule) (Written, error) {
+func (staticBackend) Put(string, *decision.Rule) (Written, error) { return Written{}, io.ErrClosedPipe }
+func (staticBackend) Delete(string, string) (Written, error)      { return Written{}, io.ErrClosedPipe }
+func (staticBackend) Apply(string, []decision.Rule) (Written, error) {
 	return Written{}, io.ErrClosedPipe
 }
 func (staticBackend) Lint(string, []byte) ([]decision.Rule, []decision.Problem, error) {

@@ -56,6 +56,7 @@ var funcs = template.FuncMap{
 	"query":     url.QueryEscape,
 	"edit":      func(v view, f editForm) view { v.Page = &f; return v },
 	"path":      url.PathEscape,
+	"short":     func(hash string) string { return hash[:min(len(hash), 12)] },
 	"sparkline": sparkline,
 	"sum": func(xs []uint32) uint64 {
 		var n uint64

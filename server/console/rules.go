@@ -115,10 +115,12 @@ type rulePage struct {
 }
 
 // editForm is the rule editor: the rule's YAML, the version it was read
-// at, and the outcome of the last submit.
+// at (Hash is what a save is checked against), and the outcome of the
+// last submit.
 type editForm struct {
 	Writable error
 	Version  uint64
+	Hash     string
 	YAML     string
 	Error    string
 	Conflict bool
@@ -141,7 +143,7 @@ func (c *Console) serveRule(w http.ResponseWriter, r *http.Request) {
 	p := &rulePage{Rule: rule, Hits: c.b.Hits(id), PerMinute: c.b.PerMinute(id, c.opts.Now())}
 	rule.Line = 0
 	p.YAML = string(decision.MarshalRules([]decision.Rule{rule}))
-	p.Edit = editForm{Writable: c.b.Writable(), Version: ix.Info().Version, YAML: p.YAML, Saved: r.URL.Query().Get("saved")}
+	p.Edit = editForm{Writable: c.b.Writable(), Version: ix.Info().Version, Hash: ix.Info().Hash, YAML: p.YAML, Saved: r.URL.Query().Get("saved")}
 	for _, w := range ix.Warnings() {
 		if w.RuleID == id {
 			p.Warnings = append(p.Warnings, w)
@@ -191,7 +193,7 @@ func (c *Console) putRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	text := r.PostFormValue("yaml")
-	form := editForm{Writable: c.b.Writable(), Version: ix.Info().Version, YAML: text}
+	form := editForm{Writable: c.b.Writable(), Version: ix.Info().Version, Hash: ix.Info().Hash, YAML: text}
 	fail := func(status int, msg string) {
 		form.Error = msg
 		c.render(w, r, status, "edit", "Rule not saved", &form)
@@ -215,10 +217,10 @@ func (c *Console) putRule(w http.ResponseWriter, r *http.Request) {
 		form.Conflict = errors.Is(err, ErrConflict)
 		status := http.StatusBadRequest
 		if form.Conflict {
-			// The form keeps the version the person read: submitting it
-			// again conflicts again, until they have seen the rule as it
-			// is now.
-			status, form.Version = http.StatusConflict, exp
+			// The form keeps the hash the person read (its number is not
+			// in the form): submitting it again conflicts again, until
+			// they have seen the rule as it is now.
+			status, form.Version, form.Hash = http.StatusConflict, 0, exp
 		}
 		fail(status, err.Error())
 		return

@@ -110,11 +110,29 @@ func adminCall(ctx context.Context, name, usage string, nargs int, args []string
 	return call(ctx, a, rs, pos)
 }
 
-// expectedVersion registers --expected-version, the optimistic
-// concurrency check of the commands that change rules.
-func expectedVersion(v *uint64) func(fs *flag.FlagSet) {
-	return func(fs *flag.FlagSet) {
-		fs.Uint64Var(v, "expected-version", 0, "refuse unless the serving version is this number (0: any); from `list` or a previous change")
+// precondition is the optimistic concurrency check of the commands that
+// change rules: --expected-version and --expected-hash (README "Admin
+// API"; the hash survives a restart of a file-backed daemon, the number
+// does not).
+type precondition struct {
+	version uint64
+	hash    string
+}
+
+func (p *precondition) register(fs *flag.FlagSet) {
+	fs.Uint64Var(&p.version, "expected-version", 0, "refuse unless the serving version is this number (0: any); from `list` or a previous change")
+	fs.StringVar(&p.hash, "expected-hash", "", "refuse unless the serving version's hash is this (empty: any); from `list -o yaml` or a previous change")
+}
+
+// follow moves the precondition on to v, the version a change made: the
+// next change of the same command expects the set this one left, so
+// nobody else's change lands between two puts of one file unnoticed.
+func (p *precondition) follow(v *redirectv1.Version) {
+	if p.version != 0 {
+		p.version = v.GetNumber()
+	}
+	if p.hash != "" {
+		p.hash = v.GetHash()
 	}
 }
 
@@ -196,47 +214,45 @@ func ruleStatus(r *redirectv1.Rule) string {
 }
 
 func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var expected uint64
-	return adminCall(ctx, "put", "FILE|-", 1, args, stderr, expectedVersion(&expected), func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+	var pre precondition
+	return adminCall(ctx, "put", "FILE|-", 1, args, stderr, pre.register, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
 		rules, err := readRulesArg(pos[0])
 		if err != nil {
 			return err
 		}
 		for _, r := range rules {
-			resp, err := rs.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: r, ExpectedVersion: expected})
+			resp, err := rs.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: r, ExpectedVersion: pre.version, ExpectedHash: pre.hash})
 			if err != nil {
 				return fmt.Errorf("put %s: %w", r.GetId(), a.describe(err))
 			}
 			printWarnings(stderr, resp.GetWarnings())
-			fmt.Fprintf(stdout, "put %s: version %d\n", r.GetId(), resp.GetVersion().GetNumber())
-			// Each put makes a version; a second rule with the first's
-			// expected version would always be refused.
-			expected = 0
+			fmt.Fprintf(stdout, "put %s: version %d (%s)\n", r.GetId(), resp.GetVersion().GetNumber(), resp.GetVersion().GetHash())
+			pre.follow(resp.GetVersion())
 		}
 		return nil
 	})
 }
 
 func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var expected uint64
-	return adminCall(ctx, "delete", "ID", 1, args, stderr, expectedVersion(&expected), func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
-		resp, err := rs.DeleteRule(ctx, &redirectv1.DeleteRuleRequest{Id: pos[0], ExpectedVersion: expected})
+	var pre precondition
+	return adminCall(ctx, "delete", "ID", 1, args, stderr, pre.register, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+		resp, err := rs.DeleteRule(ctx, &redirectv1.DeleteRuleRequest{Id: pos[0], ExpectedVersion: pre.version, ExpectedHash: pre.hash})
 		if err != nil {
 			return a.describe(err)
 		}
-		fmt.Fprintf(stdout, "deleted %s: version %d\n", pos[0], resp.GetVersion().GetNumber())
+		fmt.Fprintf(stdout, "deleted %s: version %d (%s)\n", pos[0], resp.GetVersion().GetNumber(), resp.GetVersion().GetHash())
 		return nil
 	})
 }
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var expected uint64
-	return adminCall(ctx, "apply", "FILE|-", 1, args, stderr, expectedVersion(&expected), func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
+	var pre precondition
+	return adminCall(ctx, "apply", "FILE|-", 1, args, stderr, pre.register, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, pos []string) error {
 		rules, err := readRulesArg(pos[0])
 		if err != nil {
 			return err
 		}
-		resp, err := rs.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: rules, ExpectedVersion: expected})
+		resp, err := rs.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: rules, ExpectedVersion: pre.version, ExpectedHash: pre.hash})
 		if err != nil {
 			return a.describe(err)
 		}

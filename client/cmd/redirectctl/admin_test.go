@@ -168,3 +168,49 @@ func TestStatsExpired(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminExpectedHash: put, delete and apply with --expected-hash are
+// refused, naming both hashes, when the serving set is another one, and
+// go through when it is the one named; the hash comes from `list -o yaml`.
+func TestAdminExpectedHash(t *testing.T) {
+	const token = "t0ken"
+	addr, store := startAdmin(t, "rules:\n  - id: old\n    path: /old\n    to: /new\n", token)
+	file := filepath.Join(t.TempDir(), "one.yaml")
+	if err := os.WriteFile(file, []byte("rules:\n  - id: a\n    path: /a\n    to: /b\n  - id: c\n    path: /c\n    to: /d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctl := func(args ...string) (int, string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append(args, "--admin", addr, "--token", token), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	_, listed, _ := ctl("list", "-o", "yaml")
+	read := store.Engine.Current().Version.Hash
+	if !strings.Contains(listed, "# redirectd rules version 1 ("+read+")") {
+		t.Fatalf("list -o yaml does not name the hash %s:\n%s", read, listed)
+	}
+	stale := strings.Repeat("0", 64)
+	for _, args := range [][]string{{"put", file}, {"delete", "old"}, {"apply", file}} {
+		code, _, stderr := ctl(append(args, "--expected-hash", stale)...)
+		if code != 1 || !strings.Contains(stderr, "Aborted") || !strings.Contains(stderr, "expected hash "+stale) || !strings.Contains(stderr, "serving hash "+read) {
+			t.Errorf("%s with a stale hash: exit %d, want 1 and ABORTED naming both hashes\nstderr: %s", args[0], code, stderr)
+		}
+	}
+	if got := store.Engine.Current().Version; got.Hash != read || got.Number != 1 {
+		t.Fatalf("refused changes moved the set to %+v", got)
+	}
+	// Two rules, one precondition: the second put expects the set the
+	// first one left.
+	code, out, stderr := ctl("put", file, "--expected-hash", read)
+	if code != 0 || !strings.Contains(out, "put a: version 2") || !strings.Contains(out, "put c: version 3") {
+		t.Fatalf("put with the serving hash: exit %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	now := store.Engine.Current().Version.Hash
+	if code, out, stderr := ctl("delete", "old", "--expected-hash", now); code != 0 || !strings.Contains(out, "deleted old: version 4") {
+		t.Fatalf("delete with the serving hash: exit %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	if code, _, stderr := ctl("apply", file, "--expected-hash", "not-a-hash"); code != 1 || !strings.Contains(stderr, "InvalidArgument") || !strings.Contains(stderr, "64 hex digits") {
+		t.Errorf("apply with a malformed hash: exit %d, want 1 and INVALID_ARGUMENT\nstderr: %s", code, stderr)
+	}
+}

@@ -1072,7 +1072,8 @@ type Version struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// number increases with every applied set.
 	Number uint64 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
-	// hash is the SHA-256 of the rule set's canonical form, hex.
+	// hash identifies the set, hex: the SHA-256 of the rules file (file and
+	// URL), or of the etcd prefix, generation and version (etcd).
 	Hash          string `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1449,8 +1450,11 @@ type PutRuleRequest struct {
 	Rule *Rule `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
 	// expected_version, when set, must equal the current version number.
 	ExpectedVersion uint64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// expected_hash, when set, must equal the current version's hash: unlike
+	// the number it survives a restart of the file store (README "Admin API").
+	ExpectedHash  string `protobuf:"bytes,3,opt,name=expected_hash,json=expectedHash,proto3" json:"expected_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutRuleRequest) Reset() {
@@ -1495,6 +1499,13 @@ func (x *PutRuleRequest) GetExpectedVersion() uint64 {
 		return x.ExpectedVersion
 	}
 	return 0
+}
+
+func (x *PutRuleRequest) GetExpectedHash() string {
+	if x != nil {
+		return x.ExpectedHash
+	}
+	return ""
 }
 
 // PutRuleResponse reports the new version.
@@ -1568,8 +1579,11 @@ type DeleteRuleRequest struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// expected_version, when set, must equal the current version number.
 	ExpectedVersion uint64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// expected_hash, when set, must equal the current version's hash: unlike
+	// the number it survives a restart of the file store (README "Admin API").
+	ExpectedHash  string `protobuf:"bytes,3,opt,name=expected_hash,json=expectedHash,proto3" json:"expected_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteRuleRequest) Reset() {
@@ -1614,6 +1628,13 @@ func (x *DeleteRuleRequest) GetExpectedVersion() uint64 {
 		return x.ExpectedVersion
 	}
 	return 0
+}
+
+func (x *DeleteRuleRequest) GetExpectedHash() string {
+	if x != nil {
+		return x.ExpectedHash
+	}
+	return ""
 }
 
 // DeleteRuleResponse reports the new version.
@@ -1669,8 +1690,11 @@ type ApplyRulesRequest struct {
 	Rules []*Rule `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
 	// expected_version, when set, must equal the current version number.
 	ExpectedVersion uint64 `protobuf:"varint,2,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// expected_hash, when set, must equal the current version's hash: unlike
+	// the number it survives a restart of the file store (README "Admin API").
+	ExpectedHash  string `protobuf:"bytes,3,opt,name=expected_hash,json=expectedHash,proto3" json:"expected_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplyRulesRequest) Reset() {
@@ -1715,6 +1739,13 @@ func (x *ApplyRulesRequest) GetExpectedVersion() uint64 {
 		return x.ExpectedVersion
 	}
 	return 0
+}
+
+func (x *ApplyRulesRequest) GetExpectedHash() string {
+	if x != nil {
+		return x.ExpectedHash
+	}
+	return ""
 }
 
 // ApplyRulesResponse reports the new version.
@@ -2169,22 +2200,25 @@ const file_redirect_v1_redirect_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12.\n" +
 	"\aversion\x18\x03 \x01(\v2\x14.redirect.v1.VersionR\aversion\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\x04 \x01(\x05R\ttotalSize\"b\n" +
+	"total_size\x18\x04 \x01(\x05R\ttotalSize\"\x87\x01\n" +
 	"\x0ePutRuleRequest\x12%\n" +
 	"\x04rule\x18\x01 \x01(\v2\x11.redirect.v1.RuleR\x04rule\x12)\n" +
-	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"\x9a\x01\n" +
+	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12#\n" +
+	"\rexpected_hash\x18\x03 \x01(\tR\fexpectedHash\"\x9a\x01\n" +
 	"\x0fPutRuleResponse\x12%\n" +
 	"\x04rule\x18\x01 \x01(\v2\x11.redirect.v1.RuleR\x04rule\x12.\n" +
 	"\aversion\x18\x02 \x01(\v2\x14.redirect.v1.VersionR\aversion\x120\n" +
-	"\bwarnings\x18\x03 \x03(\v2\x14.redirect.v1.ProblemR\bwarnings\"N\n" +
+	"\bwarnings\x18\x03 \x03(\v2\x14.redirect.v1.ProblemR\bwarnings\"s\n" +
 	"\x11DeleteRuleRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
-	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"D\n" +
+	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12#\n" +
+	"\rexpected_hash\x18\x03 \x01(\tR\fexpectedHash\"D\n" +
 	"\x12DeleteRuleResponse\x12.\n" +
-	"\aversion\x18\x01 \x01(\v2\x14.redirect.v1.VersionR\aversion\"g\n" +
+	"\aversion\x18\x01 \x01(\v2\x14.redirect.v1.VersionR\aversion\"\x8c\x01\n" +
 	"\x11ApplyRulesRequest\x12'\n" +
 	"\x05rules\x18\x01 \x03(\v2\x11.redirect.v1.RuleR\x05rules\x12)\n" +
-	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\"v\n" +
+	"\x10expected_version\x18\x02 \x01(\x04R\x0fexpectedVersion\x12#\n" +
+	"\rexpected_hash\x18\x03 \x01(\tR\fexpectedHash\"v\n" +
 	"\x12ApplyRulesResponse\x12.\n" +
 	"\aversion\x18\x01 \x01(\v2\x14.redirect.v1.VersionR\aversion\x120\n" +
 	"\bwarnings\x18\x02 \x03(\v2\x14.redirect.v1.ProblemR\bwarnings\"p\n" +
