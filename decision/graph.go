@@ -152,7 +152,7 @@ func (ix *Index) checkChanged(changed []*route, freed []*route) (errs, warns []P
 		}
 	}
 	for _, d := range freed {
-		for _, pr := range d.probes() {
+		for _, pr := range d.appendProbes(nil) {
 			h := hop{host: pr.host}
 			r, _, ok := ix.follow(&h, pr.path)
 			if !ok {
@@ -173,33 +173,41 @@ func (ix *Index) checkChanged(changed []*route, freed []*route) (errs, warns []P
 
 // loopCheck follows a from each of its probes, hop by hop as a client
 // would with GET, up to maxChainHops. It returns the first probe that
-// comes back to a, else the longest chain.
+// comes back to a, else the longest chain (none when no probe reaches a
+// second rule). It runs for every rule of a load, and most rules lead
+// nowhere: the hops are kept on the stack and copied out only when found.
 func (ix *Index) loopCheck(a *route) loopResult {
 	var best loopResult
-	for _, pr := range a.probes() {
+	var probes [2]probe
+	var stack [4]route
+	for _, pr := range a.appendProbes(probes[:0]) {
 		loc, ok := a.probeLocation(pr.path)
 		if !ok {
 			continue
 		}
-		res := loopResult{hops: []route{*a}, probe: pr.path, loc: loc}
+		hops := append(stack[:0], *a)
 		h := hop{host: pr.host}
+		cyclic := false
 		for next := loc; ; {
 			t, nl, ok := ix.follow(&h, next)
 			if !ok {
 				break
 			}
 			if t.order == a.order {
-				res.cyclic = true
-				return res
+				cyclic = true
+				break
 			}
-			if len(res.hops) > maxChainHops || slices.ContainsFunc(res.hops, func(h route) bool { return h.order == t.order }) {
+			if len(hops) > maxChainHops || slices.ContainsFunc(hops, func(h route) bool { return h.order == t.order }) {
 				break // a cycle not through a, reported from its own rules
 			}
-			res.hops = append(res.hops, t)
+			hops = append(hops, t)
 			next = nl
 		}
-		if len(res.hops) > len(best.hops) {
-			best = res
+		if cyclic || len(hops) > max(1, len(best.hops)) {
+			best = loopResult{hops: slices.Clone(hops), probe: pr.path, loc: loc, cyclic: cyclic}
+		}
+		if cyclic {
+			break
 		}
 	}
 	return best
@@ -246,11 +254,13 @@ type probe struct {
 	host, path string
 }
 
-// probes are the requests that stand for what rt matches: an exact
-// rule's path; a prefix's path and a path under it; a pattern with each
-// parameter and the splat filled ("x1", "x2" …); a regex's sample. A
-// wildcard rule is probed on a subdomain of its suffix.
-func (rt *route) probes() []probe {
+// appendProbes appends to dst the requests that stand for what rt
+// matches: an exact rule's path; a prefix's path and a path under it; a
+// pattern with each parameter and the splat filled ("x1", "x2" …); a
+// regex's sample. A wildcard rule is probed on a subdomain of its suffix.
+// The load check probes every rule, so the caller lends dst: a slice per
+// rule would be a million allocations.
+func (rt *route) appendProbes(dst []probe) []probe {
 	host := rt.scope
 	switch {
 	case host == "*":
@@ -266,12 +276,12 @@ func (rt *route) probes() []probe {
 	}
 	switch rt.kind {
 	case MatchExact:
-		return []probe{{host, own}}
+		return append(dst, probe{host, own})
 	case MatchPrefix:
-		return []probe{{host, own}, {host, strings.TrimSuffix(own, "/") + "/x"}}
+		return append(dst, probe{host, own}, probe{host, strings.TrimSuffix(own, "/") + "/x"})
 	case MatchPattern:
 		if len(rt.ext.pattern) == 0 {
-			return []probe{{host, "/"}}
+			return append(dst, probe{host, "/"})
 		}
 		var b strings.Builder
 		for _, sg := range rt.ext.pattern {
@@ -282,12 +292,12 @@ func (rt *route) probes() []probe {
 				b.WriteString(sg.lit)
 			}
 		}
-		return []probe{{host, b.String()}}
+		return append(dst, probe{host, b.String()})
 	default:
 		if sample, ok := regexSample(rt.ext.re.String()); ok {
-			return []probe{{host, sample}}
+			return append(dst, probe{host, sample})
 		}
-		return nil
+		return dst
 	}
 }
 

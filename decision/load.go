@@ -1,101 +1,183 @@
 package decision
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"runtime"
 	"slices"
 )
 
-// replaceJSONL is ReplaceFile for a JSON Lines file that builds a new
-// base: the lines are decoded, checked and compiled straight into the
-// base, a piece of the file per core, so a million rules are never held
-// as Rules at once (a Rule is 176 bytes and its strings; the base holds a
-// rule in about a hundred). The caller holds mu; on success the Change
-// holds it until Commit or Abort.
-func (s *Store) replaceJSONL(file string, data []byte) (*Change, []Problem, error) {
-	n := 1
-	if len(data) > splitBytes {
-		n = runtime.GOMAXPROCS(0)
+// chunkBytes is how much of a JSON Lines file a first load decodes at a
+// time: the file streams through a buffer of this size instead of being
+// held whole (a million rules are 100 MB of text, a base half of that).
+const chunkBytes = 4 << 20
+
+// replaceJSONL is ReplaceFile for a JSON Lines file read from r, of about
+// size bytes (0 when unknown), that builds a new base. The file is read a
+// chunk at a time; each chunk's lines are decoded, checked and compiled
+// straight into builders, a piece of the chunk per core, which are then
+// appended to one: a million rules are never held as Rules nor as text
+// at once (a Rule is 176 bytes and its strings; the base holds a rule in
+// about a hundred). The caller holds mu; on success the Change holds it
+// until Commit or Abort.
+func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, []Problem, error) {
+	workers := runtime.GOMAXPROCS(0)
+	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
+	bufSize := int64(chunkBytes)
+	if size > 0 && size < bufSize {
+		bufSize = size + 1 // the whole file, and room to see its end
 	}
-	pieces := splitLines(data, n)
-	before := linesBefore(pieces)
-	if before[len(pieces)] > MaxRules {
-		// Lines, not rules: blank and comment lines count too, a bound
-		// that is close enough to refuse an absurd file before decoding.
-		return nil, nil, tooMany(before[len(pieces)])
-	}
-	// Every piece fills its own builder over its own region of one slice
-	// of records, as many as it has lines.
-	all := make([]crule, before[len(pieces)])
-	parts := make([]*baseBuilder, len(pieces))
-	found := make([][]Problem, len(pieces))
-	inPieces(len(pieces), func(k int) {
-		bb := newBaseBuilder(newCacheTable(s.opts), 0, len(pieces[k])/2)
-		bb.b.rules = all[before[k]:before[k]:before[k+1]]
-		var rt route
-		for r, ps := range eachLine(pieces[k], before[k]) {
-			found[k] = append(found[k], ps...)
-			if hasError(ps) {
-				continue
-			}
-			var p *Problem
-			if rt, p = compile(r, bb.caches); p != nil {
-				found[k] = append(found[k], *p)
-				continue
-			}
-			bb.add(r, &rt)
-		}
-		parts[k] = bb
-	})
+	chunks := lineChunks{r: r, buf: make([]byte, bufSize), file: file}
 	var errs, warns []Problem
-	for _, p := range slices.Concat(found...) {
-		p.File = file
-		if p.Severity == SeverityWarning {
-			warns = append(warns, p)
-		} else {
-			errs = append(errs, p)
+	lines := 0
+	// A builder per core, used for every chunk: join copies out what
+	// they hold.
+	parts := make([]*baseBuilder, workers)
+	for {
+		chunk, err := chunks.next()
+		if err == io.EOF {
+			break
 		}
+		if err != nil {
+			return nil, nil, err
+		}
+		n := 1
+		if len(chunk) > splitBytes/4 {
+			n = workers
+		}
+		pieces := splitLines(chunk, n)
+		before := linesBefore(pieces)
+		if lines+before[len(pieces)] > MaxRules {
+			// Lines, not rules: blank and comment lines count too, a
+			// bound close enough to refuse an absurd file early.
+			return nil, nil, tooMany(lines + before[len(pieces)])
+		}
+		found := make([][]Problem, len(pieces))
+		inPieces(len(pieces), func(k int) {
+			bb := parts[k]
+			if bb == nil {
+				bb = newBaseBuilder(newCacheTable(s.opts), before[k+1]-before[k], len(pieces[k])/4)
+				parts[k] = bb
+			}
+			bb.reset()
+			var rt route
+			for r, ps := range eachLine(pieces[k], lines+before[k]) {
+				found[k] = append(found[k], ps...)
+				if hasError(ps) {
+					continue
+				}
+				var p *Problem
+				if rt, p = compile(r, bb.caches); p != nil {
+					found[k] = append(found[k], *p)
+					continue
+				}
+				bb.add(r, &rt)
+			}
+		})
+		for _, p := range slices.Concat(found...) {
+			p.File = file
+			if p.Severity == SeverityWarning {
+				warns = append(warns, p)
+			} else {
+				errs = append(errs, p)
+			}
+		}
+		if lines == 0 && size > int64(len(chunk)) {
+			out.reserve(parts[:len(pieces)], float64(size)/float64(len(chunk)))
+		}
+		out.join(parts[:len(pieces)])
+		lines += before[len(pieces)]
 	}
 	if len(errs) > 0 {
 		return nil, nil, &RulesError{Problems: errs}
 	}
-	bb := joinBuilders(parts, all, newCacheTable(s.opts))
-	c, err := s.finishBase(bb, nil)
+	c, err := s.finishBase(out, nil)
 	if err != nil {
 		return nil, nil, locate(err, file)
 	}
 	return c, warns, nil
 }
 
-// joinBuilders makes one builder of the parts, in order, whose records
-// lie in regions of all: the records move together, their spans, scopes,
-// cache strings and extras are renumbered into the joined tables.
-func joinBuilders(parts []*baseBuilder, all []crule, caches *cacheTable) *baseBuilder {
-	text, n := 0, 0
+// lineChunks cuts a stream into chunks that end at a line end (the last
+// may not), each at most the buffer's size unless one line is longer.
+// A chunk is valid until the next call.
+type lineChunks struct {
+	r         io.Reader
+	buf       []byte
+	file      string
+	rest, end int   // buf[rest:end] is the start of a line the last chunk cut
+	read      int64 // bytes read so far, for MaxRulesFileBytes
+	eof       bool
+}
+
+func (c *lineChunks) next() ([]byte, error) {
+	keep := copy(c.buf, c.buf[c.rest:c.end])
+	c.rest, c.end = 0, keep
+	for !c.eof {
+		if c.end == len(c.buf) {
+			// One line fills the buffer: make room for the rest of it.
+			c.buf = slices.Grow(c.buf, len(c.buf))[:2*len(c.buf)]
+		}
+		n, err := io.ReadFull(c.r, c.buf[c.end:])
+		c.end += n
+		c.read += int64(n)
+		switch {
+		case c.read > MaxRulesFileBytes:
+			return nil, &RulesError{Problems: []Problem{tooBig(c.file, c.read, MaxRulesFileBytes)}}
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			c.eof = true
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", c.file, err)
+		}
+		if nl := bytes.LastIndexByte(c.buf[keep:c.end], '\n'); nl >= 0 && !c.eof {
+			c.rest = keep + nl + 1
+			return c.buf[:c.rest], nil
+		}
+		keep = c.end
+	}
+	if c.end == 0 {
+		return nil, io.EOF
+	}
+	c.rest = c.end
+	return c.buf[:c.end], nil
+}
+
+// reserve makes room in bb for scale times what parts hold: the first
+// chunk's share of the file foretells the whole, and appending a million
+// records and their text without it would copy them at every doubling.
+func (bb *baseBuilder) reserve(parts []*baseBuilder, scale float64) {
+	records, text := 0, 0
 	for _, p := range parts {
+		records += len(p.b.rules)
 		text += len(p.b.arena)
 	}
-	out := newBaseBuilder(caches, 0, text)
-	out.b.arena = out.b.arena[:0]
+	grow := func(n int) int { return int(float64(n)*scale*1.02) + 64 }
+	bb.b.rules = slices.Grow(bb.b.rules, grow(records))
+	bb.b.arena = slices.Grow(bb.b.arena, grow(text))
+}
+
+// join appends the parts' records to bb, in order: their spans, scopes,
+// cache strings and extras are renumbered into bb's tables.
+func (bb *baseBuilder) join(parts []*baseBuilder) {
 	for _, p := range parts {
 		pb := p.b
-		arenaBase := uint32(len(out.b.arena))
-		out.b.arena = append(out.b.arena, pb.arena...)
-		extBase := uint32(len(out.b.exts)) - 1
-		out.b.exts = append(out.b.exts, pb.exts[1:]...)
+		arenaBase := uint32(len(bb.b.arena))
+		bb.b.arena = appendGrowing(bb.b.arena, pb.arena)
+		extBase := uint32(len(bb.b.exts)) - 1
+		bb.b.exts = append(bb.b.exts, pb.exts[1:]...)
 		scopes := make([]uint32, len(pb.scopes))
 		for i, sc := range pb.scopes {
-			scopes[i] = out.scope(sc)
+			scopes[i] = bb.scope(sc)
 		}
 		cacheIDs := make([]uint32, len(p.caches.list))
 		for i, cc := range p.caches.list {
-			cacheIDs[i], _ = caches.get(cc.ruleMaxAge())
+			cacheIDs[i], _ = bb.caches.get(cc.ruleMaxAge())
 		}
-		// The part's records start at or after their place in all: the
-		// parts before it kept fewer records than they had lines.
-		start := n
-		n += copy(all[n:], pb.rules)
-		for i := range all[start:n] {
-			c := &all[start+i]
+		start := len(bb.b.rules)
+		bb.b.rules = appendGrowing(bb.b.rules, pb.rules)
+		for i := range bb.b.rules[start:] {
+			c := &bb.b.rules[start+i]
 			for s := range c.off {
 				c.off[s] += arenaBase
 			}
@@ -105,6 +187,28 @@ func joinBuilders(parts []*baseBuilder, all []crule, caches *cacheTable) *baseBu
 			}
 		}
 	}
-	out.b.rules = all[:n:n]
-	return out
+}
+
+// reset empties bb for the next chunk, keeping its memory.
+func (bb *baseBuilder) reset() {
+	b := bb.b
+	b.rules, b.arena = b.rules[:0], b.arena[:0]
+	clear(b.exts[1:])
+	b.exts = b.exts[:1]
+	b.scopes = b.scopes[:0]
+	clear(bb.scopeIdx)
+	clear(bb.caches.index)
+	clear(bb.caches.list)
+	bb.caches.list = bb.caches.list[:0]
+}
+
+// appendGrowing is append for a slice that reserve sized from an
+// estimate: past it, the slice grows by an eighth rather than doubling,
+// so a slightly low estimate costs one copy of a million records and not
+// twice their memory.
+func appendGrowing[S ~[]E, E any](s, add S) S {
+	if len(s)+len(add) > cap(s) {
+		s = slices.Grow(s, max(len(add), cap(s)/8))
+	}
+	return append(s, add...)
 }

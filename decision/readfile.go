@@ -1,7 +1,6 @@
 package decision
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -20,18 +19,35 @@ func ReadRulesFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := info.Size()
+	return readRules(path, f, info.Size())
+}
+
+// readRules reads a rules file of size bytes (0 when unknown) from r,
+// refusing more than MaxRulesFileBytes.
+func readRules(path string, r io.Reader, size int64) ([]byte, error) {
 	if size > MaxRulesFileBytes {
 		return nil, &RulesError{Problems: []Problem{tooBig(path, size, MaxRulesFileBytes)}}
 	}
-	// Sized from the start: growing the buffer as io.ReadAll does would
-	// copy and touch twice the file's size in memory.
-	var b bytes.Buffer
-	b.Grow(int(size) + bytes.MinRead)
-	if _, err := b.ReadFrom(io.LimitReader(f, MaxRulesFileBytes+1)); err != nil {
+	// Read into a slice of the file's size and one byte more, so a file
+	// that grew since the Stat (or a reader longer than said) shows as a
+	// full slice. make gets fresh
+	// zeroed pages; growing a bytes.Buffer would also clear them in one
+	// loop that cannot be preempted, which at 100 MB holds up the
+	// collector and every goroutine it stops.
+	data := make([]byte, size+1)
+	n, err := io.ReadFull(r, data)
+	switch {
+	case err == nil: // the file grew: read on, up to the limit
+		rest, err := io.ReadAll(io.LimitReader(r, MaxRulesFileBytes-size))
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, rest...)
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		data = data[:n]
+	default:
 		return nil, err
 	}
-	data := b.Bytes()
 	if len(data) > MaxRulesFileBytes {
 		return nil, &RulesError{Problems: []Problem{tooBig(path, int64(len(data)), MaxRulesFileBytes)}}
 	}

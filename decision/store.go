@@ -1,8 +1,10 @@
 package decision
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"runtime"
 	"slices"
@@ -333,21 +335,8 @@ func (s *Store) Replace(rules []Rule) (*Change, error) {
 // and warnings name file and line, warnings the line of the field they
 // are about; the warnings include the parser's.
 func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
-	if FormatOf(file) == FormatJSONL && len(data) <= MaxRulesFileBytes {
-		s.mu.Lock()
-		if s.cur.Load() == nil {
-			// The first load of a large generated set: straight into a
-			// new base.
-			c, warns, err := s.replaceJSONL(file, data)
-			if err != nil {
-				s.mu.Unlock()
-				return nil, err
-			}
-			c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
-			c.warns = c.ix.warnings
-			return c, nil
-		}
-		s.mu.Unlock()
+	if c, ok, err := s.firstLoad(file, bytes.NewReader(data), int64(len(data))); ok {
+		return c, err
 	}
 	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
 	if err != nil {
@@ -365,6 +354,43 @@ func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
 		c.warns = locateProblems(c.warns, file)
 	}
 	return c, nil
+}
+
+// ReplaceFrom is ReplaceFile for a rules file read from r, of size bytes
+// (0 when unknown). The first load of a JSON Lines file streams: the file
+// is never held whole (README "Rules files"). Any other load reads it
+// first, as a reload must compare the whole set with the serving one.
+func (s *Store) ReplaceFrom(file string, r io.Reader, size int64) (*Change, error) {
+	if c, ok, err := s.firstLoad(file, r, size); ok {
+		return c, err
+	}
+	data, err := readRules(file, r, size)
+	if err != nil {
+		return nil, err
+	}
+	return s.ReplaceFile(file, data)
+}
+
+// firstLoad builds the first base of a JSON Lines file straight from r;
+// ok is false when this is not a first load of JSON Lines, and nothing
+// of r has been read.
+func (s *Store) firstLoad(file string, r io.Reader, size int64) (c *Change, ok bool, err error) {
+	if FormatOf(file) != FormatJSONL {
+		return nil, false, nil
+	}
+	s.mu.Lock()
+	if s.cur.Load() != nil {
+		s.mu.Unlock()
+		return nil, false, nil
+	}
+	c, warns, err := s.replaceJSONL(file, r, size)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, true, err
+	}
+	c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
+	c.warns = c.ix.warnings
+	return c, true, nil
 }
 
 // replace is Replace; checked says parseRules has checked every rule and

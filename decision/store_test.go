@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -415,6 +416,24 @@ func TestReplaceFileJSONL(t *testing.T) {
 		if gr, _ := got.Rule(r.ID); !sameRule(&gr, &r) {
 			t.Fatalf("rule %s: %+v, want %+v", r.ID, gr, r)
 		}
+	}
+
+	// Streamed through a reader that returns short reads, with a comment
+	// line longer than a chunk (the buffer grows for it) and a bad rule
+	// after it: the same rules, and the bad one's own line.
+	long := strings.Split(data, "\n")
+	long = slices.Insert(long, 20, "# "+strings.Repeat("x", chunkBytes+100))
+	streamed, err := NewStore(Options{}).ReplaceFrom("r.jsonl", iotest.HalfReader(strings.NewReader(strings.Join(long, "\n"))), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := ids(streamed.Commit(Info{})), ids(want); !slices.Equal(g, w) {
+		t.Fatalf("streamed: order differs: %d rules vs %d", len(g), len(w))
+	}
+	long[len(long)-5] = `{"id":"late","path":"/b","to":"/c","status":404}`
+	_, err = NewStore(Options{}).ReplaceFrom("r.jsonl", strings.NewReader(strings.Join(long, "\n")), 0)
+	if want := fmt.Sprintf(`r.jsonl:%d: rule "late": status: 404`, len(long)-4); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("streamed: error %v, want one containing %q", err, want)
 	}
 
 	// Problems in two pieces: a duplicate id across them and a bad line.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -100,6 +101,17 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.seenFile = info
 	}
 	start := s.Now()
+	if !serving && decision.FormatOf(s.Path) == decision.FormatJSONL {
+		return s.loadStream(start)
+	}
+	if serving {
+		// Most events leave the content as it was (the echo of an admin
+		// write, a touch): hashing the file as it streams past finds
+		// those without holding 100 MB of it in memory.
+		if sum, err := fileSum(s.Path); err == nil && sum == s.seenSum {
+			return false, nil
+		}
+	}
 	data, err := decision.ReadRulesFile(s.Path)
 	var tooBig *decision.RulesError
 	if err != nil && !errors.As(err, &tooBig) {
@@ -123,9 +135,7 @@ func (s *RuleStore) applyData(source string, data []byte, start time.Time) (appl
 	}
 	s.seenSum = sum
 	if len(bytes.TrimSpace(data)) == 0 {
-		// Most likely a truncate-and-write caught in the middle: serving
-		// it would drop every redirect at once.
-		err := fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", source)
+		err := emptyFile(source)
 		s.reject(source, err)
 		return false, err
 	}
@@ -150,10 +160,78 @@ func (s *RuleStore) applyData(source string, data []byte, start time.Time) (appl
 	return true, nil
 }
 
+// loadStream is the first load of a JSON Lines rules file: the store
+// decodes it as it is read and the hash is taken on the way
+// (decision.Store.ReplaceFrom), so the file is never held whole. The
+// caller holds s.mu.
+func (s *RuleStore) loadStream(start time.Time) (bool, error) {
+	f, err := os.Open(s.Path)
+	if err == nil {
+		defer f.Close()
+	}
+	var info os.FileInfo
+	if err == nil {
+		info, err = f.Stat()
+	}
+	if err != nil {
+		err = fmt.Errorf("read rules %s: %w", s.Path, err)
+		s.reject(s.Path, err)
+		return false, err
+	}
+	h := sha256.New()
+	var content nonBlank
+	c, err := s.Engine.Store().ReplaceFrom(s.Path, io.TeeReader(f, io.MultiWriter(h, &content)), info.Size())
+	if err == nil && !bool(content) {
+		c.Abort()
+		err = emptyFile(s.Path)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	s.seenSum = sum
+	if err != nil {
+		s.reject(s.Path, err)
+		return false, err
+	}
+	s.apply(c, sum, s.Path, start)
+	return true, nil
+}
+
+// nonBlank records whether anything but white space was written to it.
+type nonBlank bool
+
+func (n *nonBlank) Write(p []byte) (int, error) {
+	if !*n && len(bytes.TrimSpace(p)) > 0 {
+		*n = true
+	}
+	return len(p), nil
+}
+
+// emptyFile is the error for a rules file with nothing in it: most
+// likely a truncate-and-write caught in the middle, and serving it would
+// drop every redirect at once.
+func emptyFile(source string) error {
+	return fmt.Errorf("rules file %s is empty (a write in progress?); an empty rule set is written \"rules: []\"", source)
+}
+
 // unchangedFile reports whether now is the same file as seen, not
 // modified since; false when seen is nil.
 func unchangedFile(seen, now os.FileInfo) bool {
 	return seen != nil && os.SameFile(seen, now) && seen.Size() == now.Size() && seen.ModTime().Equal(now.ModTime())
+}
+
+// fileSum is the SHA-256 of the file at path, read a buffer at a time.
+func fileSum(path string) (sum [sha256.Size]byte, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 // contentSum is the SHA-256 of a rules file.

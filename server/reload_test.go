@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"github.com/redirectd/redirectd/decision"
@@ -456,5 +458,32 @@ func TestAdminWriteKeepsFormat(t *testing.T) {
 				t.Errorf("file after the write:\n%s", data)
 			}
 		})
+	}
+}
+
+// TestFirstLoadStreamsJSONL: the first load of a JSON Lines file reads it
+// as it decodes (decision.Store.ReplaceFrom); the version's hash is still
+// the file's SHA-256, so the reload after it sees the same content and
+// applies nothing, and a blank file is refused as a read one is.
+func TestFirstLoadStreamsJSONL(t *testing.T) {
+	dir := t.TempDir()
+	content := "# two rules\n{\"id\":\"r0\",\"path\":\"/p/0\",\"to\":\"/q/0\"}\n\n{\"id\":\"r1\",\"path\":\"/p/1\",\"to\":\"/q/1\"}\n"
+	path := writeRules(t, dir, "rules.jsonl", content)
+	st := newTestStore(t, path, time.Now)
+	if err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(content))
+	if cur := st.Engine.Current(); cur.Version.Hash != hex.EncodeToString(sum[:]) || cur.Index.Len() != 2 {
+		t.Errorf("version %+v with %d rules; want hash %x and 2 rules", cur.Version, cur.Index.Len(), sum)
+	}
+	if applied, err := st.Reload(); applied || err != nil {
+		t.Errorf("reload of the same file: applied %v, error %v", applied, err)
+	}
+
+	blank := writeRules(t, t.TempDir(), "rules.jsonl", " \n\n")
+	err := newTestStore(t, blank, time.Now).Load()
+	if err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("blank file: %v, want an error saying it is empty", err)
 	}
 }
