@@ -13,15 +13,70 @@ import (
 // held whole (a million rules are 100 MB of text, a base half of that).
 const chunkBytes = 4 << 20
 
-// replaceJSONL is ReplaceFile for a JSON Lines file read from r, of about
-// size bytes (0 when unknown), that builds a new base. The file is read a
-// chunk at a time; each chunk's lines are decoded, checked and compiled
-// straight into builders, a piece of the chunk per core, which are then
-// appended to one: a million rules are never held as Rules nor as text
-// at once (a Rule is 176 bytes and its strings; the base holds a rule in
-// about a hundred). The caller holds mu; on success the Change holds it
-// until Commit or Abort.
-func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, []Problem, error) {
+// replaceJSONL is ReplaceFrom for a JSON Lines file: it is decoded into a
+// new base as it is read (decodeJSONL). With no set serving, or a set
+// that differs from it in more than FoldAt rules, the new base serves.
+// Otherwise the new base is only compared with the serving set, and the
+// rules that differ are changed in place (replaceInPlace): a reload that
+// changed ten rules writes ten. Either way the file is never held whole,
+// nor its rules as Rules: a full replace at a million rules holds the
+// serving base and the new one, not the text and a million Rules too. On
+// success the Change holds mu until Commit or Abort.
+func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, error) {
+	bb, warns, err := s.decodeJSONL(file, r, size)
+	if err != nil {
+		return nil, err
+	}
+	b, err := finishTables(bb, nil)
+	if err != nil {
+		return nil, locate(err, file)
+	}
+	s.mu.Lock()
+	cur := s.cur.Load()
+	if cur != nil {
+		c, ok, err := s.replaceInPlace(cur, len(b.rules), func(i int, r *Rule) { *r = b.rule(uint32(i)) })
+		if err != nil {
+			return nil, locate(err, file) // replaceInPlace released mu
+		}
+		if ok {
+			// The file's warnings about the rules the change writes are
+			// the change's too.
+			for _, w := range warns {
+				if c.touched[w.RuleID] {
+					c.warns = append(c.warns, w)
+					c.ix.warnings = append(c.ix.warnings, w)
+				}
+			}
+			c.warns = locateProblems(c.warns, file)
+			return c, nil
+		}
+	}
+	c, err := s.serveBase(b, bb.caches)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, locate(err, file)
+	}
+	c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
+	c.warns = c.ix.warnings
+	if cur != nil {
+		// How many serving rules the new set drops, for callers that
+		// refuse to lose most of a set at once.
+		c.Deletes = cur.n
+		for pos := range b.rules {
+			if cur.Has(b.str(&b.rules[pos], sID)) {
+				c.Deletes--
+			}
+		}
+	}
+	return c, nil
+}
+
+// decodeJSONL reads a JSON Lines file from r, of about size bytes (0 when
+// unknown), a chunk at a time; each chunk's lines are decoded, checked
+// and compiled straight into builders, a piece of the chunk per core,
+// which are then appended to one. It returns that builder and the
+// warnings, with file and line; errors are a *RulesError of every problem.
+func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder, []Problem, error) {
 	workers := runtime.GOMAXPROCS(0)
 	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
 	bufSize := int64(chunkBytes)
@@ -92,11 +147,7 @@ func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, []P
 	if len(errs) > 0 {
 		return nil, nil, &RulesError{Problems: errs}
 	}
-	c, err := s.finishBase(out, nil)
-	if err != nil {
-		return nil, nil, locate(err, file)
-	}
-	return c, warns, nil
+	return out, warns, nil
 }
 
 // lineChunks cuts a stream into chunks that end at a line end (the last
