@@ -14,19 +14,38 @@ import (
 const chunkBytes = 4 << 20
 
 // replaceJSONL is ReplaceFrom for a JSON Lines file: it is decoded into a
-// new base as it is read (decodeJSONL). With no set serving, or a set
-// that differs from it in more than FoldAt rules, the new base serves.
-// Otherwise the new base is only compared with the serving set, and the
-// rules that differ are changed in place (replaceInPlace): a reload that
-// changed ten rules writes ten. Either way the file is never held whole,
-// nor its rules as Rules: a full replace at a million rules holds the
-// serving base and the new one, not the text and a million Rules too. On
-// success the Change holds mu until Commit or Abort.
+// new base as it is read (decodeJSONL), never held whole, and the base
+// replaces the serving set (replaceBase). On success the Change holds mu
+// until Commit or Abort.
 func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, error) {
 	bb, warns, err := s.decodeJSONL(file, r, size)
 	if err != nil {
 		return nil, err
 	}
+	return s.replaceBase(file, bb, warns)
+}
+
+// replaceJSON is ReplaceFile for a JSON document: its rule objects are
+// decoded straight into a new base (decodeJSON), which replaces the
+// serving set (replaceBase).
+func (s *Store) replaceJSON(file string, data []byte) (*Change, error) {
+	bb, warns, err := s.decodeJSON(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return s.replaceBase(file, bb, warns)
+}
+
+// replaceBase prepares serving the rules of bb, a new base decoded from
+// file with these warnings. With no set serving, or a set that differs
+// from it in more than FoldAt rules, the new base serves. Otherwise it is
+// only compared with the serving set, and the rules that differ are
+// changed in place (replaceInPlace): a reload that changed ten rules
+// writes ten. Either way the file's rules are never held as Rules: a full
+// replace at a million rules holds the serving base and the new one, not
+// a million Rules too. On success the Change holds mu until Commit or
+// Abort.
+func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Change, error) {
 	b, err := finishTables(bb, nil)
 	if err != nil {
 		return nil, locate(err, file)
@@ -116,28 +135,11 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 				parts[k] = bb
 			}
 			bb.reset()
-			var rt route
 			for r, ps := range eachLine(pieces[k], lines+before[k]) {
-				found[k] = append(found[k], ps...)
-				if hasError(ps) {
-					continue
-				}
-				var p *Problem
-				if rt, p = compile(r, bb.caches); p != nil {
-					found[k] = append(found[k], *p)
-					continue
-				}
-				bb.add(r, &rt)
+				found[k] = bb.addDecoded(r, ps, found[k])
 			}
 		})
-		for _, p := range slices.Concat(found...) {
-			p.File = file
-			if p.Severity == SeverityWarning {
-				warns = append(warns, p)
-			} else {
-				errs = append(errs, p)
-			}
-		}
+		errs, warns = sortProblems(file, slices.Concat(found...), errs, warns)
 		if lines == 0 && size > int64(len(chunk)) {
 			out.reserve(parts[:len(pieces)], float64(size)/float64(len(chunk)))
 		}
@@ -148,6 +150,76 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 		return nil, nil, &RulesError{Problems: errs}
 	}
 	return out, warns, nil
+}
+
+// decodeJSON decodes the rule objects of a JSON document (jsonRuleSpans)
+// straight into a base builder, a share of them per core as parseJSON
+// does. It returns the builder and the warnings, with file and line;
+// errors are a *RulesError of every problem.
+func (s *Store) decodeJSON(file string, data []byte) (*baseBuilder, []Problem, error) {
+	spans, problems := jsonRuleSpans(data)
+	if len(problems) > 0 {
+		return nil, nil, &RulesError{Problems: locateProblems(problems, file)}
+	}
+	if len(spans) > MaxRules {
+		return nil, nil, tooMany(len(spans))
+	}
+	n := 1
+	if len(data) > splitBytes {
+		n = runtime.GOMAXPROCS(0)
+	}
+	parts := make([]*baseBuilder, n)
+	found := make([][]Problem, n)
+	inPieces(n, func(k int) {
+		lo, hi := k*len(spans)/n, (k+1)*len(spans)/n
+		text := 0
+		if hi > lo {
+			text = (spans[hi-1].end - spans[lo].start) / 4
+		}
+		bb := newBaseBuilder(newCacheTable(s.opts), hi-lo, text)
+		var f ruleFields
+		var r Rule
+		for _, sp := range spans[lo:hi] {
+			r = Rule{}
+			found[k] = bb.addDecoded(&r, decodeRule(data[sp.start:sp.end], sp.line, &r, &f), found[k])
+		}
+		parts[k] = bb
+	})
+	errs, warns := sortProblems(file, slices.Concat(found...), nil, nil)
+	if len(errs) > 0 {
+		return nil, nil, &RulesError{Problems: errs}
+	}
+	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
+	out.join(parts)
+	return out, warns, nil
+}
+
+// addDecoded adds r, decoded with the problems ps, to bb unless one of them
+// is an error, compiling it; it returns found with the problems of r.
+func (bb *baseBuilder) addDecoded(r *Rule, ps []Problem, found []Problem) []Problem {
+	found = append(found, ps...)
+	if hasError(ps) {
+		return found
+	}
+	rt, p := compile(r, bb.caches)
+	if p != nil {
+		return append(found, *p)
+	}
+	bb.add(r, &rt)
+	return found
+}
+
+// sortProblems appends the problems of file to errs and warns by severity.
+func sortProblems(file string, ps, errs, warns []Problem) ([]Problem, []Problem) {
+	for _, p := range ps {
+		p.File = file
+		if p.Severity == SeverityWarning {
+			warns = append(warns, p)
+		} else {
+			errs = append(errs, p)
+		}
+	}
+	return errs, warns
 }
 
 // lineChunks cuts a stream into chunks that end at a line end (the last

@@ -336,8 +336,14 @@ func (s *Store) Replace(rules []Rule) (*Change, error) {
 // and warnings name file and line, warnings the line of the field they
 // are about; the warnings include the parser's.
 func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
-	if FormatOf(file) == FormatJSONL {
+	switch FormatOf(file) {
+	case FormatJSONL:
 		return s.ReplaceFrom(file, bytes.NewReader(data), int64(len(data)))
+	case FormatJSON:
+		if len(data) > MaxRulesFileBytes {
+			return nil, &RulesError{Problems: []Problem{tooBig(file, int64(len(data)), MaxRulesFileBytes)}}
+		}
+		return s.replaceJSON(file, data)
 	}
 	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
 	if err != nil {

@@ -418,6 +418,24 @@ func TestReplaceFileJSONL(t *testing.T) {
 		}
 	}
 
+	// The same rules as one JSON document, decoded straight into a base
+	// too, and a bad rule in it named by its line.
+	var doc strings.Builder
+	if err := WriteRules(&doc, FormatJSON, RuleSeq(rules)); err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := NewStore(Options{}).ReplaceFile("r.json", []byte(doc.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := ids(fromJSON.Commit(Info{})), ids(want); !slices.Equal(g, w) {
+		t.Fatalf("JSON: order differs: %d rules vs %d", len(g), len(w))
+	}
+	bad := strings.Replace(doc.String(), `{"id":"r7",`, `{"id":"r7","status":404,`, 1)
+	if _, err := NewStore(Options{}).ReplaceFile("r.json", []byte(bad)); err == nil || !strings.Contains(err.Error(), `r.json:9: rule "r7": status: 404`) {
+		t.Errorf("JSON with a bad status: %v", err)
+	}
+
 	// Streamed through a reader that returns short reads, with a comment
 	// line longer than a chunk (the buffer grows for it) and a bad rule
 	// after it: the same rules, and the bad one's own line.
