@@ -247,6 +247,15 @@ func (ix *Index) Rule(id string) (Rule, bool) {
 	return Rule{}, false
 }
 
+// Has reports whether a rule has the id, without making a Rule of it.
+func (ix *Index) Has(id string) bool {
+	if c := ix.row(id); c != nil {
+		return c.Rule != nil
+	}
+	_, ok := ix.base.position(id)
+	return ok
+}
+
 // Rules returns up to limit rules (all when limit <= 0) whose ids sort
 // after after, in id order: a page of an admin listing.
 func (ix *Index) Rules(after string, limit int) []Rule {

@@ -13,15 +13,89 @@ import (
 // held whole (a million rules are 100 MB of text, a base half of that).
 const chunkBytes = 4 << 20
 
-// replaceJSONL is ReplaceFile for a JSON Lines file read from r, of about
-// size bytes (0 when unknown), that builds a new base. The file is read a
-// chunk at a time; each chunk's lines are decoded, checked and compiled
-// straight into builders, a piece of the chunk per core, which are then
-// appended to one: a million rules are never held as Rules nor as text
-// at once (a Rule is 176 bytes and its strings; the base holds a rule in
-// about a hundred). The caller holds mu; on success the Change holds it
+// replaceJSONL is ReplaceFrom for a JSON Lines file: it is decoded into a
+// new base as it is read (decodeJSONL), never held whole, and the base
+// replaces the serving set (replaceBase). On success the Change holds mu
 // until Commit or Abort.
-func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, []Problem, error) {
+func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, error) {
+	bb, warns, err := s.decodeJSONL(file, r, size)
+	if err != nil {
+		return nil, err
+	}
+	return s.replaceBase(file, bb, warns)
+}
+
+// replaceJSON is ReplaceFile for a JSON document: its rule objects are
+// decoded straight into a new base (decodeJSON), which replaces the
+// serving set (replaceBase).
+func (s *Store) replaceJSON(file string, data []byte) (*Change, error) {
+	bb, warns, err := s.decodeJSON(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return s.replaceBase(file, bb, warns)
+}
+
+// replaceBase prepares serving the rules of bb, a new base decoded from
+// file with these warnings. With no set serving, or a set that differs
+// from it in more than FoldAt rules, the new base serves. Otherwise it is
+// only compared with the serving set, and the rules that differ are
+// changed in place (replaceInPlace): a reload that changed ten rules
+// writes ten. Either way the file's rules are never held as Rules: a full
+// replace at a million rules holds the serving base and the new one, not
+// a million Rules too. On success the Change holds mu until Commit or
+// Abort.
+func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Change, error) {
+	b, err := finishTables(bb, nil)
+	if err != nil {
+		return nil, locate(err, file)
+	}
+	s.mu.Lock()
+	cur := s.cur.Load()
+	if cur != nil {
+		c, ok, err := s.replaceInPlace(cur, len(b.rules), func(i int, r *Rule) { *r = b.rule(uint32(i)) })
+		if err != nil {
+			return nil, locate(err, file) // replaceInPlace released mu
+		}
+		if ok {
+			// The file's warnings about the rules the change writes are
+			// the change's too.
+			for _, w := range warns {
+				if c.touched[w.RuleID] {
+					c.warns = append(c.warns, w)
+					c.ix.warnings = append(c.ix.warnings, w)
+				}
+			}
+			c.warns = locateProblems(c.warns, file)
+			return c, nil
+		}
+	}
+	c, err := s.serveBase(b, bb.caches)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, locate(err, file)
+	}
+	c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
+	c.warns = c.ix.warnings
+	if cur != nil {
+		// How many serving rules the new set drops, for callers that
+		// refuse to lose most of a set at once.
+		c.Deletes = cur.n
+		for pos := range b.rules {
+			if cur.Has(b.str(&b.rules[pos], sID)) {
+				c.Deletes--
+			}
+		}
+	}
+	return c, nil
+}
+
+// decodeJSONL reads a JSON Lines file from r, of about size bytes (0 when
+// unknown), a chunk at a time; each chunk's lines are decoded, checked
+// and compiled straight into builders, a piece of the chunk per core,
+// which are then appended to one. It returns that builder and the
+// warnings, with file and line; errors are a *RulesError of every problem.
+func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder, []Problem, error) {
 	workers := runtime.GOMAXPROCS(0)
 	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
 	bufSize := int64(chunkBytes)
@@ -61,28 +135,11 @@ func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, []P
 				parts[k] = bb
 			}
 			bb.reset()
-			var rt route
 			for r, ps := range eachLine(pieces[k], lines+before[k]) {
-				found[k] = append(found[k], ps...)
-				if hasError(ps) {
-					continue
-				}
-				var p *Problem
-				if rt, p = compile(r, bb.caches); p != nil {
-					found[k] = append(found[k], *p)
-					continue
-				}
-				bb.add(r, &rt)
+				found[k] = bb.addDecoded(r, ps, found[k])
 			}
 		})
-		for _, p := range slices.Concat(found...) {
-			p.File = file
-			if p.Severity == SeverityWarning {
-				warns = append(warns, p)
-			} else {
-				errs = append(errs, p)
-			}
-		}
+		errs, warns = sortProblems(file, slices.Concat(found...), errs, warns)
 		if lines == 0 && size > int64(len(chunk)) {
 			out.reserve(parts[:len(pieces)], float64(size)/float64(len(chunk)))
 		}
@@ -92,11 +149,77 @@ func (s *Store) replaceJSONL(file string, r io.Reader, size int64) (*Change, []P
 	if len(errs) > 0 {
 		return nil, nil, &RulesError{Problems: errs}
 	}
-	c, err := s.finishBase(out, nil)
-	if err != nil {
-		return nil, nil, locate(err, file)
+	return out, warns, nil
+}
+
+// decodeJSON decodes the rule objects of a JSON document (jsonRuleSpans)
+// straight into a base builder, a share of them per core as parseJSON
+// does. It returns the builder and the warnings, with file and line;
+// errors are a *RulesError of every problem.
+func (s *Store) decodeJSON(file string, data []byte) (*baseBuilder, []Problem, error) {
+	spans, problems := jsonRuleSpans(data)
+	if len(problems) > 0 {
+		return nil, nil, &RulesError{Problems: locateProblems(problems, file)}
 	}
-	return c, warns, nil
+	if len(spans) > MaxRules {
+		return nil, nil, tooMany(len(spans))
+	}
+	n := 1
+	if len(data) > splitBytes {
+		n = runtime.GOMAXPROCS(0)
+	}
+	parts := make([]*baseBuilder, n)
+	found := make([][]Problem, n)
+	inPieces(n, func(k int) {
+		lo, hi := k*len(spans)/n, (k+1)*len(spans)/n
+		text := 0
+		if hi > lo {
+			text = (spans[hi-1].end - spans[lo].start) / 4
+		}
+		bb := newBaseBuilder(newCacheTable(s.opts), hi-lo, text)
+		var f ruleFields
+		var r Rule
+		for _, sp := range spans[lo:hi] {
+			r = Rule{}
+			found[k] = bb.addDecoded(&r, decodeRule(data[sp.start:sp.end], sp.line, &r, &f), found[k])
+		}
+		parts[k] = bb
+	})
+	errs, warns := sortProblems(file, slices.Concat(found...), nil, nil)
+	if len(errs) > 0 {
+		return nil, nil, &RulesError{Problems: errs}
+	}
+	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
+	out.join(parts)
+	return out, warns, nil
+}
+
+// addDecoded adds r, decoded with the problems ps, to bb unless one of them
+// is an error, compiling it; it returns found with the problems of r.
+func (bb *baseBuilder) addDecoded(r *Rule, ps []Problem, found []Problem) []Problem {
+	found = append(found, ps...)
+	if hasError(ps) {
+		return found
+	}
+	rt, p := compile(r, bb.caches)
+	if p != nil {
+		return append(found, *p)
+	}
+	bb.add(r, &rt)
+	return found
+}
+
+// sortProblems appends the problems of file to errs and warns by severity.
+func sortProblems(file string, ps, errs, warns []Problem) ([]Problem, []Problem) {
+	for _, p := range ps {
+		p.File = file
+		if p.Severity == SeverityWarning {
+			warns = append(warns, p)
+		} else {
+			errs = append(errs, p)
+		}
+	}
+	return errs, warns
 }
 
 // lineChunks cuts a stream into chunks that end at a line end (the last

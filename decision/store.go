@@ -8,6 +8,7 @@ import (
 	"maps"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -335,8 +336,14 @@ func (s *Store) Replace(rules []Rule) (*Change, error) {
 // and warnings name file and line, warnings the line of the field they
 // are about; the warnings include the parser's.
 func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
-	if c, ok, err := s.firstLoad(file, bytes.NewReader(data), int64(len(data))); ok {
-		return c, err
+	switch FormatOf(file) {
+	case FormatJSONL:
+		return s.ReplaceFrom(file, bytes.NewReader(data), int64(len(data)))
+	case FormatJSON:
+		if len(data) > MaxRulesFileBytes {
+			return nil, &RulesError{Problems: []Problem{tooBig(file, int64(len(data)), MaxRulesFileBytes)}}
+		}
+		return s.replaceJSON(file, data)
 	}
 	rules, warns, err := parseRules(file, data, MaxRulesFileBytes, MaxRules)
 	if err != nil {
@@ -357,40 +364,18 @@ func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
 }
 
 // ReplaceFrom is ReplaceFile for a rules file read from r, of size bytes
-// (0 when unknown). The first load of a JSON Lines file streams: the file
-// is never held whole (README "Rules files"). Any other load reads it
-// first, as a reload must compare the whole set with the serving one.
+// (0 when unknown). A JSON Lines file streams into a new base
+// (replaceJSONL): it is never held whole, nor its rules as Rules (README
+// "Rules files"). Other formats are read whole first.
 func (s *Store) ReplaceFrom(file string, r io.Reader, size int64) (*Change, error) {
-	if c, ok, err := s.firstLoad(file, r, size); ok {
-		return c, err
+	if FormatOf(file) == FormatJSONL {
+		return s.replaceJSONL(file, r, size)
 	}
 	data, err := readRules(file, r, size)
 	if err != nil {
 		return nil, err
 	}
 	return s.ReplaceFile(file, data)
-}
-
-// firstLoad builds the first base of a JSON Lines file straight from r;
-// ok is false when this is not a first load of JSON Lines, and nothing
-// of r has been read.
-func (s *Store) firstLoad(file string, r io.Reader, size int64) (c *Change, ok bool, err error) {
-	if FormatOf(file) != FormatJSONL {
-		return nil, false, nil
-	}
-	s.mu.Lock()
-	if s.cur.Load() != nil {
-		s.mu.Unlock()
-		return nil, false, nil
-	}
-	c, warns, err := s.replaceJSONL(file, r, size)
-	if err != nil {
-		s.mu.Unlock()
-		return nil, true, err
-	}
-	c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
-	c.warns = c.ix.warnings
-	return c, true, nil
 }
 
 // replace is Replace; checked says parseRules has checked every rule and
@@ -410,7 +395,7 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 	}
 	s.mu.Lock()
 	if cur := s.cur.Load(); cur != nil {
-		if c, ok, err := s.replaceInPlace(cur, rules); ok || err != nil {
+		if c, ok, err := s.replaceInPlace(cur, len(rules), func(i int, r *Rule) { *r = rules[i] }); ok || err != nil {
 			if c != nil {
 				for _, w := range warns {
 					if c.touched[w.RuleID] {
@@ -508,7 +493,16 @@ func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n, textBy
 // whole graph, and prepares serving it. ps are the problems found while
 // filling bb.
 func (s *Store) finishBase(bb *baseBuilder, ps []Problem) (*Change, error) {
-	caches := bb.caches
+	b, err := finishTables(bb, ps)
+	if err != nil {
+		return nil, err
+	}
+	return s.serveBase(b, bb.caches)
+}
+
+// finishTables builds the lookup tables of bb's base and checks its ids;
+// ps are the problems found while filling bb.
+func finishTables(bb *baseBuilder, ps []Problem) (*base, error) {
 	b, dups := bb.finish()
 	for _, pos := range dups {
 		id := b.str(&b.rules[pos], sID)
@@ -519,6 +513,13 @@ func (s *Store) finishBase(bb *baseBuilder, ps []Problem) (*Change, error) {
 	if len(ps) > 0 {
 		return nil, &RulesError{Problems: ps}
 	}
+	return b, nil
+}
+
+// serveBase checks the whole graph of the finished base b, whose cache
+// strings are caches, and prepares serving it. The caller holds mu; on
+// success the Change holds it until Commit or Abort.
+func (s *Store) serveBase(b *base, caches *cacheTable) (*Change, error) {
 	db := mustDB()
 	ix := newIndex(b, db, s.opts, s.keys)
 	errs, warns := ix.checkGraph()
@@ -559,17 +560,18 @@ func (s *Store) Fold() {
 	c.Commit(cur.info)
 }
 
-// replaceInPlace prepares rules as a change of the serving set cur when
+// replaceInPlace prepares the n rules that ruleAt gives, in file order, as
+// a change of the serving set cur when
 // it differs in at most FoldAt rules; ok false (and mu still held) when
 // it does not. A rule counts as changed when its fields differ (its line
 // does not count) or when it moved: rules kept in place must stay in file
 // order, so of rules that swapped places one is written again. A rule
 // written between two kept ones takes an order between theirs.
 //
-// This is one pass over rules, which reads the base in step with the file
+// This is one pass over the rules, which reads the base in step with the file
 // (an unchanged file is compared rule by rule in base order, with no hash
 // lookup), and one over the base's positions for the deletions.
-func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) {
+func (s *Store) replaceInPlace(cur *Index, n int, ruleAt func(i int, r *Rule)) (*Change, bool, error) {
 	b := cur.base
 	rows := make(map[string]*change, cur.changes)
 	if cur.changes > 0 {
@@ -609,8 +611,10 @@ func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) 
 	}
 	seen := make([]bool, len(b.rules))
 	expect := uint32(0) // the base position the file is expected to hold next
-	for i := range rules {
-		r := &rules[i]
+	var rule Rule
+	r := &rule
+	for i := range n {
+		ruleAt(i, r)
 		kept, order := false, uint64(0)
 		if row, ok := rows[r.ID]; ok {
 			delete(rows, r.ID) // the rows left at the end are deleted
@@ -668,7 +672,12 @@ func (s *Store) replaceInPlace(cur *Index, rules []Rule) (*Change, bool, error) 
 	}
 	var ps []Problem
 	for _, w := range writes {
-		if p := c.put(&rules[w.i], w.order); p != nil {
+		// The row keeps its rule: one of its own, whose strings hold
+		// nothing else alive (a new base's are views of its text).
+		r := new(Rule)
+		ruleAt(w.i, r)
+		r.ID, r.Host, r.Path, r.To = strings.Clone(r.ID), strings.Clone(r.Host), strings.Clone(r.Path), strings.Clone(r.To)
+		if p := c.put(r, w.order); p != nil {
 			ps = append(ps, *p)
 		}
 		c.next = max(c.next, w.order+1<<32)

@@ -418,6 +418,24 @@ func TestReplaceFileJSONL(t *testing.T) {
 		}
 	}
 
+	// The same rules as one JSON document, decoded straight into a base
+	// too, and a bad rule in it named by its line.
+	var doc strings.Builder
+	if err := WriteRules(&doc, FormatJSON, RuleSeq(rules)); err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := NewStore(Options{}).ReplaceFile("r.json", []byte(doc.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := ids(fromJSON.Commit(Info{})), ids(want); !slices.Equal(g, w) {
+		t.Fatalf("JSON: order differs: %d rules vs %d", len(g), len(w))
+	}
+	bad := strings.Replace(doc.String(), `{"id":"r7",`, `{"id":"r7","status":404,`, 1)
+	if _, err := NewStore(Options{}).ReplaceFile("r.json", []byte(bad)); err == nil || !strings.Contains(err.Error(), `r.json:9: rule "r7": status: 404`) {
+		t.Errorf("JSON with a bad status: %v", err)
+	}
+
 	// Streamed through a reader that returns short reads, with a comment
 	// line longer than a chunk (the buffer grows for it) and a bad rule
 	// after it: the same rules, and the bad one's own line.
@@ -500,4 +518,72 @@ func TestConditionsKeptAsWritten(t *testing.T) {
 		t.Errorf("one changed value: %d puts, want 1", c.Puts)
 	}
 	c.Abort()
+}
+
+// TestReplaceJSONLInPlace: a JSON Lines file loaded over a serving set is
+// compared with it after decoding, and only what differs is written; a
+// file that shares few rules with the set serves as the new base, and
+// says how many serving rules it drops.
+func TestReplaceJSONLInPlace(t *testing.T) {
+	file := func(n int, change func(i int) string) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `{"id":"r%d","path":"/p/%d","to":"%s"}`+"\n", i, i, change(i))
+		}
+		return b.String()
+	}
+	same := func(i int) string { return fmt.Sprint("/q/", i) }
+	s := NewStore(Options{})
+	c, err := s.ReplaceFile("r.jsonl", []byte(file(1000, same)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.Commit(Info{Version: 1})
+
+	c, err = s.ReplaceFile("r.jsonl", []byte(file(1000, func(i int) string {
+		if i == 7 || i == 700 {
+			return "/moved"
+		}
+		return same(i)
+	})+`{"id":"dup","path":"/d","to":"/e/"}`+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Rebuilt || c.Puts != 3 || c.Deletes != 0 {
+		t.Errorf("two rules changed, one added: rebuilt %v, puts %d, deletes %d; want in place, 3, 0", c.Rebuilt, c.Puts, c.Deletes)
+	}
+	after := c.Commit(Info{Version: 2})
+	for _, tc := range []struct {
+		ix   *Index
+		path string
+		want string
+	}{{before, "/p/7", "/q/7"}, {after, "/p/7", "/moved"}, {after, "/p/700", "/moved"}, {after, "/p/8", "/q/8"}, {after, "/d", "/e/"}} {
+		d, err := tc.ix.Decide(&Request{Method: "GET", Target: tc.path}, testNow)
+		if err != nil || d.Location != tc.want {
+			t.Errorf("version %d: %s → %q, %v; want %q", tc.ix.Info().Version, tc.path, d.Location, err, tc.want)
+		}
+	}
+	if r, _ := after.Rule("r7"); r.Line != 8 || r.To != "/moved" {
+		t.Errorf("r7 after the change: %+v", r)
+	}
+
+	// More than FoldAt rules replaced: a new base, which drops the 1,001
+	// serving rules.
+	c, err = s.ReplaceFile("r.jsonl", []byte(strings.ReplaceAll(file(FoldAt+1, same), `"id":"r`, `"id":"n`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Rebuilt || c.Deletes != 1001 {
+		t.Errorf("a new set: rebuilt %v, deletes %d; want a new base dropping 1001", c.Rebuilt, c.Deletes)
+	}
+	c.Abort()
+
+	// A duplicate id is refused, naming both lines, and nothing changes.
+	_, err = s.ReplaceFile("r.jsonl", []byte(file(3, same)+`{"id":"r1","path":"/x","to":"/y"}`+"\n"))
+	if err == nil || !strings.Contains(err.Error(), `r.jsonl:4: rule "r1": id: duplicate id, first used at line 2`) {
+		t.Errorf("duplicate id: %v", err)
+	}
+	if s.Index() != after {
+		t.Error("a refused file changed the serving set")
+	}
 }

@@ -101,9 +101,6 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		s.seenFile = info
 	}
 	start := s.Now()
-	if !serving && decision.FormatOf(s.Path) == decision.FormatJSONL {
-		return s.loadStream(start)
-	}
 	if serving {
 		// Most events leave the content as it was (the echo of an admin
 		// write, a touch): hashing the file as it streams past finds
@@ -111,6 +108,9 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 		if sum, err := fileSum(s.Path); err == nil && sum == s.seenSum {
 			return false, nil
 		}
+	}
+	if decision.FormatOf(s.Path) == decision.FormatJSONL {
+		return s.applyStream(start)
 	}
 	data, err := decision.ReadRulesFile(s.Path)
 	var tooBig *decision.RulesError
@@ -144,6 +144,12 @@ func (s *RuleStore) applyData(source string, data []byte, start time.Time) (appl
 		s.reject(source, err)
 		return false, err
 	}
+	return s.applyChange(c, sum, source, start)
+}
+
+// applyChange applies a prepared reload unless it would drop more of the
+// serving set than MaxDrop allows. The caller holds s.mu.
+func (s *RuleStore) applyChange(c *decision.Change, sum [sha256.Size]byte, source string, start time.Time) (applied bool, err error) {
 	if cur := s.Engine.Current(); cur != nil && s.MaxDrop > 0 && s.MaxDrop < 1 &&
 		float64(c.Deletes) > s.MaxDrop*float64(cur.Index.Len()) {
 		c.Abort()
@@ -160,11 +166,12 @@ func (s *RuleStore) applyData(source string, data []byte, start time.Time) (appl
 	return true, nil
 }
 
-// loadStream is the first load of a JSON Lines rules file: the store
-// decodes it as it is read and the hash is taken on the way
-// (decision.Store.ReplaceFrom), so the file is never held whole. The
-// caller holds s.mu.
-func (s *RuleStore) loadStream(start time.Time) (bool, error) {
+// applyStream applies a JSON Lines rules file as it is read: the store
+// decodes it into a new base and changes in place what differs
+// (decision.Store.ReplaceFrom), and the hash is taken on the way, so the
+// file is never held whole. The checks are those of applyData. The caller
+// holds s.mu.
+func (s *RuleStore) applyStream(start time.Time) (bool, error) {
 	f, err := os.Open(s.Path)
 	if err == nil {
 		defer f.Close()
@@ -187,13 +194,16 @@ func (s *RuleStore) loadStream(start time.Time) (bool, error) {
 	}
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
+	if err == nil && s.Engine.Ready() && sum == s.seenSum {
+		c.Abort() // changed back while it was read
+		return false, nil
+	}
 	s.seenSum = sum
 	if err != nil {
 		s.reject(s.Path, err)
 		return false, err
 	}
-	s.apply(c, sum, s.Path, start)
-	return true, nil
+	return s.applyChange(c, sum, s.Path, start)
 }
 
 // nonBlank records whether anything but white space was written to it.

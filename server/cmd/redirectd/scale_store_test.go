@@ -40,7 +40,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // user runs it: the daemon's ready time and RSS on the 1M exact + 100
 // prefix set as JSON Lines and as one JSON document; admin puts and
 // deletes (one file write each); a reload of the file with 10 rules
-// changed.
+// changed; the default mix of `redirectctl gen` as JSON Lines, and a full
+// replace of it.
 //
 //	REDIRECTD_SCALE=1 go test -run 'TestScaleStore$' -v -timeout 30m ./server/cmd/redirectd
 func TestScaleStore(t *testing.T) {
@@ -120,6 +121,31 @@ func TestScaleStore(t *testing.T) {
 		fmt.Fprintf(&report, "after the writes and the reload: VmRSS %.0f MiB, VmHWM %.0f MiB\n\n", mib(rss), mib(peak))
 		d.cmd.Process.Kill()
 	}
+
+	// The default mix of `redirectctl gen --rules N --hosts 100 --format
+	// jsonl`, then a full replace by another seed's set renamed over it:
+	// the peak while both sets are in memory.
+	mix := func(seed int64) []decision.Rule {
+		return rulegen.Rules(rulegen.Config{N: n, Mix: rulegen.DefaultMix, Hosts: 100, Seed: seed})
+	}
+	f.rules = filepath.Join(f.dir, "rules", "gen.jsonl")
+	writeRulesFile(t, f.rules, mix(1))
+	staged := filepath.Join(f.dir, "staged-gen.jsonl")
+	writeRulesFile(t, staged, mix(2))
+	st, _ := os.Stat(f.rules)
+	d := startDaemon(t, f, "gen-jsonl", nil)
+	fmt.Fprintf(&report, "gen.jsonl, the default mix (%d MiB): ready in %v, VmRSS %.0f MiB, VmHWM %.0f MiB after ready\n\n",
+		st.Size()>>20, d.readyIn.Round(time.Millisecond), mib(d.rssReady), mib(d.peakReady))
+	start := time.Now()
+	if err := os.Rename(staged, f.rules); err != nil {
+		t.Fatal(err)
+	}
+	took := d.appliedVersion(t, 2, 5*time.Minute)
+	rss, peak := d.memory(t)
+	fmt.Fprintf(&report, "full replace by another seed's set: applied %v after the rename (took %v as logged); VmRSS %.0f MiB, VmHWM %.0f MiB = %.2f × the RSS at ready\n\n",
+		time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond), mib(rss), mib(peak), float64(peak)/float64(d.rssReady))
+	d.cmd.Process.Kill()
+
 	fmt.Fprintf(&report, "load average %s at the end\n", loadAverage())
 	t.Log("\n" + report.String())
 }
