@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"regexp/syntax"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,17 +36,16 @@ type loopResult struct {
 }
 
 // checkGraph checks every rule of a freshly built Index, whose overlay is
-// empty. Each rule is followed on its own, so the work spreads over the
-// cores and stays in proportion to the set's size (a rule whose target no
+// empty. Each rule is followed on its own, so the work spreads over
+// workers goroutines and stays in proportion to the set's size (a rule whose target no
 // rule matches costs one lookup a probe).
-func (ix *Index) checkGraph() (errs, warns []Problem) {
+func (ix *Index) checkGraph(workers int) (errs, warns []Problem) {
 	b := ix.base
 	n := len(b.rules)
 	type found struct {
 		pos int
 		res loopResult
 	}
-	workers := runtime.GOMAXPROCS(0)
 	perWorker := make([][]found, workers)
 	inChunks(n, workers, func(w, lo, hi int) {
 		var a route

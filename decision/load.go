@@ -96,7 +96,7 @@ func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Cha
 // which are then appended to one. It returns that builder and the
 // warnings, with file and line; errors are a *RulesError of every problem.
 func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder, []Problem, error) {
-	workers := runtime.GOMAXPROCS(0)
+	workers := s.loadWorkers()
 	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
 	bufSize := int64(chunkBytes)
 	if size > 0 && size < bufSize {
@@ -140,9 +140,7 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 			}
 		})
 		errs, warns = sortProblems(file, slices.Concat(found...), errs, warns)
-		if lines == 0 && size > int64(len(chunk)) {
-			out.reserve(parts[:len(pieces)], float64(size)/float64(len(chunk)))
-		}
+		out.reserve(parts[:len(pieces)], chunks.read-int64(chunks.end-chunks.rest), size)
 		out.join(parts[:len(pieces)])
 		lines += before[len(pieces)]
 	}
@@ -166,7 +164,7 @@ func (s *Store) decodeJSON(file string, data []byte) (*baseBuilder, []Problem, e
 	}
 	n := 1
 	if len(data) > splitBytes {
-		n = runtime.GOMAXPROCS(0)
+		n = s.loadWorkers()
 	}
 	parts := make([]*baseBuilder, n)
 	found := make([][]Problem, n)
@@ -190,6 +188,7 @@ func (s *Store) decodeJSON(file string, data []byte) (*baseBuilder, []Problem, e
 		return nil, nil, &RulesError{Problems: errs}
 	}
 	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
+	out.reserve(parts, int64(len(data)), int64(len(data)))
 	out.join(parts)
 	return out, warns, nil
 }
@@ -220,6 +219,18 @@ func sortProblems(file string, ps, errs, warns []Problem) ([]Problem, []Problem)
 		}
 	}
 	return errs, warns
+}
+
+// loadWorkers is how many goroutines decode and check a load: one per core
+// for the first load, which nothing waits beside, and one fewer while a
+// set is serving, so a reload of a million rules leaves a core to the
+// decisions it runs beside (README "Reloading the rules file").
+func (s *Store) loadWorkers() int {
+	n := runtime.GOMAXPROCS(0)
+	if s.cur.Load() != nil {
+		n = max(1, n-1)
+	}
+	return n
 }
 
 // lineChunks cuts a stream into chunks that end at a line end (the last
@@ -266,18 +277,29 @@ func (c *lineChunks) next() ([]byte, error) {
 	return c.buf[:c.end], nil
 }
 
-// reserve makes room in bb for scale times what parts hold: the first
-// chunk's share of the file foretells the whole, and appending a million
-// records and their text without it would copy them at every doubling.
-func (bb *baseBuilder) reserve(parts []*baseBuilder, scale float64) {
-	records, text := 0, 0
+// reserve makes room in bb, before parts are joined to it, for what the
+// whole file will hold: read of its size bytes have been decoded into bb
+// and parts, and their share foretells the rest, with a tenth to spare
+// (ids and paths grow longer down a generated file). Without it, a
+// million records and their text would be copied at every growth, each
+// copy one long memmove that holds up the collector's stop-the-world and
+// every decision with it.
+func (bb *baseBuilder) reserve(parts []*baseBuilder, read, size int64) {
+	records, text := len(bb.b.rules), len(bb.b.arena)
 	for _, p := range parts {
 		records += len(p.b.rules)
 		text += len(p.b.arena)
 	}
-	grow := func(n int) int { return int(float64(n)*scale*1.02) + 64 }
-	bb.b.rules = slices.Grow(bb.b.rules, grow(records))
-	bb.b.arena = slices.Grow(bb.b.arena, grow(text))
+	if records <= cap(bb.b.rules) && text <= cap(bb.b.arena) {
+		return
+	}
+	scale := 1.0
+	if size > read && read > 0 {
+		scale = 1.1 * float64(size) / float64(read)
+	}
+	grow := func(n, have int) int { return int(float64(n)*scale) + 64 - have }
+	bb.b.rules = slices.Grow(bb.b.rules, grow(records, len(bb.b.rules)))
+	bb.b.arena = slices.Grow(bb.b.arena, grow(text, len(bb.b.arena)))
 }
 
 // join appends the parts' records to bb, in order: their spans, scopes,

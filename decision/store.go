@@ -522,7 +522,7 @@ func finishTables(bb *baseBuilder, ps []Problem) (*base, error) {
 func (s *Store) serveBase(b *base, caches *cacheTable) (*Change, error) {
 	db := mustDB()
 	ix := newIndex(b, db, s.opts, s.keys)
-	errs, warns := ix.checkGraph()
+	errs, warns := ix.checkGraph(s.loadWorkers())
 	if len(errs) > 0 {
 		return nil, &RulesError{Problems: errs}
 	}
