@@ -335,13 +335,8 @@ func Append(b []byte, f Format, req *decision.Request, t time.Time) []byte {
 	case Envoy:
 		b = append(b, '[')
 		b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
-		b = append(b, `] "`...)
-		b = append(b, req.Method...)
-		b = append(b, ' ')
-		b = append(b, req.Target...)
-		b = append(b, ' ')
-		b = append(b, proto...)
-		b = append(b, `" 200 - 0 0 1 - "-" "curl/8.5.0" "-" "`...)
+		b = appendRequestLine(b, req.Method, req.Target, proto)
+		b = append(b, ` 200 - 0 0 1 - "-" "curl/8.5.0" "-" "`...)
 		host := req.Host
 		if host == "" {
 			host = "-"
@@ -351,13 +346,8 @@ func Append(b []byte, f Format, req *decision.Request, t time.Time) []byte {
 	case Common, Combined:
 		b = append(b, `192.0.2.1 - - [`...)
 		b = t.UTC().AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
-		b = append(b, `] "`...)
-		b = append(b, req.Method...)
-		b = append(b, ' ')
-		b = append(b, req.Target...)
-		b = append(b, ' ')
-		b = append(b, proto...)
-		b = append(b, `" 200 0`...)
+		b = appendRequestLine(b, req.Method, req.Target, proto)
+		b = append(b, ` 200 0`...)
 		if f == Combined {
 			b = append(b, ` "-" "curl/8.5.0"`...)
 		}
@@ -368,4 +358,16 @@ func Append(b []byte, f Format, req *decision.Request, t time.Time) []byte {
 		return append(b, buf.Bytes()...)
 	}
 	return append(b, '\n')
+}
+
+// appendRequestLine appends the end of the time's bracket and the quoted
+// request line, `] "GET /path HTTP/1.1"`, as every format writes them.
+func appendRequestLine(b []byte, method, target, proto string) []byte {
+	b = append(b, `] "`...)
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, target...)
+	b = append(b, ' ')
+	b = append(b, proto...)
+	return append(b, '"')
 }
