@@ -8,9 +8,9 @@ import (
 	"slices"
 )
 
-// chunkBytes is how much of a JSON Lines file a first load decodes at a
-// time: the file streams through a buffer of this size instead of being
-// held whole (a million rules are 100 MB of text, a base half of that).
+// chunkBytes is how much of a JSON Lines file a load decodes at a time:
+// the file streams through a buffer of this size instead of being held
+// whole (a million rules are 100 MB of text, a base half of that).
 const chunkBytes = 4 << 20
 
 // replaceJSONL is ReplaceFrom for a JSON Lines file: it is decoded into a
@@ -303,12 +303,13 @@ func (bb *baseBuilder) reserve(parts []*baseBuilder, read, size int64) {
 }
 
 // join appends the parts' records to bb, in order: their spans, scopes,
-// cache strings and extras are renumbered into bb's tables.
+// cache strings and extras are renumbered into bb's tables. Callers
+// reserve first, so the appends do not copy what bb holds.
 func (bb *baseBuilder) join(parts []*baseBuilder) {
 	for _, p := range parts {
 		pb := p.b
 		arenaBase := uint32(len(bb.b.arena))
-		bb.b.arena = appendGrowing(bb.b.arena, pb.arena)
+		bb.b.arena = append(bb.b.arena, pb.arena...)
 		extBase := uint32(len(bb.b.exts)) - 1
 		bb.b.exts = append(bb.b.exts, pb.exts[1:]...)
 		scopes := make([]uint32, len(pb.scopes))
@@ -320,7 +321,7 @@ func (bb *baseBuilder) join(parts []*baseBuilder) {
 			cacheIDs[i], _ = bb.caches.get(cc.ruleMaxAge())
 		}
 		start := len(bb.b.rules)
-		bb.b.rules = appendGrowing(bb.b.rules, pb.rules)
+		bb.b.rules = append(bb.b.rules, pb.rules...)
 		for i := range bb.b.rules[start:] {
 			c := &bb.b.rules[start+i]
 			for s := range c.off {
@@ -345,15 +346,4 @@ func (bb *baseBuilder) reset() {
 	clear(bb.caches.index)
 	clear(bb.caches.list)
 	bb.caches.list = bb.caches.list[:0]
-}
-
-// appendGrowing is append for a slice that reserve sized from an
-// estimate: past it, the slice grows by an eighth rather than doubling,
-// so a slightly low estimate costs one copy of a million records and not
-// twice their memory.
-func appendGrowing[S ~[]E, E any](s, add S) S {
-	if len(s)+len(add) > cap(s) {
-		s = slices.Grow(s, max(len(add), cap(s)/8))
-	}
-	return append(s, add...)
 }
