@@ -139,7 +139,7 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 				found[k] = bb.addDecoded(r, ps, found[k])
 			}
 		})
-		errs, warns = sortProblems(file, slices.Concat(found...), errs, warns)
+		errs, warns = splitProblems(file, slices.Concat(found...), errs, warns)
 		out.reserve(parts[:len(pieces)], chunks.read-int64(chunks.end-chunks.rest), size)
 		out.join(parts[:len(pieces)])
 		lines += before[len(pieces)]
@@ -183,7 +183,7 @@ func (s *Store) decodeJSON(file string, data []byte) (*baseBuilder, []Problem, e
 		}
 		parts[k] = bb
 	})
-	errs, warns := sortProblems(file, slices.Concat(found...), nil, nil)
+	errs, warns := splitProblems(file, slices.Concat(found...), nil, nil)
 	if len(errs) > 0 {
 		return nil, nil, &RulesError{Problems: errs}
 	}
@@ -208,8 +208,8 @@ func (bb *baseBuilder) addDecoded(r *Rule, ps []Problem, found []Problem) []Prob
 	return found
 }
 
-// sortProblems appends the problems of file to errs and warns by severity.
-func sortProblems(file string, ps, errs, warns []Problem) ([]Problem, []Problem) {
+// splitProblems appends the problems of file to errs or warns, by severity.
+func splitProblems(file string, ps, errs, warns []Problem) ([]Problem, []Problem) {
 	for _, p := range ps {
 		p.File = file
 		if p.Severity == SeverityWarning {
