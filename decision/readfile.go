@@ -30,10 +30,9 @@ func readRules(path string, r io.Reader, size int64) ([]byte, error) {
 	}
 	// Read into a slice of the file's size and one byte more, so a file
 	// that grew since the Stat (or a reader longer than said) shows as a
-	// full slice. make gets fresh
-	// zeroed pages; growing a bytes.Buffer would also clear them in one
-	// loop that cannot be preempted, which at 100 MB holds up the
-	// collector and every goroutine it stops.
+	// full slice. make gets fresh zeroed pages; growing a bytes.Buffer
+	// would also clear them in one loop that cannot be preempted, which
+	// at 100 MB holds up the collector and every goroutine it stops.
 	data := make([]byte, size+1)
 	n, err := io.ReadFull(r, data)
 	switch {
