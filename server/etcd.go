@@ -87,6 +87,9 @@ type EtcdStore struct {
 	prefix    string
 	endpoints string
 	connected prometheus.Gauge
+	// pageSize is how many keys a read of a load asks for, and how many
+	// a page of the page index holds: etcdPageSize, fewer in tests.
+	pageSize int
 
 	mu sync.Mutex
 	// gen is the serving generation ("" before a first write ever made
@@ -139,6 +142,7 @@ func NewEtcdStore(cfg Config, rules *RuleStore) (*EtcdStore, error) {
 		prefix:    cfg.EtcdPrefix,
 		endpoints: strings.Join(endpoints, ","),
 		applied:   make(chan struct{}),
+		pageSize:  etcdPageSize,
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "redirectd_store_connected",
 			Help: "1 while the rule store (etcd) is reachable, 0 while it is not and the last rule set keeps serving.",
@@ -209,7 +213,9 @@ func decodeRule(key, value []byte) (decision.Rule, *int64, error) {
 // splitValue finds the rule object and the seq (hasSeq false when there is
 // none) in the value of key key. encodeRule spells every value
 // {"seq":n,"rule":{...}} or {"rule":{...}}: those are cut apart where
-// they stand, without decoding; any other spelling is decoded.
+// they stand, without decoding (the rule object is checked when it is
+// decoded, so a value cut apart means what encoding/json reads in it);
+// any other spelling is decoded.
 func splitValue(key, value []byte) (rule []byte, seq int64, hasSeq bool, err error) {
 	rest, ruleAt := value, []byte(`{"rule":`)
 	if after, ok := bytes.CutPrefix(value, []byte(`{"seq":`)); ok {
@@ -224,7 +230,7 @@ func splitValue(key, value []byte) (rule []byte, seq int64, hasSeq bool, err err
 			rest, ruleAt, seq, hasSeq = after[end:], []byte(`,"rule":`), n, true
 		}
 	}
-	if obj, ok := bytes.CutPrefix(rest, ruleAt); ok && len(obj) >= 3 && obj[0] == '{' && obj[len(obj)-2] == '}' && obj[len(obj)-1] == '}' {
+	if obj, ok := bytes.CutPrefix(rest, ruleAt); ok && len(obj) > 1 && objectLen(obj) == len(obj)-1 && obj[len(obj)-1] == '}' {
 		return obj[:len(obj)-1], seq, hasSeq, nil
 	}
 	var v etcdValue
@@ -235,6 +241,32 @@ func splitValue(key, value []byte) (rule []byte, seq int64, hasSeq bool, err err
 		return v.Rule, 0, false, nil
 	}
 	return v.Rule, *v.Seq, true, nil
+}
+
+// objectLen is the length of the JSON object b starts with, by its
+// braces outside strings, or -1: the rule object of a value ends there,
+// and only the value's own closing brace may follow it.
+func objectLen(b []byte) int {
+	if len(b) == 0 || b[0] != '{' {
+		return -1
+	}
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }
 
 // decodeRuleObject decodes the rule object of key key into r. It is the
@@ -425,7 +457,7 @@ func (e *EtcdStore) readRange(ctx context.Context, from, end string, rev int64) 
 	var out []storedRule
 	for {
 		cctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
-		resp, err := e.client.Get(cctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(etcdPageSize))
+		resp, err := e.client.Get(cctx, from, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(int64(e.pageSize)))
 		cancel()
 		if err != nil {
 			return nil, e.unavailable(fmt.Sprintf("read %s at revision %d", from, rev), err)
@@ -480,11 +512,11 @@ func (e *EtcdStore) generationRanges(ctx context.Context, gen string, rev int64)
 	return append(ranges, [2]string{from, clientv3.GetPrefixRangeEnd(start)}), nil
 }
 
-// pageStarts is the page index of a generation of rules: every
-// etcdPageSize-th of their ids in key order, the first excepted; nil for
-// a generation of one page.
-func pageStarts(rules []decision.Rule) []string {
-	if len(rules) <= etcdPageSize {
+// pageStarts is the page index of a generation of rules, in pages of
+// size keys: every size-th of their ids in key order, the first excepted;
+// nil for a generation of one page.
+func pageStarts(rules []decision.Rule, size int) []string {
+	if len(rules) <= size {
 		return nil
 	}
 	ids := make([]string, len(rules))
@@ -493,7 +525,7 @@ func pageStarts(rules []decision.Rule) []string {
 	}
 	slices.Sort(ids)
 	var starts []string
-	for i := etcdPageSize; i < len(ids); i += etcdPageSize {
+	for i := size; i < len(ids); i += size {
 		starts = append(starts, ids[i])
 	}
 	return starts
@@ -916,7 +948,7 @@ func (e *EtcdStore) writeGeneration(ctx context.Context, gen string, rules []dec
 			return false
 		}
 	}
-	if starts := pageStarts(rules); starts != nil {
+	if starts := pageStarts(rules, e.pageSize); starts != nil {
 		index, _ := json.Marshal(starts) // strings always marshal
 		ops, size = append(ops, clientv3.OpPut(e.pagesKey(gen), string(index))), len(index)
 	}

@@ -74,7 +74,7 @@ func BenchmarkEtcdApplyAndFirstLoad(b *testing.B) {
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "apply_s")
 		start = time.Now()
-		fresh := newBenchStore(b, ec)
+		fresh := newEtcdStore(b, ec)
 		if err := fresh.Load(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -91,16 +91,17 @@ func BenchmarkEtcdApplyAndFirstLoad(b *testing.B) {
 	b.ReportMetric(float64(st.DbSize)/(1<<20), "etcd_db_MiB")
 }
 
-func newBenchStore(b *testing.B, ec *etcdtest.Etcd) *EtcdStore {
+// newEtcdStore is a replica's store on ec that has not loaded yet.
+func newEtcdStore(t testing.TB, ec *etcdtest.Etcd) *EtcdStore {
 	cfg := DefaultConfig()
 	cfg.ConsoleAddr = "" // tests start several daemons
 	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", ec.Endpoint(), testPrefix
 	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Metrics: NewMetrics(), Hits: NewHits(), Now: time.Now}
 	es, err := NewEtcdStore(cfg, st)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.Cleanup(func() { es.Close() })
+	t.Cleanup(func() { es.Close() })
 	return es
 }
 
