@@ -41,10 +41,13 @@ const (
 	// etcdWriters batches are in flight while a generation is written:
 	// etcd commits concurrent transactions in one fsync.
 	etcdWriters = 16
-	// etcdPageSize rules are read per call of a load. etcd 3.4 walks
-	// every key from a page's start to the range's end to count them, so
-	// small pages make a load quadratic: 5,000-key pages took 61 s for a
-	// million rules, 50,000-key pages (about 12 MB each) take a few.
+	// etcdPageSize rules are read per call of a load, and a page of the
+	// page index a generation is written with holds as many. etcd 3.4
+	// walks every key from a read's start to its range's end to count
+	// them, so pages read from one range make a load quadratic: 5,000-key
+	// pages took 61 s for a million rules. Ranges the page index cuts
+	// walk each key once; then 10,000 to 100,000-key pages load 200k
+	// rules alike (0.33-0.42 s).
 	etcdPageSize = 50000
 	// etcdReaders ranges of a generation are read at once: etcd answers
 	// them on every core while this replica receives the last ones.
