@@ -420,27 +420,30 @@ func (e *EtcdStore) readGeneration(ctx context.Context, gen string, rev int64) (
 		return nil, err
 	}
 	read := make([][]storedRule, len(ranges))
-	errs := make([]error, len(ranges))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var mu sync.Mutex
+	var failed error // the first, not a read cancelled because of it
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(etcdReaders, len(ranges)) {
 		wg.Go(func() {
 			for k := int(next.Add(1) - 1); k < len(ranges) && ctx.Err() == nil; k = int(next.Add(1) - 1) {
-				if read[k], errs[k] = e.readRange(ctx, ranges[k][0], ranges[k][1], rev); errs[k] != nil {
+				var err error
+				if read[k], err = e.readRange(ctx, ranges[k][0], ranges[k][1], rev); err != nil {
+					mu.Lock()
+					failed = cmp.Or(failed, err)
+					mu.Unlock()
 					cancel()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for _, err := range errs {
-			if err != nil && !errors.Is(err, context.Canceled) {
-				return nil, err // the first range that failed, not one cancelled after it
-			}
-		}
+	if failed != nil {
+		return nil, failed
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	all := slices.Concat(read...)
