@@ -2,7 +2,6 @@ package decision
 
 import (
 	"errors"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -21,7 +20,7 @@ func (s *Store) ReplaceFunc(n int, rule func(i int, r *Rule) error) (*Change, er
 	}
 	pieces := 1
 	if n >= 4<<10 {
-		pieces = runtime.GOMAXPROCS(0)
+		pieces = s.loadWorkers()
 	}
 	parts := make([]*baseBuilder, pieces)
 	found := make([][]Problem, pieces)
@@ -39,11 +38,12 @@ func (s *Store) ReplaceFunc(n int, rule func(i int, r *Rule) error) (*Change, er
 		}
 		parts[k] = bb
 	})
-	errs, warns := sortProblems("", slices.Concat(found...), nil, nil)
+	errs, warns := splitProblems("", slices.Concat(found...), nil, nil)
 	if len(errs) > 0 {
 		return nil, &RulesError{Problems: errs}
 	}
 	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
+	out.reserve(parts, 0, 0)
 	out.join(parts)
 	return s.replaceBase("", out, warns)
 }
