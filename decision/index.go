@@ -93,6 +93,9 @@ type Index struct {
 	// base can have been replaced or deleted. dynamic counts the rows with
 	// a prefix, pattern or regex rule, which lookups walk up the path for.
 	changes, dynamic int
+	// filter says which ids and slot keys the overlay may hold, so most
+	// lookups skip memdb (filter.go); nil while the overlay is empty.
+	filter *overlayFilter
 
 	n      int    // rules
 	counts [4]int // rules per MatchKind
@@ -184,7 +187,7 @@ func (ix *Index) withScope(scope string) {
 
 // row returns the overlay row of id, if any.
 func (ix *Index) row(id string) *change {
-	if ix.changes == 0 {
+	if ix.changes == 0 || !ix.filter.mayHold(ix.base.seed, id) {
 		return nil
 	}
 	raw, err := ix.txn.First(rulesTable, idIndex, id)

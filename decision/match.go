@@ -314,7 +314,7 @@ func (ix *Index) candidates(k *lookupKey, key []byte, level int) {
 			b.route(p-1, &k.cands[len(k.cands)-1].rt)
 		}
 	}
-	if ix.changes > 0 && (level == 0 || ix.dynamic > 0) {
+	if ix.changes > 0 && (level == 0 || ix.dynamic > 0) && ix.filter.mayHoldBytes(ix.base.seed, key) {
 		rows, err := ix.txn.Get(rulesTable, slotIndex, string(key))
 		for raw := range memdbRows(rows, err) {
 			if rt := raw.(*change).rt; level == 0 || rt.kind != MatchExact {

@@ -81,6 +81,8 @@ type Change struct {
 	touched map[string]bool
 	warns   []Problem
 	done    bool
+	// ownFilter: ix.filter is this change's copy (mark).
+	ownFilter bool
 
 	Puts, Deletes int  // rules put (added or replaced) and deleted
 	Rebuilt       bool // a new base was built: the change was not small
@@ -186,6 +188,8 @@ func (c *Change) put(r *Rule, order uint64) *Problem {
 	}
 	keep := *r
 	row := &change{ID: r.ID, Key: string(rt.appendKey(nil)), Order: order, Rule: &keep, rt: &rt}
+	c.mark(row.ID)
+	c.mark(row.Key)
 	if err := c.txn.Insert(rulesTable, row); err != nil {
 		return &Problem{Severity: SeverityError, RuleID: r.ID, Line: r.Line, Message: "rule index: " + err.Error()}
 	}
@@ -218,6 +222,7 @@ func (c *Change) delete(id string) bool {
 	c.forget(id)
 	ix.n--
 	ix.counts[old.kind]--
+	c.mark(id)
 	if err := c.txn.Insert(rulesTable, &change{ID: id}); err != nil {
 		panic(fmt.Sprintf("decision: overlay insert: %v", err)) // the schema accepts every row
 	}
