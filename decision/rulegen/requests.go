@@ -172,17 +172,20 @@ type requestLine struct {
 	Host     string `json:"host,omitempty"`
 	Path     string `json:"path"`
 	Protocol string `json:"protocol,omitempty"`
+	// Headers are the request headers rules may consult (conditions,
+	// languages); names are compared lower-case, as in DecideRequest.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // WriteRequests writes reqs in the request stream format (see the package
-// comment). Only method, scheme, host, path and protocol are written.
+// comment): method, scheme, host, path, protocol and headers.
 func WriteRequests(w io.Writer, reqs []decision.Request) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	for i := range reqs {
 		q := &reqs[i]
-		if err := enc.Encode(requestLine{Method: q.Method, Scheme: q.Scheme, Host: q.Host, Path: q.Target, Protocol: q.Protocol}); err != nil {
+		if err := enc.Encode(requestLine{Method: q.Method, Scheme: q.Scheme, Host: q.Host, Path: q.Target, Protocol: q.Protocol, Headers: q.Headers}); err != nil {
 			return fmt.Errorf("write request %d: %w", i+1, err)
 		}
 	}
@@ -200,7 +203,14 @@ func ParseRequest(line []byte) (decision.Request, error) {
 	if l.Method == "" || l.Path == "" {
 		return decision.Request{}, fmt.Errorf("method and path are required")
 	}
-	return decision.Request{Method: l.Method, Scheme: l.Scheme, Host: l.Host, Target: l.Path, Protocol: l.Protocol}, nil
+	var headers map[string]string
+	if len(l.Headers) > 0 {
+		headers = make(map[string]string, len(l.Headers))
+		for name, value := range l.Headers {
+			headers[strings.ToLower(name)] = value
+		}
+	}
+	return decision.Request{Method: l.Method, Scheme: l.Scheme, Host: l.Host, Target: l.Path, Protocol: l.Protocol, Headers: headers}, nil
 }
 
 // ReadRequests reads a request stream (see the package comment). name is
