@@ -58,14 +58,7 @@ func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Cha
 			return nil, locate(err, file) // replaceInPlace released mu
 		}
 		if ok {
-			// The file's warnings about the rules the change writes are
-			// the change's too.
-			for _, w := range warns {
-				if c.touched[w.RuleID] {
-					c.warns = append(c.warns, w)
-					c.ix.warnings = append(c.ix.warnings, w)
-				}
-			}
+			c.addWarnings(warns)
 			c.warns = locateProblems(c.warns, file)
 			return c, nil
 		}
@@ -78,14 +71,7 @@ func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Cha
 	c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
 	c.warns = c.ix.warnings
 	if cur != nil {
-		// How many serving rules the new set drops, for callers that
-		// refuse to lose most of a set at once.
-		c.Deletes = cur.n
-		for pos := range b.rules {
-			if cur.Has(b.str(&b.rules[pos], sID)) {
-				c.Deletes--
-			}
-		}
+		c.Deletes = dropped(cur, len(b.rules), func(i int) string { return b.str(&b.rules[i], sID) })
 	}
 	return c, nil
 }
@@ -162,24 +148,32 @@ func (s *Store) decodeJSON(file string, data []byte) (*baseBuilder, []Problem, e
 	if len(spans) > MaxRules {
 		return nil, nil, tooMany(len(spans))
 	}
-	n := 1
+	pieces := 1
 	if len(data) > splitBytes {
-		n = s.loadWorkers()
+		pieces = s.loadWorkers()
 	}
-	parts := make([]*baseBuilder, n)
-	found := make([][]Problem, n)
-	inPieces(n, func(k int) {
-		lo, hi := k*len(spans)/n, (k+1)*len(spans)/n
-		text := 0
-		if hi > lo {
-			text = (spans[hi-1].end - spans[lo].start) / 4
-		}
-		bb := newBaseBuilder(newCacheTable(s.opts), hi-lo, text)
+	return s.decodeInPieces(file, len(spans), pieces, len(data)/4, func(i int, r *Rule, f *ruleFields) []Problem {
+		sp := spans[i]
+		return decodeRule(data[sp.start:sp.end], sp.line, r, f)
+	})
+}
+
+// decodeInPieces decodes n rules, the i-th by decode(i, r, f), on pieces
+// goroutines, each straight into a builder of its own (about textBytes of
+// strings in all), and joins the builders in order. It returns the joined
+// builder and the warnings, with file; errors are a *RulesError of every
+// problem. f is scratch space of the goroutine's own.
+func (s *Store) decodeInPieces(file string, n, pieces, textBytes int, decode func(i int, r *Rule, f *ruleFields) []Problem) (*baseBuilder, []Problem, error) {
+	parts := make([]*baseBuilder, pieces)
+	found := make([][]Problem, pieces)
+	inPieces(pieces, func(k int) {
+		lo, hi := k*n/pieces, (k+1)*n/pieces
+		bb := newBaseBuilder(newCacheTable(s.opts), hi-lo, textBytes/pieces)
 		var f ruleFields
 		var r Rule
-		for _, sp := range spans[lo:hi] {
+		for i := lo; i < hi; i++ {
 			r = Rule{}
-			found[k] = bb.addDecoded(&r, decodeRule(data[sp.start:sp.end], sp.line, &r, &f), found[k])
+			found[k] = bb.addDecoded(&r, decode(i, &r, &f), found[k])
 		}
 		parts[k] = bb
 	})
@@ -188,7 +182,7 @@ func (s *Store) decodeJSON(file string, data []byte) (*baseBuilder, []Problem, e
 		return nil, nil, &RulesError{Problems: errs}
 	}
 	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
-	out.reserve(parts, int64(len(data)), int64(len(data)))
+	out.reserve(parts, 0, 0)
 	out.join(parts)
 	return out, warns, nil
 }

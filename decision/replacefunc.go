@@ -2,7 +2,6 @@ package decision
 
 import (
 	"errors"
-	"slices"
 	"sync"
 
 	json "github.com/goccy/go-json/v2"
@@ -22,29 +21,15 @@ func (s *Store) ReplaceFunc(n int, rule func(i int, r *Rule) error) (*Change, er
 	if n >= 4<<10 {
 		pieces = s.loadWorkers()
 	}
-	parts := make([]*baseBuilder, pieces)
-	found := make([][]Problem, pieces)
-	inPieces(pieces, func(k int) {
-		lo, hi := k*n/pieces, (k+1)*n/pieces
-		bb := newBaseBuilder(newCacheTable(s.opts), hi-lo, 0)
-		var r Rule
-		for i := lo; i < hi; i++ {
-			r = Rule{}
-			if err := rule(i, &r); err != nil {
-				found[k] = append(found[k], Problem{Message: err.Error()})
-				continue
-			}
-			found[k] = bb.addDecoded(&r, checkRule(&r), found[k])
+	out, warns, err := s.decodeInPieces("", n, pieces, 0, func(i int, r *Rule, _ *ruleFields) []Problem {
+		if err := rule(i, r); err != nil {
+			return []Problem{{Severity: SeverityError, Message: err.Error()}}
 		}
-		parts[k] = bb
+		return checkRule(r)
 	})
-	errs, warns := splitProblems("", slices.Concat(found...), nil, nil)
-	if len(errs) > 0 {
-		return nil, &RulesError{Problems: errs}
+	if err != nil {
+		return nil, err
 	}
-	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
-	out.reserve(parts, 0, 0)
-	out.join(parts)
 	return s.replaceBase("", out, warns)
 }
 

@@ -402,12 +402,7 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 	if cur := s.cur.Load(); cur != nil {
 		if c, ok, err := s.replaceInPlace(cur, len(rules), func(i int, r *Rule) { *r = rules[i] }); ok || err != nil {
 			if c != nil {
-				for _, w := range warns {
-					if c.touched[w.RuleID] {
-						c.warns = append(c.warns, w)
-						c.ix.warnings = append(c.ix.warnings, w)
-					}
-				}
+				c.addWarnings(warns)
 			}
 			return c, err
 		}
@@ -430,17 +425,34 @@ func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
 		c.warns = c.ix.warnings
 	}
 	if cur := s.cur.Load(); cur != nil {
-		// How many serving rules the new set drops, for callers that
-		// refuse to lose most of a set at once.
-		kept := 0
-		for i := range rules {
-			if _, ok := cur.Rule(rules[i].ID); ok {
-				kept++
-			}
-		}
-		c.Deletes = cur.n - kept
+		c.Deletes = dropped(cur, len(rules), func(i int) string { return rules[i].ID })
 	}
 	return c, nil
+}
+
+// dropped is how many rules of the serving set cur a new set of n rules,
+// whose ids idAt gives, does not hold: for callers that refuse to lose
+// most of a set at once (--reload-max-drop).
+func dropped(cur *Index, n int, idAt func(i int) string) int {
+	kept := 0
+	for i := range n {
+		if cur.Has(idAt(i)) {
+			kept++
+		}
+	}
+	return cur.n - kept
+}
+
+// addWarnings adds those of warns that are about rules the change writes
+// to its warnings and its Index's: an in-place change keeps the set's
+// other warnings as they were.
+func (c *Change) addWarnings(warns []Problem) {
+	for _, w := range warns {
+		if c.touched[w.RuleID] {
+			c.warns = append(c.warns, w)
+			c.ix.warnings = append(c.ix.warnings, w)
+		}
+	}
 }
 
 // textBytes is about the size of the strings of rules in a base's arena:
@@ -677,12 +689,11 @@ func (s *Store) replaceInPlace(cur *Index, n int, ruleAt func(i int, r *Rule)) (
 	}
 	var ps []Problem
 	for _, w := range writes {
-		// The row keeps its rule: one of its own, whose strings hold
-		// nothing else alive (a new base's are views of its text).
-		r := new(Rule)
+		// The row keeps its rule with strings of its own: a new base's
+		// are views of its text, which would stay alive with them.
 		ruleAt(w.i, r)
 		r.ID, r.Host, r.Path, r.To = strings.Clone(r.ID), strings.Clone(r.Host), strings.Clone(r.Path), strings.Clone(r.To)
-		if p := c.put(r, w.order); p != nil {
+		if p := c.put(r, w.order); p != nil { // put keeps a copy
 			ps = append(ps, *p)
 		}
 		c.next = max(c.next, w.order+1<<32)
