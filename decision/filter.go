@@ -35,18 +35,15 @@ func (f *overlayFilter) add(seed maphash.Seed, key string) {
 // mayHold is false when no row of the overlay has key; a nil filter holds
 // nothing.
 func (f *overlayFilter) mayHold(seed maphash.Seed, key string) bool {
-	if f == nil {
-		return false
-	}
-	w, b := f.bit(maphash.String(seed, key))
-	return f.words[w]&b != 0
+	return f != nil && f.holds(maphash.String(seed, key))
 }
 
 func (f *overlayFilter) mayHoldBytes(seed maphash.Seed, key []byte) bool {
-	if f == nil {
-		return false
-	}
-	w, b := f.bit(maphash.Bytes(seed, key))
+	return f != nil && f.holds(maphash.Bytes(seed, key))
+}
+
+func (f *overlayFilter) holds(h uint64) bool {
+	w, b := f.bit(h)
 	return f.words[w]&b != 0
 }
 

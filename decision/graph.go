@@ -37,8 +37,8 @@ type loopResult struct {
 
 // checkGraph checks every rule of a freshly built Index, whose overlay is
 // empty. Each rule is followed on its own, so the work spreads over
-// workers goroutines and stays in proportion to the set's size (a rule whose target no
-// rule matches costs one lookup a probe).
+// workers goroutines and stays in proportion to the set's size (a rule
+// whose target no rule matches costs one lookup a probe).
 func (ix *Index) checkGraph(workers int) (errs, warns []Problem) {
 	b := ix.base
 	n := len(b.rules)
