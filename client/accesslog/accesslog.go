@@ -295,12 +295,14 @@ func quoted(s, name string) (value, rest string, err error) {
 	return "", "", fmt.Errorf("%s: no closing quote", name)
 }
 
-// statusField skips " 200 " after the request line.
+// statusField skips " 200 " after the request line. Envoy writes 0 for
+// a request that got no response (the client went away first): a request
+// all the same.
 func statusField(s string) (string, error) {
 	s = strings.TrimPrefix(s, " ")
 	code, rest, _ := strings.Cut(s, " ")
-	if len(code) != 3 || !isDigits(code) {
-		return "", fmt.Errorf("status %q: want a three-digit code", short(code))
+	if code != "0" && (len(code) != 3 || !isDigits(code)) {
+		return "", fmt.Errorf("status %q: want a three-digit code (or Envoy's 0)", short(code))
 	}
 	return rest, nil
 }
@@ -352,10 +354,7 @@ func Append(b []byte, f Format, req *decision.Request, t time.Time) []byte {
 			b = append(b, ` "-" "curl/8.5.0"`...)
 		}
 	default:
-		var buf bytes.Buffer
-		// WriteRequests cannot fail on a bytes.Buffer.
-		_ = rulegen.WriteRequests(&buf, []decision.Request{*req})
-		return append(b, buf.Bytes()...)
+		return rulegen.AppendRequest(b, req)
 	}
 	return append(b, '\n')
 }

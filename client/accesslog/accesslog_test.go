@@ -43,6 +43,9 @@ func TestParse(t *testing.T) {
 		{"envoy without authority takes --host", Parser{Format: Envoy, Host: "fallback.example"},
 			`[2016-04-15T20:17:00.310Z] "GET / HTTP/1.1" 200 - 0 0 1 - "-" "-" "-" "-" "-"`,
 			decision.Request{Method: "GET", Host: "fallback.example", Target: "/", Protocol: "HTTP/1.1"}},
+		{"envoy, no response sent (status 0): a request all the same", Parser{Format: Envoy},
+			`[2016-04-15T20:17:00.310Z] "GET /gone HTTP/1.1" 0 DC 0 0 5 - "-" "curl/8.5.0" "-" "example.com" "-"`,
+			decision.Request{Method: "GET", Host: "example.com", Target: "/gone", Protocol: "HTTP/1.1"}},
 		{"jsonl", Parser{Format: JSONL, Host: "ignored.example"}, jsonlLine,
 			decision.Request{Method: "GET", Scheme: "https", Host: "www.example.com", Target: "/blog/a?utm_source=x"}},
 	}

@@ -164,9 +164,9 @@ func splitTarget(to string) (host, path string) {
 	return host, "/" + path
 }
 
-// requestLine is one line of a request stream file; the names are
+// RequestLine is one line of a request stream file; the names are
 // DecideRequest's JSON names.
-type requestLine struct {
+type RequestLine struct {
 	Method   string `json:"method"`
 	Scheme   string `json:"scheme,omitempty"`
 	Host     string `json:"host,omitempty"`
@@ -177,15 +177,31 @@ type requestLine struct {
 	Headers map[string]string `json:"headers,omitempty"`
 }
 
+// LineOf is q as a line of a request stream.
+func LineOf(q *decision.Request) RequestLine {
+	return RequestLine{Method: q.Method, Scheme: q.Scheme, Host: q.Host, Path: q.Target, Protocol: q.Protocol, Headers: q.Headers}
+}
+
+// AppendRequest appends q to b as one line of a request stream, its
+// newline included.
+func AppendRequest(b []byte, q *decision.Request) []byte {
+	buf := bytes.NewBuffer(b)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false) // a query's & stays &
+	if err := enc.Encode(LineOf(q)); err != nil {
+		panic(err) // strings and a map of strings always encode
+	}
+	return buf.Bytes()
+}
+
 // WriteRequests writes reqs in the request stream format (see the package
 // comment): method, scheme, host, path, protocol and headers.
 func WriteRequests(w io.Writer, reqs []decision.Request) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
+	var line []byte
 	for i := range reqs {
-		q := &reqs[i]
-		if err := enc.Encode(requestLine{Method: q.Method, Scheme: q.Scheme, Host: q.Host, Path: q.Target, Protocol: q.Protocol, Headers: q.Headers}); err != nil {
+		line = AppendRequest(line[:0], &reqs[i])
+		if _, err := bw.Write(line); err != nil {
 			return fmt.Errorf("write request %d: %w", i+1, err)
 		}
 	}
@@ -196,7 +212,7 @@ func WriteRequests(w io.Writer, reqs []decision.Request) error {
 // package comment). Readers that stream a file line by line, such as
 // redirectctl diff, use it; ReadRequests reads a whole file with it.
 func ParseRequest(line []byte) (decision.Request, error) {
-	var l requestLine
+	var l RequestLine
 	if err := json.Unmarshal(line, &l); err != nil {
 		return decision.Request{}, fmt.Errorf("%v; want one JSON object per line with method, scheme, host, path", err)
 	}

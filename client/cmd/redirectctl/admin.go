@@ -150,7 +150,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var pageSize int
 	var output string
 	flags := func(fs *flag.FlagSet) {
-		fs.IntVar(&pageSize, "page-size", 1000, "rules fetched per call (at most 1000); every page is fetched")
+		fs.IntVar(&pageSize, "page-size", maxPageSize, fmt.Sprintf("rules fetched per call (at most %d); every page is fetched", maxPageSize))
 		fs.StringVar(&output, "o", "table", "output: table, or yaml (a rules file that apply reads back)")
 	}
 	return adminCall(ctx, "list", "", 0, args, stderr, flags, func(ctx context.Context, a *adminConn, rs redirectv1.RuleServiceClient, _ []string) error {
@@ -179,6 +179,9 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	})
 }
+
+// maxPageSize is the most rules ListRules answers in one page.
+const maxPageSize = 1000
 
 // listRules reads every page of the serving rule set, all of one version.
 func (a *adminConn) listRules(ctx context.Context, rs redirectv1.RuleServiceClient, pageSize int) ([]*redirectv1.Rule, *redirectv1.Version, error) {
@@ -305,14 +308,18 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if len(ids) > 0 {
 				return usagef("--expired finds the rules itself; give no IDs")
 			}
-			var rules []*redirectv1.Rule
-			if rules, version, err = a.listRules(ctx, rs, 1000); err != nil {
+			var pbs []*redirectv1.Rule
+			if pbs, version, err = a.listRules(ctx, rs, maxPageSize); err != nil {
 				return err
+			}
+			rules, err := redirectv1.RulesFromProto(pbs)
+			if err != nil {
+				return fmt.Errorf("the server sent a rule this redirectctl cannot read (a newer server?): %w", err)
 			}
 			ended, total = map[string]time.Time{}, len(rules)
 			at := clock()
-			for _, pb := range rules {
-				if r, err := redirectv1.RuleFromProto(pb); err == nil && r.Ended(at) {
+			for _, r := range rules {
+				if r.Ended(at) {
 					ended[r.ID] = r.ActiveUntil
 					ids = append(ids, r.ID)
 				}

@@ -8,14 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redirectd/redirectd/client/accesslog"
 	"github.com/redirectd/redirectd/decision"
+	"github.com/redirectd/redirectd/decision/rulegen"
 	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
@@ -96,16 +99,34 @@ func answerText(d *decision.Decision) string {
 	return b.String()
 }
 
-// requestText is the request as a person reads it in a log:
-// "GET https://www.example.com/a?x=1".
+// requestText is the request as a person reads it in a log, with the
+// headers rules may have decided on: "GET https://www.example.com/a?x=1
+// [cookie: beta=1]".
 func requestText(r *decision.Request) string {
+	target := r.Scheme + "://" + r.Host + r.Target
 	switch {
 	case r.Host == "" || !strings.HasPrefix(r.Target, "/"):
-		return r.Method + " " + r.Target
+		target = r.Target
 	case r.Scheme == "":
-		return r.Method + " " + r.Host + r.Target
+		target = r.Host + r.Target
 	}
-	return r.Method + " " + r.Scheme + "://" + r.Host + r.Target
+	return r.Method + " " + target + headersText(r.Headers)
+}
+
+// headersText lists a request's headers, which rules with conditions
+// decide on: " [accept-language: de, cookie: beta=1]", sorted.
+func headersText(h map[string]string) string {
+	if len(h) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, name := range slices.Sorted(maps.Keys(h)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(name + ": " + h[name])
+	}
+	return " [" + b.String() + "]"
 }
 
 // change is one request whose answer changed.
@@ -393,20 +414,13 @@ type (
 		Vary         string `json:"vary,omitempty"`
 		RuleID       string `json:"ruleId,omitempty"`
 	}
-	jsonRequest struct {
-		Method   string `json:"method"`
-		Scheme   string `json:"scheme,omitempty"`
-		Host     string `json:"host,omitempty"`
-		Path     string `json:"path"`
-		Protocol string `json:"protocol,omitempty"`
-	}
 	jsonChange struct {
-		File    string      `json:"file"`
-		Line    int         `json:"line"`
-		Kind    string      `json:"kind"`
-		Request jsonRequest `json:"request"`
-		Before  jsonAnswer  `json:"before"`
-		After   jsonAnswer  `json:"after"`
+		File    string              `json:"file"`
+		Line    int                 `json:"line"`
+		Kind    string              `json:"kind"`
+		Request rulegen.RequestLine `json:"request"`
+		Before  jsonAnswer          `json:"before"`
+		After   jsonAnswer          `json:"after"`
 	}
 	jsonSummary struct {
 		Summary struct {
@@ -465,7 +479,7 @@ func (o *engineOptions) serverIndex(ctx context.Context, a *adminConn) (*decisio
 		return nil, "", err
 	}
 	defer done()
-	pbs, version, err := a.listRules(ctx, rs, 1000)
+	pbs, version, err := a.listRules(ctx, rs, maxPageSize)
 	if err != nil {
 		return nil, "", err
 	}
@@ -532,12 +546,9 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usagef("--scheme %q: accepted: http, https", c.scheme)
 	}
 	if err := c.run(ctx, stdout, stderr); err != nil {
-		var usage usageError
-		if errors.As(err, &usage) || errors.Is(err, errFailed) {
-			return err
-		}
 		// Exit 1 means "too many changes" alone; anything that kept the
-		// comparison from being made is 2, so CI can tell them apart.
+		// comparison from being made is 2, so CI can tell them apart
+		// (run finds a usage error or errFailed inside the wrapping).
 		return inputError{err}
 	}
 	return nil
@@ -624,7 +635,7 @@ func (c *diffCommand) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if c.asJSON {
 		d.print = func(b []byte, ch *change) []byte {
 			return appendJSON(b, jsonChange{File: name, Line: ch.line, Kind: kindJSON[ch.kind],
-				Request: jsonRequest{Method: ch.req.Method, Scheme: ch.req.Scheme, Host: ch.req.Host, Path: ch.req.Target, Protocol: ch.req.Protocol},
+				Request: rulegen.LineOf(ch.req),
 				Before:  toJSONAnswer(ch.before), After: toJSONAnswer(ch.after)})
 		}
 	}

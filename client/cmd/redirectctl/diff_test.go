@@ -473,3 +473,33 @@ func BenchmarkDiffMillionLineLog(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(f.reqs))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// TestDiffRequestHeaders: a request stream's headers reach the decisions,
+// so a rule with a cookie condition redirects only the request that
+// carries the cookie, and the change names the header it was decided on.
+func TestDiffRequestHeaders(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.yaml")
+	next := filepath.Join(dir, "new.yaml")
+	reqs := filepath.Join(dir, "requests.jsonl")
+	for path, text := range map[string]string{
+		old:  "rules: []\n",
+		next: "rules:\n  - {id: beta, path: /app, to: /beta/app, has: [{type: cookie, key: beta, value: \"1\"}]}\n",
+		reqs: `{"method":"GET","host":"example.com","path":"/app"}` + "\n" +
+			`{"method":"GET","host":"example.com","path":"/app","headers":{"Cookie":"beta=1"}}` + "\n",
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"diff", old, next, "--requests", reqs}, &stdout, &stderr)
+	// Without the cookie the request still passes, but now with Vary:
+	// Cookie, since the decision consulted it.
+	out := stdout.String()
+	if code != 1 || !strings.Contains(out, reqs+":2: GET example.com/app [cookie: beta=1]\n  new redirect: pass → 307 /beta/app") ||
+		!strings.Contains(out, reqs+":1: GET example.com/app\n  cache changed: pass → pass (Vary: Cookie)") ||
+		!strings.Contains(out, "2 answers changed: 1 new redirect, 1 cache changed") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/redirectd/redirectd/client"
 	"github.com/redirectd/redirectd/decision"
@@ -26,11 +25,11 @@ func runEnvoyConfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if *rulesFile == "" {
 		return usagef("want --rules FILE")
 	}
-	data, err := os.ReadFile(*rulesFile)
+	name, data, err := readArg(*rulesFile)
 	if err != nil {
 		return err
 	}
-	rules, err := decision.ParseRules(*rulesFile, data)
+	rules, err := decision.ParseRules(name, data)
 	if err != nil {
 		return err
 	}

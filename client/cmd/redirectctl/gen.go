@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/redirectd/redirectd/client/accesslog"
@@ -29,7 +28,7 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	nreq := fs.Int("requests", 0, "also generate this many requests (needs --requests-out)")
 	hit := fs.Float64("hit", 0.9, "fraction of requests that match a rule (0..1)")
 	reqOut := fs.String("requests-out", "", "write the requests to this `file`, one JSON object per line (method, scheme, host, path)")
-	reqFormatFlag := fs.String("requests-format", "jsonl", "format of --requests-out: jsonl (what bench reads), or an access log for diff: "+strings.Join(strings.Split(accesslog.Names(), ", ")[1:], ", "))
+	reqFormatFlag := fs.String("requests-format", "jsonl", "format of --requests-out: "+accesslog.Names()+" (jsonl is what bench reads; the others are access logs for diff)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -107,9 +106,6 @@ var logStart = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 // writeRequestLog writes reqs as a request stream or as an access log
 // (which names no scheme; a common or combined one no host either).
 func writeRequestLog(w io.Writer, f accesslog.Format, reqs []decision.Request) error {
-	if f == accesslog.JSONL {
-		return rulegen.WriteRequests(w, reqs)
-	}
 	var b []byte
 	for i := range reqs {
 		b = accesslog.Append(b[:0], f, &reqs[i], logStart.Add(time.Duration(i)*10*time.Millisecond))
