@@ -20,28 +20,30 @@ import (
 // rendered from as expected_hash (README "Web console").
 type consoleBackend struct {
 	source RuleSource
-	store  *RuleStore // source.Rules()
 }
+
+// store is the file store or the one an etcd store publishes through.
+func (b consoleBackend) store() *RuleStore { return b.source.Rules() }
 
 var _ console.Backend = consoleBackend{}
 
-func (b consoleBackend) Index() *decision.Index { return b.store.Engine.Store().Index() }
+func (b consoleBackend) Index() *decision.Index { return b.store().Engine.Store().Index() }
 
 func (b consoleBackend) Hits(id string) console.RuleHits {
-	return console.RuleHits(b.store.Hits.Stats(id))
+	return console.RuleHits(b.store().Hits.Stats(id))
 }
 
 func (b consoleBackend) EachHit(fn func(console.RuleHits) bool) {
-	b.store.Hits.Each(func(h RuleHits) bool { return fn(console.RuleHits(h)) })
+	b.store().Hits.Each(func(h RuleHits) bool { return fn(console.RuleHits(h)) })
 }
 
 func (b consoleBackend) PerMinute(id string, now time.Time) []uint32 {
-	return b.store.Hits.PerMinute(id, now)
+	return b.store().Hits.PerMinute(id, now)
 }
 
 func (b consoleBackend) Reloads() []console.Reload {
 	var out []console.Reload
-	for _, o := range b.store.History.Last() {
+	for _, o := range b.store().History.Last() {
 		out = append(out, console.Reload(o))
 	}
 	return out
@@ -49,25 +51,25 @@ func (b consoleBackend) Reloads() []console.Reload {
 
 func (b consoleBackend) Writable() error { return b.source.Writable() }
 
-func (b consoleBackend) Put(expected string, r *decision.Rule) (console.Written, error) {
-	return b.update(expected, Edit{Puts: []decision.Rule{*r}})
+func (b consoleBackend) Put(ctx context.Context, expected string, r *decision.Rule) (console.Written, error) {
+	return b.update(ctx, expected, Edit{Puts: []decision.Rule{*r}})
 }
 
-func (b consoleBackend) Delete(expected string, id string) (console.Written, error) {
-	return b.update(expected, Edit{Deletes: []string{id}})
+func (b consoleBackend) Delete(ctx context.Context, expected string, id string) (console.Written, error) {
+	return b.update(ctx, expected, Edit{Deletes: []string{id}})
 }
 
-func (b consoleBackend) Apply(expected string, rules []decision.Rule) (console.Written, error) {
-	return b.update(expected, Edit{Puts: rules, Whole: true})
+func (b consoleBackend) Apply(ctx context.Context, expected string, rules []decision.Rule) (console.Written, error) {
+	return b.update(ctx, expected, Edit{Puts: rules, Whole: true})
 }
 
-func (b consoleBackend) update(expected string, e Edit) (console.Written, error) {
-	snap, warnings, err := b.source.Update(context.Background(), Precondition{Hash: expected}, e)
+func (b consoleBackend) update(ctx context.Context, expected string, e Edit) (console.Written, error) {
+	snap, warnings, err := b.source.Update(ctx, Precondition{Hash: expected}, e)
 	return written(snap, warnings, err)
 }
 
 func (b consoleBackend) Lint(name string, data []byte) ([]decision.Rule, []decision.Problem, error) {
-	return b.store.LintFile(name, data)
+	return b.store().LintFile(name, data)
 }
 
 func written(snap *Snapshot, warnings []decision.Problem, err error) (console.Written, error) {
@@ -96,7 +98,7 @@ func (s *Server) newConsole() (*http.Server, *tls.Config, error) {
 			return nil, nil, fmt.Errorf("console listener TLS (--admin-tls-cert, --admin-tls-key, --admin-client-ca): %w", err)
 		}
 	}
-	c, err := console.New(consoleBackend{source: s.source, store: s.store}, console.Options{Token: token, Secure: tc != nil, Log: s.log, Now: s.now})
+	c, err := console.New(consoleBackend{source: s.source}, console.Options{Token: token, Secure: tc != nil, Log: s.log, Now: s.now})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -158,8 +158,8 @@ func TestConsoleURLSourceReadOnly(t *testing.T) {
 		t.Errorf("apply page with rules from a URL: want the reason\n%s", page)
 	}
 	// No page offers a form to post; the console's writes refuse anyway.
-	b := consoleBackend{source: r.source, store: r.store}
-	if _, err := b.Put(r.Engine().Current().Version.Hash, &decision.Rule{ID: "old", Path: "/old", To: "/posted"}); !errors.Is(err, ErrNotPersistable) {
+	b := consoleBackend{source: r.source}
+	if _, err := b.Put(context.Background(), r.Engine().Current().Version.Hash, &decision.Rule{ID: "old", Path: "/old", To: "/posted"}); !errors.Is(err, ErrNotPersistable) {
 		t.Errorf("a console write with rules from a URL: %v, want ErrNotPersistable", err)
 	}
 	if rule, _ := r.Engine().Current().Index.Rule("old"); rule.To != "/new" {

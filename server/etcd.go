@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -383,7 +382,7 @@ func (e *EtcdStore) serveGeneration(ctx context.Context, gen string, rev, versio
 	}
 	// Each rule is decoded on every core straight into the new index.
 	c, err := e.rules.Engine.Store().ReplaceFunc(len(stored), func(i int, r *decision.Rule) error {
-		return decodeRuleObject(stored[i].kv.Key, stored[i].rule, r)
+		return decodeRuleObject(stored[i].key, stored[i].rule, r)
 	})
 	if err != nil {
 		e.rules.reject(e.source(), err)
@@ -396,10 +395,11 @@ func (e *EtcdStore) serveGeneration(ctx context.Context, gen string, rev, versio
 	return nil
 }
 
-// storedRule is a rule key of a generation as a load read it: the rule
-// object within its value, and its place in the set.
+// storedRule is a rule key of a generation as a load read it: the key
+// (for errors), the rule object within its value, and its place in the
+// set. Both slices point into etcd's answer.
 type storedRule struct {
-	kv   *mvccpb.KeyValue
+	key  []byte
 	rule []byte
 	// order is the rule's place: its seq for rules ApplyRules wrote, which
 	// come first in file order; after them rules PutRule created, in the
@@ -478,7 +478,7 @@ func (e *EtcdStore) readRange(ctx context.Context, from, end string, rev int64) 
 			if hasSeq {
 				order = seq
 			}
-			out = append(out, storedRule{kv: kv, rule: rule, order: order})
+			out = append(out, storedRule{key: kv.Key, rule: rule, order: order})
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			return out, nil

@@ -218,8 +218,8 @@ func TestEtcdReadGenerationRanges(t *testing.T) {
 			}
 			var got []string
 			for _, s := range stored {
-				r, _, err := decodeRule(s.kv.Key, s.kv.Value)
-				if err != nil {
+				var r decision.Rule
+				if err := decodeRuleObject(s.key, s.rule, &r); err != nil {
 					t.Fatal(err)
 				}
 				got = append(got, r.ID)

@@ -58,23 +58,28 @@ const shadowOther = "_other"
 // no longer a shadow rule of the serving set (prune), which frees its
 // place.
 type shadowCounters struct {
-	vec  *prometheus.CounterVec
-	mu   sync.RWMutex
-	byID map[string]prometheus.Counter
+	vec   *prometheus.CounterVec
+	other prometheus.Counter // rule_id="_other"
+	mu    sync.RWMutex
+	byID  map[string]prometheus.Counter
 }
 
 func (s *shadowCounters) inc(id string) {
 	s.mu.RLock()
-	c := s.byID[id]
+	c, full := s.byID[id], len(s.byID) >= maxShadowSeries
 	s.mu.RUnlock()
-	if c == nil {
+	switch {
+	case c == nil && full:
+		// Past the bound every decision lands here: no exclusive lock.
+		c = s.other
+	case c == nil:
 		s.mu.Lock()
 		if c = s.byID[id]; c == nil {
 			if len(s.byID) < maxShadowSeries {
 				c = s.vec.WithLabelValues(id)
 				s.byID[id] = c
 			} else {
-				c = s.vec.WithLabelValues(shadowOther)
+				c = s.other
 			}
 		}
 		s.mu.Unlock()
@@ -147,10 +152,11 @@ func NewMetrics() *Metrics {
 		Name: "redirectd_unparsable_requests_total",
 		Help: "Edge-proxy requests that could not be read and were passed on unchanged, by adapter (envoy, forward_auth).",
 	}, []string{"adapter"})
-	m.shadows = &shadowCounters{byID: map[string]prometheus.Counter{}, vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+	shadows := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "redirectd_shadow_decisions_total",
-		Help: `Decisions a shadow rule (mode: shadow) would have made, by rule; the request was decided as if the rule were absent. At most 100 rule ids, the rest counted as rule_id="_other".`,
-	}, []string{"rule_id"})}
+		Help: fmt.Sprintf(`Decisions a shadow rule (mode: shadow) would have made, by rule; the request was decided as if the rule were absent. At most %d rule ids, the rest counted as rule_id=%q.`, maxShadowSeries, shadowOther),
+	}, []string{"rule_id"})
+	m.shadows = &shadowCounters{byID: map[string]prometheus.Counter{}, vec: shadows, other: shadows.WithLabelValues(shadowOther)}
 	// Pre-create the label sets a dashboard expects to see at zero.
 	for _, r := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(r)

@@ -192,6 +192,11 @@ func (s *RuleStore) applyStream(start time.Time) (bool, error) {
 		c.Abort()
 		err = emptyFile(s.Path)
 	}
+	if err != nil {
+		// A refused file may not have been read to its end: the hash is
+		// the whole file's, so the next event finds it unchanged.
+		io.Copy(h, f)
+	}
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	if err == nil && s.Engine.Ready() && sum == s.seenSum {

@@ -139,7 +139,7 @@ func (c *Console) confirmApply(w http.ResponseWriter, r *http.Request) {
 			var rules []decision.Rule
 			if rules, _, err = c.b.Lint(f.name, f.data); err == nil {
 				var done Written
-				if done, err = c.b.Apply(exp, rules); err == nil {
+				if done, err = c.b.Apply(r.Context(), exp, rules); err == nil {
 					http.Redirect(w, r, "/apply?applied="+strconv.FormatUint(done.Version, 10), http.StatusSeeOther)
 					return
 				}

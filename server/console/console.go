@@ -11,6 +11,7 @@
 package console
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -55,10 +56,11 @@ type Backend interface {
 	// configured rule source. expected is the hash of the version the
 	// person saw (decision.Info.Hash: unlike the number, it survives a
 	// restart); any other serving set is an error wrapping ErrConflict and
-	// nothing is written.
-	Put(expected string, r *decision.Rule) (Written, error)
-	Delete(expected string, id string) (Written, error)
-	Apply(expected string, rules []decision.Rule) (Written, error)
+	// nothing is written. ctx is the request's: a write that waits on
+	// its store (etcd) stops when the browser goes away.
+	Put(ctx context.Context, expected string, r *decision.Rule) (Written, error)
+	Delete(ctx context.Context, expected string, id string) (Written, error)
+	Apply(ctx context.Context, expected string, rules []decision.Rule) (Written, error)
 	// Lint parses and checks a rules file as a load would, applying
 	// nothing: the rules and their warnings, or a *decision.RulesError.
 	Lint(name string, data []byte) ([]decision.Rule, []decision.Problem, error)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -17,15 +18,19 @@ import (
 // staticBackend serves a fixed index and refuses every change.
 type staticBackend struct{ ix *decision.Index }
 
-func (b staticBackend) Index() *decision.Index                    { return b.ix }
-func (staticBackend) Hits(id string) RuleHits                     { return RuleHits{RuleID: id} }
-func (staticBackend) EachHit(func(RuleHits) bool)                 {}
-func (staticBackend) PerMinute(string, time.Time) []uint32        { return nil }
-func (staticBackend) Reloads() []Reload                           { return nil }
-func (staticBackend) Writable() error                             { return io.ErrClosedPipe }
-func (staticBackend) Put(string, *decision.Rule) (Written, error) { return Written{}, io.ErrClosedPipe }
-func (staticBackend) Delete(string, string) (Written, error)      { return Written{}, io.ErrClosedPipe }
-func (staticBackend) Apply(string, []decision.Rule) (Written, error) {
+func (b staticBackend) Index() *decision.Index             { return b.ix }
+func (staticBackend) Hits(id string) RuleHits              { return RuleHits{RuleID: id} }
+func (staticBackend) EachHit(func(RuleHits) bool)          {}
+func (staticBackend) PerMinute(string, time.Time) []uint32 { return nil }
+func (staticBackend) Reloads() []Reload                    { return nil }
+func (staticBackend) Writable() error                      { return io.ErrClosedPipe }
+func (staticBackend) Put(context.Context, string, *decision.Rule) (Written, error) {
+	return Written{}, io.ErrClosedPipe
+}
+func (staticBackend) Delete(context.Context, string, string) (Written, error) {
+	return Written{}, io.ErrClosedPipe
+}
+func (staticBackend) Apply(context.Context, string, []decision.Rule) (Written, error) {
 	return Written{}, io.ErrClosedPipe
 }
 func (staticBackend) Lint(string, []byte) ([]decision.Rule, []decision.Problem, error) {

@@ -212,7 +212,7 @@ func (c *Console) putRule(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, fmt.Sprintf("the text holds %d rules; write exactly one (\"rules:\" and one \"- id: ...\" entry)", len(rules)))
 		return
 	}
-	done, err := c.b.Put(exp, &rules[0])
+	done, err := c.b.Put(r.Context(), exp, &rules[0])
 	if err != nil {
 		form.Conflict = errors.Is(err, ErrConflict)
 		status := http.StatusBadRequest
@@ -234,7 +234,7 @@ func (c *Console) deleteRule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	exp, err := expected(r)
 	if err == nil {
-		_, err = c.b.Delete(exp, id)
+		_, err = c.b.Delete(r.Context(), exp, id)
 	}
 	if err != nil {
 		status := http.StatusBadRequest
