@@ -238,25 +238,28 @@ func (b *base) sameAs(pos uint32, r *Rule) bool {
 		b.caches[c.cache].rule != maxAgeKey(r.CacheMaxAge) {
 		return false
 	}
+	// A rule without an extra, or without conditions, compares as one
+	// whose extra or conditions are all zero.
 	e := b.exts[c.ext]
 	if e == nil {
-		return len(r.Methods) == 0 && len(r.QueryStrip) == 0 && len(r.Headers) == 0 && r.Since.IsZero() &&
-			len(r.Has) == 0 && len(r.Missing) == 0 && len(r.Languages) == 0 &&
-			r.ActiveFrom.IsZero() && r.ActiveUntil.IsZero() && r.Mode == ModeEnforce && r.PromoteAfter == 0
-	}
-	if !slices.Equal(e.methods, r.Methods) || !slices.Equal(e.queryStrip, r.QueryStrip) ||
-		!e.since.Equal(r.Since) ||
-		!e.activeFrom.Equal(r.ActiveFrom) || !e.activeUntil.Equal(r.ActiveUntil) ||
-		e.promoteAfter != r.PromoteAfter || e.shadow != (r.Mode == ModeShadow) {
-		return false
+		e = &noExtra
 	}
 	rc := e.conds
 	if rc == nil {
-		return len(r.Headers) == 0 && len(r.Has) == 0 && len(r.Missing) == 0 && len(r.Languages) == 0
+		rc = &noConds
 	}
-	return maps.Equal(rc.headers, r.Headers) && conditionsEqual(rc.has, r.Has) && conditionsEqual(rc.missing, r.Missing) &&
+	return slices.Equal(e.methods, r.Methods) && slices.Equal(e.queryStrip, r.QueryStrip) &&
+		e.since.Equal(r.Since) && e.activeFrom.Equal(r.ActiveFrom) && e.activeUntil.Equal(r.ActiveUntil) &&
+		e.promoteAfter == r.PromoteAfter && e.shadow == (r.Mode == ModeShadow) &&
+		maps.Equal(rc.headers, r.Headers) && conditionsEqual(rc.has, r.Has) && conditionsEqual(rc.missing, r.Missing) &&
 		slices.Equal(rc.langs, r.Languages)
 }
+
+// noExtra and noConds are what sameAs compares a plain rule with.
+var (
+	noExtra routeExtra
+	noConds ruleConds
+)
 
 // keyEquals reports whether the slot key of the rule at pos is key (see
 // route.appendKey), without building it.

@@ -145,7 +145,7 @@ func checkLifecycle(rp *ruleProblems) {
 	if r.PromoteAfter == 0 {
 		return
 	}
-	permanent := r.Status == 301 || r.Status == 308 || r.Status == 0 && r.Intent == IntentPermanent
+	permanent := isPermanent(r.Status) || r.Status == 0 && r.Intent == IntentPermanent
 	switch {
 	case r.PromoteAfter < 0:
 		rp.errorf("promote_after", "%s is negative; accepted: a duration such as 30d", r.PromoteAfter)

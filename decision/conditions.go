@@ -145,8 +145,8 @@ func (c *cond) holds(r *request, hdr map[string]string) bool {
 			}
 		}
 	case condQuery:
-		for name, v := range queryParams(r.query) {
-			if name == c.key && (c.any || valueGlob(c.glob, v)) {
+		for name, raw := range queryParams(r.query) {
+			if name == c.key && (c.any || valueGlob(c.glob, decodeName(raw))) {
 				found = true
 				break
 			}
@@ -158,7 +158,7 @@ func (c *cond) holds(r *request, hdr map[string]string) bool {
 // describe says why a condition failed, for explain; compile keeps it in
 // why, so a decision never formats it.
 func (c *cond) describe() string {
-	what := map[condKind]string{condHeader: "header", condCookie: "cookie", condQuery: "query parameter"}[c.kind]
+	what := [...]string{condHeader: "header", condCookie: "cookie", condQuery: "query parameter"}[c.kind]
 	switch {
 	case c.missing && c.any:
 		return fmt.Sprintf("missing: %s %s is present", what, c.key)
@@ -207,11 +207,13 @@ func cookies(header string) func(yield func(name, value string) bool) {
 	}
 }
 
-// queryParams yields the request's query parameters decoded as a browser
-// form encodes them (WHATWG URL application/x-www-form-urlencoded: '+' is
-// a space, %XX a byte); a parameter without '=' has the empty value, and
+// queryParams yields the request's query parameters, each name decoded
+// as a browser form encodes it (WHATWG URL
+// application/x-www-form-urlencoded: '+' is a space, %XX a byte) and its
+// value as written: a caller decodes (decodeName) only the values of the
+// name it looks for. A parameter without '=' has the empty value, and
 // text that does not decode is compared as it is.
-func queryParams(query string) func(yield func(name, value string) bool) {
+func queryParams(query string) func(yield func(name, rawValue string) bool) {
 	return func(yield func(name, value string) bool) {
 		if query == "" {
 			return
@@ -221,7 +223,7 @@ func queryParams(query string) func(yield func(name, value string) bool) {
 				continue
 			}
 			name, value, _ := strings.Cut(p, "=")
-			if !yield(decodeName(name), decodeName(value)) {
+			if !yield(decodeName(name), value) {
 				return
 			}
 		}

@@ -145,8 +145,8 @@ func negotiate(header string, available []string) (string, bool) {
 // a single-character subtag at the end, which must introduce another.
 var languageTag = regexp.MustCompile(`^(?:[A-Za-z]{2,8}|[xX])(?:-[A-Za-z0-9]{1,8})*$`)
 
-// checkLanguages checks a rule's languages: well-formed tags, each once,
-// and ":lang" free for them in a pattern's path.
+// checkLanguages checks a rule's languages: well-formed tags, each once
+// (checkVars checks that ":lang" is free for them in a pattern's path).
 func checkLanguages(rp *ruleProblems) {
 	const accepted = "accepted: language tags such as en, de, fr-CH, zh-Hant (RFC 5646)"
 	for i, tag := range rp.r.Languages {

@@ -79,9 +79,9 @@ func (m *match) active(rt *route) (string, bool) {
 		if !e.shadow {
 			m.capAt(e.activeFrom)
 		}
-		return "not active yet: active_from is " + formatTime(e.activeFrom), false
+		return e.notYetWhy, false
 	case !e.activeUntil.IsZero() && !m.now.Before(e.activeUntil):
-		return "ended: active_until was " + formatTime(e.activeUntil), false
+		return e.endedWhy, false
 	}
 	return "", true
 }

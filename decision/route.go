@@ -55,7 +55,10 @@ type routeExtra struct {
 	// staged.
 	activeFrom, activeUntil time.Time
 	promoteAfter            time.Duration
-	shadow                  bool
+	// notYetWhy and endedWhy explain a request outside the window; made
+	// once here, so a decision never formats them.
+	notYetWhy, endedWhy string
+	shadow              bool
 }
 
 // ruleConds are a rule's request conditions (README "Conditions",
@@ -236,6 +239,8 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 	}
 	if !r.ActiveFrom.IsZero() || !r.ActiveUntil.IsZero() || r.PromoteAfter != 0 || r.Mode == ModeShadow {
 		ext.activeFrom, ext.activeUntil, ext.promoteAfter = r.ActiveFrom, r.ActiveUntil, r.PromoteAfter
+		ext.notYetWhy = "not active yet: active_from is " + formatTime(r.ActiveFrom)
+		ext.endedWhy = "ended: active_until was " + formatTime(r.ActiveUntil)
 		ext.shadow, needExt = r.Mode == ModeShadow, true
 	}
 
