@@ -40,21 +40,16 @@ var conditionKinds = map[string]condKind{ConditionHeader: condHeader, ConditionC
 // parameters, which are part of the URL (RFC 9110 section 12.5.5).
 // headers is shorthand for has conditions of type header; its empty glob
 // ("absent or empty") is a missing condition whose value is "?*".
-func compileConditions(r *Rule) ([]cond, []string) {
+func compileConditions(r *Rule) []cond {
 	var conds []cond
-	var vary []string
 	add := func(c Condition, missing bool) {
 		k := conditionKinds[c.Type]
 		cd := cond{kind: k, key: c.Key, missing: missing, any: c.Value == nil}
 		if c.Value != nil {
 			cd.glob = *c.Value
 		}
-		switch k {
-		case condHeader:
+		if k == condHeader {
 			cd.key = strings.ToLower(c.Key)
-			vary = append(vary, textproto.CanonicalMIMEHeaderKey(c.Key))
-		case condCookie:
-			vary = append(vary, "Cookie")
 		}
 		cd.why = cd.describe()
 		conds = append(conds, cd)
@@ -79,8 +74,32 @@ func compileConditions(r *Rule) ([]cond, []string) {
 	for _, c := range r.Missing {
 		add(c, true)
 	}
-	slices.Sort(vary)
-	return conds, slices.Compact(vary)
+	return conds
+}
+
+// consultedHeaders names the request headers r's conditions and languages consult,
+// canonical, sorted, each once: every header condition's (headers
+// included), Cookie for cookie conditions, Accept-Language for languages;
+// query conditions none, the query being part of the URL (README
+// "Conditions").
+func consultedHeaders(r *Rule) []string {
+	var names []string
+	for name := range r.Headers {
+		names = append(names, textproto.CanonicalMIMEHeaderKey(name))
+	}
+	for _, c := range slices.Concat(r.Has, r.Missing) {
+		switch c.Type {
+		case ConditionHeader:
+			names = append(names, textproto.CanonicalMIMEHeaderKey(c.Key))
+		case ConditionCookie:
+			names = append(names, "Cookie")
+		}
+	}
+	if len(r.Languages) > 0 {
+		names = append(names, "Accept-Language")
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // ConsultedHeaders are the request headers that the rules' conditions
@@ -91,13 +110,8 @@ func compileConditions(r *Rule) ([]cond, []string) {
 func ConsultedHeaders(rules []Rule) []string {
 	var names []string
 	for i := range rules {
-		r := &rules[i]
-		_, vary := compileConditions(r)
-		for _, n := range vary {
+		for _, n := range consultedHeaders(&rules[i]) {
 			names = append(names, strings.ToLower(n))
-		}
-		if len(r.Languages) > 0 {
-			names = append(names, "accept-language")
 		}
 	}
 	slices.Sort(names)

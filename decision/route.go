@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
-	"slices"
 	"strings"
 	"time"
 )
@@ -214,19 +213,15 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		ext.methods, needExt = r.Methods, true
 	}
 	if len(r.Headers)+len(r.Has)+len(r.Missing)+len(r.Languages) > 0 {
-		rc := &ruleConds{headers: r.Headers, has: r.Has, missing: r.Missing}
-		var names []string
-		rc.list, names = compileConditions(r)
+		rc := &ruleConds{headers: r.Headers, has: r.Has, missing: r.Missing, list: compileConditions(r)}
 		ext.conds = rc
 		if len(r.Languages) > 0 {
 			rc.langs, rc.langWhy = r.Languages, "Accept-Language selects none of languages "+strings.Join(r.Languages, ", ")
-			names = append(names, "Accept-Language")
-			slices.Sort(names)
 			if hasVar(r.To, "lang") {
 				ext.vars |= varLang
 			}
 		}
-		ext.vary, needExt = strings.Join(slices.Compact(names), ", "), true
+		ext.vary, needExt = strings.Join(consultedHeaders(r), ", "), true
 	}
 	if strings.HasPrefix(r.Host, "*.") && hasVar(r.To, "subdomain") {
 		ext.vars, needExt = ext.vars|varSubdomain, true
