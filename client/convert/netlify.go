@@ -326,10 +326,8 @@ func netlifyLines(r *decision.Rule) (lines []netlifyLine, ps []decision.Problem,
 	if field, msg, bad := unexpressible(r, "Netlify"); bad {
 		return fail(field, msg)
 	}
-	for _, c := range r.Has {
-		if c.Type != decision.ConditionCookie || c.Value != nil || len(r.Has) > 1 {
-			return fail("has", "Netlify's only request condition is one Cookie=name, a cookie's presence")
-		}
+	if len(r.Has) > 1 || len(r.Has) == 1 && (r.Has[0].Type != decision.ConditionCookie || r.Has[0].Value != nil) {
+		return fail("has", "Netlify's only request condition is one Cookie=name, a cookie's presence")
 	}
 	switch {
 	case strings.HasPrefix(r.Host, "*."):
