@@ -265,7 +265,11 @@ func TestRecentHitsBounded(t *testing.T) {
 	}
 	n := 0
 	for i := range r.shards {
-		n += len(r.shards[i].series)
+		for _, ms := range r.shards[i].series {
+			if ms != nil {
+				n++
+			}
+		}
 	}
 	if n > recentShards*recentPerShard {
 		t.Errorf("%d series kept, want at most %d", n, recentShards*recentPerShard)
@@ -281,6 +285,37 @@ func TestRecentHitsBounded(t *testing.T) {
 	}
 	if got := r.perMinute(last, end.Add(25*time.Hour)); got[RecentMinutes-1] != 0 || slicesSum(got) != 0 {
 		t.Error("a hit more than a day old still counts")
+	}
+}
+
+// TestRecentHitsSlotTakenOver: a rule given the slot of one hit less
+// recently counts from its own first hit, never the other rule's hits of
+// the same minute or earlier.
+func TestRecentHitsSlotTakenOver(t *testing.T) {
+	r := newRecentHits()
+	at := time.Unix(1_700_000_000, 0)
+	// More rules than there are slots, each hit three times in one minute:
+	// every later rule takes over the slot of an earlier one.
+	n := 4 * recentShards * recentPerShard
+	for i := range n {
+		for range 3 {
+			r.hit(fmt.Sprint("rule-", i), at.Add(time.Duration(i)*time.Millisecond))
+		}
+	}
+	end := at.Add(time.Duration(n) * time.Millisecond)
+	kept := 0
+	for i := range n {
+		pm := r.perMinute(fmt.Sprint("rule-", i), end)
+		if pm == nil {
+			continue
+		}
+		kept++
+		if sum := slicesSum(pm); sum != 3 {
+			t.Errorf("rule-%d: %d hits counted, want its own 3", i, sum)
+		}
+	}
+	if kept == 0 || kept > recentShards*recentPerShard {
+		t.Errorf("%d rules have a series, want 1 to %d", kept, recentShards*recentPerShard)
 	}
 }
 

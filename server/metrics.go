@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,9 @@ func (s *shadowCounters) inc(id string) {
 		s.mu.Lock()
 		if c = s.byID[id]; c == nil {
 			if len(s.byID) < maxShadowSeries {
+				// A copy: id points into the rule set's string arena,
+				// which the series would keep alive after a replace.
+				id = strings.Clone(id)
 				c = s.vec.WithLabelValues(id)
 				s.byID[id] = c
 			} else {

@@ -95,7 +95,9 @@ func (h *Hits) hit(ruleID string, at time.Time) {
 		s.mu.Lock()
 		if c = s.rules[ruleID]; c == nil {
 			c = &ruleHits{}
-			s.rules[ruleID] = c
+			// A copy: ruleID points into the rule set's string arena,
+			// which the key would keep alive after a full replace.
+			s.rules[strings.Clone(ruleID)] = c
 		}
 		s.mu.Unlock()
 	}

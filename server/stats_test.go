@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -206,6 +207,37 @@ func TestHitsAcrossReload(t *testing.T) {
 				t.Errorf(`Get(a, b) after b was removed: error %v, want one naming "b"`, err)
 			}
 		})
+	}
+}
+
+// TestHitsOwnTheirIDs: a decision's rule id points into its rule set's
+// string arena; the counters and the per-minute series keep copies, so a
+// set that has been replaced is not kept alive by the rules hit in it.
+func TestHitsOwnTheirIDs(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC) }
+	st := newTestStore(t, "", now)
+	if err := st.LoadBytes("stats.yaml", []byte(statsRules)); err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.Engine.Decide(&decision.Request{Method: "GET", Host: "example.com", Target: "/old"})
+	if err != nil || !d.Redirect {
+		t.Fatalf("Decide(/old) = %+v, %v; want a redirect", d, err)
+	}
+	shares := func(key string) bool { return unsafe.StringData(key) == unsafe.StringData(d.RuleID) }
+	for i := range st.Hits.shards {
+		for key := range st.Hits.shards[i].rules {
+			if key == d.RuleID && shares(key) {
+				t.Errorf("the hit counter of %q is keyed by the rule set's own string", key)
+			}
+		}
+	}
+	for i := range st.Hits.recent.shards {
+		s := &st.Hits.recent.shards[i]
+		for j, key := range s.ids {
+			if s.last[j] != 0 && key == d.RuleID && shares(key) {
+				t.Errorf("the per-minute series of %q is keyed by the rule set's own string", key)
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -10,7 +11,7 @@ import (
 // console's usage charts (README "Web console"), for the rules hit most
 // recently only: recentShards shards of recentPerShard rules, each shard
 // giving the slot of its least recently hit rule to a new one. Memory is
-// bounded at about recentShards × recentPerShard × 11.5 KiB (5.9 MiB),
+// bounded at about recentShards × recentPerShard × 11.3 KiB (5.6 MiB),
 // whatever the number of rules or the traffic.
 type recentHits struct {
 	seed   maphash.Seed
@@ -24,42 +25,49 @@ const (
 	RecentMinutes = 24 * 60
 )
 
+// recentShard is a shard's slots. One scan of ids finds a rule's slot and
+// the least recently hit one together: with more rules hit than the shard
+// keeps, nearly every hit takes a slot over, and finding the least recent
+// in a map (iterating it) cost a microsecond a decision at 1M rules.
 type recentShard struct {
 	mu     sync.Mutex
-	series map[string]*minuteSeries
+	ids    [recentPerShard]string
+	last   [recentPerShard]int64 // Unix nanoseconds of the slot's last hit; 0: free
+	series [recentPerShard]*minuteSeries
 }
 
 // minuteSeries is one rule's ring of per-minute counts. Each bucket
-// carries the minute it counts, so a stale bucket (a minute more than a
-// day ago, or another rule's before this series was reused) reads as
-// zero and nothing is ever cleared.
+// carries the Unix minute it counts, so a bucket more than a day old reads
+// as zero and nothing is ever cleared; buckets from before since counted
+// the slot's previous rule and read as zero too.
 type minuteSeries struct {
-	lastHit int64 // Unix minute of the last hit, for eviction
-	buckets [RecentMinutes]struct {
-		minute int64
-		count  uint32
-	}
+	since   uint32
+	buckets [RecentMinutes]struct{ minute, count uint32 }
 }
 
 func newRecentHits() *recentHits {
-	r := &recentHits{seed: maphash.MakeSeed()}
-	for i := range r.shards {
-		r.shards[i].series = make(map[string]*minuteSeries, recentPerShard)
-	}
-	return r
+	return &recentHits{seed: maphash.MakeSeed()}
 }
 
 func (r *recentHits) hit(id string, at time.Time) {
-	minute := at.Unix() / 60
+	minute := uint32(at.Unix() / 60)
 	s := &r.shards[maphash.String(r.seed, id)%recentShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ms := s.series[id]
-	if ms == nil {
-		ms = s.slot()
-		s.series[id] = ms
+	i, found := s.slot(id)
+	ms := s.series[i]
+	if !found {
+		if ms == nil {
+			ms = &minuteSeries{}
+			s.series[i] = ms
+		}
+		// A copy: id may point into a rule set's string arena, which a
+		// slot would keep alive after the set is replaced.
+		s.ids[i] = strings.Clone(id)
+		ms.since = minute
+		ms.buckets[minute%RecentMinutes].minute = 0
 	}
-	ms.lastHit = minute
+	s.last[i] = at.UnixNano()
 	b := &ms.buckets[minute%RecentMinutes]
 	if b.minute != minute {
 		b.minute, b.count = minute, 0
@@ -67,21 +75,19 @@ func (r *recentHits) hit(id string, at time.Time) {
 	b.count++
 }
 
-// slot returns a free series, or takes the one of the rule hit least
-// recently. The caller holds s.mu.
-func (s *recentShard) slot() *minuteSeries {
-	if len(s.series) < recentPerShard {
-		return &minuteSeries{}
-	}
-	var oldID string
-	var old *minuteSeries
-	for id, ms := range s.series {
-		if old == nil || ms.lastHit < old.lastHit {
-			oldID, old = id, ms
+// slot returns the slot of id and true, or the slot to give it (a free one
+// or the least recently hit) and false. The caller holds s.mu.
+func (s *recentShard) slot(id string) (int, bool) {
+	lru := 0
+	for i := range s.ids {
+		if s.last[i] != 0 && s.ids[i] == id {
+			return i, true
+		}
+		if s.last[i] < s.last[lru] {
+			lru = i
 		}
 	}
-	delete(s.series, oldID)
-	return old
+	return lru, false
 }
 
 // perMinute returns the rule's counts for the RecentMinutes minutes up to
@@ -91,15 +97,16 @@ func (r *recentHits) perMinute(id string, now time.Time) []uint32 {
 	s := &r.shards[maphash.String(r.seed, id)%recentShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ms := s.series[id]
-	if ms == nil {
+	i, found := s.slot(id)
+	if !found {
 		return nil
 	}
+	ms := s.series[i]
 	out := make([]uint32, RecentMinutes)
-	end := now.Unix() / 60
+	end := uint32(now.Unix() / 60)
 	for i := range out {
-		m := end - RecentMinutes + 1 + int64(i)
-		if b := &ms.buckets[m%RecentMinutes]; b.minute == m {
+		m := end - RecentMinutes + 1 + uint32(i)
+		if b := &ms.buckets[m%RecentMinutes]; b.minute == m && m >= ms.since {
 			out[i] = b.count
 		}
 	}
