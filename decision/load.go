@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"unsafe"
 )
 
 // chunkBytes is how much of a JSON Lines file a load decodes at a time:
@@ -292,8 +293,30 @@ func (bb *baseBuilder) reserve(parts []*baseBuilder, read, size int64) {
 		scale = 1.1 * float64(size) / float64(read)
 	}
 	grow := func(n, have int) int { return int(float64(n)*scale) + 64 - have }
-	bb.b.rules = slices.Grow(bb.b.rules, grow(records, len(bb.b.rules)))
-	bb.b.arena = slices.Grow(bb.b.arena, grow(text, len(bb.b.arena)))
+	bb.b.rules = growGently(bb.b.rules, grow(records, len(bb.b.rules)))
+	bb.b.arena = growGently(bb.b.arena, grow(text, len(bb.b.arena)))
+}
+
+// growGently returns s with room for n more elements, as slices.Grow
+// does, but without one long stretch the scheduler cannot interrupt:
+// growslice clears the new array's tail and copies the old elements each
+// in one memmove, and into fresh pages a hundred megabytes take a quarter
+// of a second. A collection that must stop this goroutine then waits, on
+// the other core, and no decision runs on either (a 270 ms stall in a
+// trace of a 1M reload). make clears a large pointer-free array in
+// pieces, with preemption checks between them, and the copy goes a
+// megabyte at a time. T must hold no pointers.
+func growGently[T any](s []T, n int) []T {
+	if n <= cap(s)-len(s) {
+		return s
+	}
+	grown := make([]T, len(s), len(s)+n)
+	var zero T
+	step := max(1, (1<<20)/int(unsafe.Sizeof(zero)))
+	for i := 0; i < len(s); i += step {
+		copy(grown[i:len(s)], s[i:min(i+step, len(s))])
+	}
+	return grown
 }
 
 // join appends the parts' records to bb, in order: their spans, scopes,
