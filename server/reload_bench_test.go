@@ -11,8 +11,8 @@ import (
 
 // BenchmarkDecideDuringReload measures Engine.Decide throughput over 100k
 // generated rules, steady and while the whole set is re-read from its
-// rules file bytes, rebuilt and swapped every second (DESIGN.md section 7:
-// a full reload under load fails no request). Run it for several seconds
+// rules file bytes and swapped every second (README "Performance": a full
+// reload under load fails no request). Run it for several seconds
 // so several reloads land inside it:
 //
 //	go test -run '^$' -bench DecideDuringReload -benchtime 30s ./server/

@@ -18,8 +18,8 @@ package main
 // REDIRECTD_SCALE_PROFILE (a directory: TestScaleLoadPath writes
 // cpu.pprof and heap.pprof of the load path there).
 //
-// Figures are logged, never asserted (DESIGN.md §7: benchmarks, not timed
-// tests); what is asserted is what must hold on any machine: the daemon
+// Figures are logged, never asserted (README "Performance": benchmarks,
+// not timed tests); what is asserted is what must hold on any machine: the daemon
 // gets ready, answers with redirects, and a full reload of the whole set
 // under load fails no call.
 
@@ -54,7 +54,7 @@ import (
 func scaleEnabled(t *testing.T) {
 	t.Helper()
 	if os.Getenv("REDIRECTD_SCALE") == "" {
-		t.Skip("scale test: set REDIRECTD_SCALE=1 to run it (1M rules, several minutes, ~3 GiB of memory)")
+		t.Skip("scale test: set REDIRECTD_SCALE=1 to run it (1M rules, several minutes, about 1 GiB of memory)")
 	}
 }
 
@@ -422,8 +422,9 @@ func TestScale(t *testing.T) {
 			}
 
 			// Fixed 5,000/s; a third into the measured part, the whole rules
-			// file is replaced (rename over it) and the daemon rebuilds all
-			// rules aside and swaps, while the load goes on.
+			// file is replaced (rename over it) by another seed's set, which
+			// the daemon decodes into a new base aside and swaps in, while
+			// the load goes on.
 			staged := f.stageReload(t, strings.ReplaceAll(name, "=", "-"))
 			warmup := 2 * time.Second
 			reloadAt := fixed / 3
@@ -488,7 +489,7 @@ func TestScale(t *testing.T) {
 }
 
 // TestScaleLoadPath takes the daemon's load path apart at scale, in
-// process: read, parse, build, canonical form + version hash, hit-counter
+// process: read, parse, build, version hash, hit-counter
 // tracking (the steps of RuleStore.Reload, timed one by one), then the
 // real RuleStore.Reload as a whole, with the heap each step retains and,
 // when REDIRECTD_SCALE_PROFILE names a directory, a CPU profile of the
