@@ -151,7 +151,7 @@ func (s *grpcServer) RegisterService(desc *grpc.ServiceDesc, impl any) {
 			var held int64
 			defer func() { budget.release(held) }()
 			return handler(srv, ctx, func(v any) (err error) {
-				held, err = budget.receive(dec, v)
+				held, err = budget.receive(ctx, dec, v)
 				return err
 			}, ic)
 		}
@@ -177,7 +177,7 @@ type receivingStream struct {
 }
 
 func (s receivingStream) RecvMsg(m any) error {
-	held, err := s.budget.receive(s.ServerStream.RecvMsg, m)
+	held, err := s.budget.receive(s.Context(), s.ServerStream.RecvMsg, m)
 	s.budget.release(held)
 	return err
 }

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -29,12 +32,24 @@ const healthCalls = 4
 // (--max-inflight-bytes). gRPC reads a whole request message before any
 // handler sees its size, so a call reserves the largest message allowed
 // (--max-request-bytes) while its request is received, then holds the
-// request's actual size until it returns. A call that cannot reserve is
-// refused at once: memory stays bounded however many callers arrive.
+// request's actual size until it returns. A call that cannot reserve
+// waits for a release up to budgetWait, then is refused: memory stays
+// bounded however many callers arrive, since a waiting call has read
+// nothing.
 type requestBudget struct {
 	limit, perCall int64
 	used           atomic.Int64
+	waiting        atomic.Int32 // calls in reserveWaiting
+	mu             sync.Mutex
+	freed          chan struct{} // closed by a release while calls wait
 }
+
+// budgetWait is how long a call waits for the budget. Small calls hold
+// their reservation for microseconds, but a burst of them can still meet
+// the bound (50 health checks at once on a closed loop did, against a
+// budget of healthCalls), and should wait that out; requests that fill the
+// budget for longer are still refused well within any caller's patience.
+const budgetWait = 50 * time.Millisecond
 
 func newRequestBudget(limit, perCall int64) *requestBudget {
 	return &requestBudget{limit: limit, perCall: perCall}
@@ -57,22 +72,64 @@ func (b *requestBudget) reserve(n int64) bool {
 	}
 }
 
-// release returns n bytes to the budget; a nil budget bounds nothing.
+// reserveWaiting is reserve, waiting for releases up to budgetWait or
+// until ctx ends.
+func (b *requestBudget) reserveWaiting(ctx context.Context, n int64) bool {
+	if b.reserve(n) {
+		return true
+	}
+	b.waiting.Add(1)
+	defer b.waiting.Add(-1)
+	timer := time.NewTimer(budgetWait)
+	defer timer.Stop()
+	for {
+		// The channel is taken before trying again, so a release between
+		// the try and the wait still wakes this call.
+		b.mu.Lock()
+		if b.freed == nil {
+			b.freed = make(chan struct{})
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		if b.reserve(n) {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// release returns n bytes to the budget and wakes the calls waiting for
+// it; a nil budget bounds nothing.
 func (b *requestBudget) release(n int64) {
-	if b != nil {
-		b.used.Add(-n)
+	if b == nil || n == 0 {
+		return
+	}
+	b.used.Add(-n)
+	if b.waiting.Load() > 0 {
+		b.mu.Lock()
+		if b.freed != nil {
+			close(b.freed)
+			b.freed = nil
+		}
+		b.mu.Unlock()
 	}
 }
 
 // receive receives one request with recv (see recvRequest) within the
 // budget, if there is one. It returns the bytes the call now holds, to
 // release when the call ends.
-func (b *requestBudget) receive(recv func(any) error, m any) (held int64, err error) {
+func (b *requestBudget) receive(ctx context.Context, recv func(any) error, m any) (held int64, err error) {
 	if b == nil {
 		_, err = recvRequest(recv, m)
 		return 0, err
 	}
-	if !b.reserve(b.perCall) {
+	if !b.reserveWaiting(ctx, b.perCall) {
 		return 0, errOverBudget
 	}
 	size, err := recvRequest(recv, m)

@@ -62,3 +62,35 @@ func TestRequestBudget(t *testing.T) {
 		t.Errorf("Decide after the budget was given back: %v", err)
 	}
 }
+
+// TestRequestBudgetWaits: a call that finds the budget held waits for a
+// release instead of being refused at once, so a burst of small calls is
+// answered; a call whose budget is not given back in time is refused.
+func TestRequestBudgetWaits(t *testing.T) {
+	ctx := context.Background()
+	b := newRequestBudget(100, 60)
+	if !b.reserve(60) {
+		t.Fatal("could not take the budget")
+	}
+	admitted := make(chan bool)
+	go func() { admitted <- b.reserveWaiting(ctx, 60) }()
+	for b.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	b.release(60)
+	if !<-admitted {
+		t.Fatal("a call waiting for the budget was refused after it was given back")
+	}
+	if b.reserveWaiting(ctx, 60) {
+		t.Fatal("a call was admitted beyond the budget")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if b.reserveWaiting(cancelled, 60) {
+		t.Fatal("a call whose caller has gone was admitted beyond the budget")
+	}
+	b.release(60)
+	if used := b.used.Load(); used != 0 {
+		t.Errorf("%d bytes still held after every reservation was given back", used)
+	}
+}
