@@ -786,29 +786,51 @@ func newGeneration(rev int64) string {
 // change writes puts and deletes in one transaction that also puts the
 // pointer. With a precondition, it holds only if the set is still at the
 // version the precondition was checked against; without, only if the
-// generation is still the one read, so writers of different rules never
-// make each other retry (a version compare would let one of n concurrent
-// writers through at a time).
+// generation is still the one written to, so writers of different rules
+// never make each other retry (a version compare would let one of n
+// concurrent writers through at a time).
+//
+// The first try is made against the set this replica serves, which is
+// nearly always the one in etcd, without reading etcd first: the
+// transaction's compares refuse it if etcd has moved on. The pointer is
+// read, and decides, when that try fails (the set moved on, or a rule to
+// delete is gone), when this replica serves no generation yet, or when
+// the precondition does not name the served set (it may name etcd's
+// newer one).
 func (e *EtcdStore) change(ctx context.Context, pre Precondition, puts []decision.Rule, deletes []string) (int64, error) {
+	e.mu.Lock()
+	gen := e.gen
+	e.mu.Unlock()
+	version := int64(e.servedVersion())
+	served := gen != "" && e.check(pre, gen, version) == nil
 	for try := 0; try < etcdWriteTries; try++ {
-		gen, version, rev, err := e.pointer(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if err := e.check(pre, gen, version); err != nil {
-			return 0, err
+		var rev int64
+		if try > 0 || !served {
+			tried := gen
+			var err error
+			if gen, version, rev, err = e.pointer(ctx); err != nil {
+				return 0, err
+			}
+			if err := e.check(pre, gen, version); err != nil {
+				return 0, err
+			}
+			// The set did not move on, so a rule to delete is gone.
+			if try > 0 && gen == tried && len(deletes) > 0 {
+				return 0, fmt.Errorf("rule %q: %w", deletes[0], ErrRuleNotFound)
+			}
 		}
 		var cmps []clientv3.Cmp
 		switch {
-		case pre.set():
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.pointerKey()), "=", version))
 		case gen == "":
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.pointerKey()), "=", 0))
+			gen = newGeneration(rev) // the first write ever
+		case pre.set():
+			// The generation too: this replica's generation and version
+			// are read apart, and a flip may land between the two.
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.pointerKey()), "=", version),
+				clientv3.Compare(clientv3.Value(e.pointerKey()), "=", gen))
 		default:
 			cmps = append(cmps, clientv3.Compare(clientv3.Value(e.pointerKey()), "=", gen))
-		}
-		if gen == "" {
-			gen = newGeneration(rev) // the first write ever
 		}
 		ops := []clientv3.Op{clientv3.OpPut(e.pointerKey(), gen)}
 		for _, id := range deletes {
@@ -817,7 +839,7 @@ func (e *EtcdStore) change(ctx context.Context, pre Precondition, puts []decisio
 		}
 		for _, r := range puts {
 			// A rule ApplyRules wrote keeps its place in the file.
-			seq, err := e.seqOf(ctx, gen, r.ID, rev)
+			seq, created, err := e.seqOf(ctx, gen, r.ID)
 			if err != nil {
 				return 0, err
 			}
@@ -825,6 +847,7 @@ func (e *EtcdStore) change(ctx context.Context, pre Precondition, puts []decisio
 			if err != nil {
 				return 0, err
 			}
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.ruleKey(gen, r.ID)), "=", created))
 			ops = append(ops, clientv3.OpPut(e.ruleKey(gen, r.ID), string(v)))
 		}
 		cctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
@@ -836,38 +859,33 @@ func (e *EtcdStore) change(ctx context.Context, pre Precondition, puts []decisio
 		if resp.Succeeded {
 			return resp.Header.Revision, nil
 		}
-		// The set moved on, or a rule to delete is gone: which one?
-		nowGen, now, _, err := e.pointer(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if err := e.check(pre, nowGen, now); err != nil {
-			return 0, err
-		}
-		if nowGen == gen && len(deletes) > 0 {
-			return 0, fmt.Errorf("rule %q: %w", deletes[0], ErrRuleNotFound)
-		}
 	}
 	return 0, e.unavailable("write", fmt.Errorf("lost the race with other writers %d times", etcdWriteTries))
 }
 
-// seqOf is the seq of the rule id of gen at revision rev, nil when it
-// has none (or does not exist).
-func (e *EtcdStore) seqOf(ctx context.Context, gen, id string, rev int64) (*int64, error) {
+// seqOf is the seq of the rule id of gen, nil when it has none (or does
+// not exist), and the revision its key was created at, 0 when there is
+// none. A rule's seq is fixed when its key is created (ApplyRules writes
+// it, PutRule keeps it, a rule deleted and put again has none), so the
+// write compares that revision instead of reading linearizably: the read
+// is serializable, answered by the etcd member at hand without a round
+// of consensus, and an answer that was stale fails the write's compare,
+// which then tries again.
+func (e *EtcdStore) seqOf(ctx context.Context, gen, id string) (seq *int64, created int64, err error) {
 	cctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
 	defer cancel()
-	resp, err := e.client.Get(cctx, e.ruleKey(gen, id), clientv3.WithRev(rev))
+	resp, err := e.client.Get(cctx, e.ruleKey(gen, id), clientv3.WithSerializable())
 	if err != nil {
-		return nil, e.unavailable("read "+e.ruleKey(gen, id), err)
+		return nil, 0, e.unavailable("read "+e.ruleKey(gen, id), err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
-	_, seq, err := decodeRule(resp.Kvs[0].Key, resp.Kvs[0].Value)
-	if err != nil {
-		return nil, nil // replaced by the put anyway
+	created = resp.Kvs[0].CreateRevision
+	if _, seq, err = decodeRule(resp.Kvs[0].Key, resp.Kvs[0].Value); err != nil {
+		return nil, created, nil // replaced by the put anyway
 	}
-	return seq, nil
+	return seq, created, nil
 }
 
 // applyWhole writes rules as a new generation, in batches under etcd's

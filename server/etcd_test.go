@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -214,6 +215,78 @@ func TestEtcdReplicasServeOneSet(t *testing.T) {
 	}
 	if keys.Count != 1 {
 		t.Errorf("etcd holds %d rule keys after the apply, want 1 (the old generation deleted)", keys.Count)
+	}
+}
+
+// TestEtcdWriteFromStaleReplica: a replica writes against the set it
+// serves without reading etcd first. While its watch is stopped another
+// replica moves the set on; the stale replica's writes then do what a
+// write that read etcd first does: a precondition is checked against
+// etcd's set (one naming that set lands, one naming the served set is
+// refused), a rule deleted meanwhile is not found, and a write after a
+// flip lands in the new generation, keeping its rule's place.
+func TestEtcdWriteFromStaleReplica(t *testing.T) {
+	ec := etcdtest.Start(t)
+	a, b := startEtcdReplica(t, ec), startEtcdReplica(t, ec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rule := func(id, to string) decision.Rule { return decision.Rule{ID: id, Path: "/" + id, To: to} }
+
+	// The first write ever, from a replica serving no generation, makes one.
+	first, err := b.store.change(ctx, Precondition{}, []decision.Rule{rule("first", "/1")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.waitVersion(t, uint64(first))
+	applied, err := a.admin.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: []*redirectv1.Rule{
+		testRule("zz", "/x/:p"), testRule("aa", "/:q/y"), testRule("mm", "/m/:p"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitVersion(t, applied.GetVersion().GetNumber())
+
+	b.stop()
+	stale := b.store.rules.Engine.Current().Version
+	if _, err := a.admin.DeleteRule(ctx, &redirectv1.DeleteRuleRequest{Id: "aa"}); err != nil {
+		t.Fatal(err)
+	}
+	now := a.store.rules.Engine.Current().Version
+	for _, pre := range []Precondition{{Version: stale.Number}, {Hash: stale.Hash}} {
+		_, err := b.store.change(ctx, pre, []decision.Rule{rule("zz", "/refused")}, nil)
+		if !errors.Is(err, ErrVersionMismatch) || !strings.Contains(err.Error(), "the etcd set's") {
+			t.Errorf("write expecting %+v, the set the stale replica serves: %v, want a mismatch with the etcd set's", pre, err)
+		}
+	}
+	if _, err := b.store.change(ctx, Precondition{}, nil, []string{"aa"}); !errors.Is(err, ErrRuleNotFound) {
+		t.Errorf("delete of a rule deleted meanwhile: %v, want ErrRuleNotFound", err)
+	}
+	rev, err := b.store.change(ctx, Precondition{Version: now.Number}, []decision.Rule{rule("zz", "/by-version")}, nil)
+	if err != nil {
+		t.Fatalf("write expecting etcd's version, which the stale replica does not serve: %v", err)
+	}
+	a.waitVersion(t, uint64(rev))
+	if _, err := b.store.change(ctx, Precondition{Hash: a.store.rules.Engine.Current().Version.Hash}, []decision.Rule{rule("zz", "/by-hash")}, nil); err != nil {
+		t.Fatalf("write expecting etcd's hash, which the stale replica does not serve: %v", err)
+	}
+
+	// A flips to a new generation; the stale replica's write lands in it.
+	if _, err := a.admin.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: []*redirectv1.Rule{testRule("zz", "/x/:p"), testRule("mm", "/m/:p")}}); err != nil {
+		t.Fatal(err)
+	}
+	last, err := b.store.change(ctx, Precondition{}, []decision.Rule{rule("zz", "/after-flip")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.follow(t)
+	for name, r := range map[string]*etcdReplica{"A": a, "B": b} {
+		r.waitVersion(t, uint64(last))
+		if got := r.fileOrder(); !slices.Equal(got, []string{"zz", "mm"}) {
+			t.Errorf("%s serves %v in file order, want [zz mm]", name, got)
+		}
+		if zz, _ := r.store.rules.Engine.Store().Index().Rule("zz"); zz.To != "/after-flip" {
+			t.Errorf("%s serves zz to %q, want /after-flip", name, zz.To)
+		}
 	}
 }
 
