@@ -177,6 +177,19 @@ func withHeader(name, value string) func(*authv3.CheckRequest) {
 	return func(in *authv3.CheckRequest) { in.Attributes.Request.Http.Headers[name] = value }
 }
 
+// withRawHeaders sends the headers as header_map, the way Envoy does with
+// encode_raw_headers, instead of the headers map: name, raw value, ...
+func withRawHeaders(nameValues ...string) func(*authv3.CheckRequest) {
+	return func(in *authv3.CheckRequest) {
+		h := in.Attributes.Request.Http
+		h.Headers = nil
+		h.HeaderMap = &corev3.HeaderMap{}
+		for i := 0; i+1 < len(nameValues); i += 2 {
+			h.HeaderMap.Headers = append(h.HeaderMap.Headers, &corev3.HeaderValue{Key: nameValues[i], RawValue: []byte(nameValues[i+1])})
+		}
+	}
+}
+
 // checkAnswer is what a Check answer tells Envoy, flattened for cmp.
 type checkAnswer struct {
 	Code    codes.Code
@@ -319,14 +332,7 @@ func testEnvoyCheck(t *testing.T, client authv3.AuthorizationClient, passed *pas
 		},
 		{
 			name: "headers as header_map (encode_raw_headers)",
-			in: envoyCheck("GET", "shop.example.net", "/start", func(in *authv3.CheckRequest) {
-				h := in.Attributes.Request.Http
-				h.Headers = nil
-				h.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
-					{Key: ":authority", RawValue: []byte("shop.example.net")},
-					{Key: "accept-language", RawValue: []byte("de")},
-				}}
-			}),
+			in:   envoyCheck("GET", "shop.example.net", "/start", withRawHeaders(":authority", "shop.example.net", "accept-language", "de")),
 			want: redirect(307, "/de/start", "no-store", "Vary", "Accept-Language"),
 		},
 		{
@@ -338,15 +344,8 @@ func testEnvoyCheck(t *testing.T, client authv3.AuthorizationClient, passed *pas
 			// HTTP/2 sends each cookie in a field of its own (RFC 9113
 			// section 8.2.3); with encode_raw_headers they arrive apart.
 			name: "cookies in several header_map fields",
-			in: envoyCheck("GET", "shop.example.net", "/app", func(in *authv3.CheckRequest) {
-				h := in.Attributes.Request.Http
-				h.Headers = nil
-				h.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
-					{Key: ":authority", RawValue: []byte("shop.example.net")},
-					{Key: "cookie", RawValue: []byte("session=x")},
-					{Key: "cookie", RawValue: []byte("beta=1")},
-				}}
-			}),
+			in: envoyCheck("GET", "shop.example.net", "/app",
+				withRawHeaders(":authority", "shop.example.net", "cookie", "session=x", "cookie", "beta=1")),
 			want: redirect(307, "/beta/app", "no-store", "Vary", "Cookie"),
 		},
 		{
