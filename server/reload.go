@@ -109,19 +109,7 @@ func (s *RuleStore) Reload() (applied bool, err error) {
 			return false, nil
 		}
 	}
-	if decision.FormatOf(s.Path) == decision.FormatJSONL {
-		return s.applyStream(start)
-	}
-	data, err := decision.ReadRulesFile(s.Path)
-	var tooBig *decision.RulesError
-	if err != nil && !errors.As(err, &tooBig) {
-		err = fmt.Errorf("read rules %s: %w", s.Path, err)
-	}
-	if err != nil {
-		s.reject(s.Path, err)
-		return false, err
-	}
-	return s.applyData(s.Path, data, start)
+	return s.applyFile(start)
 }
 
 // applyData applies the content of a rules file read from source (the
@@ -166,12 +154,12 @@ func (s *RuleStore) applyChange(c *decision.Change, sum [sha256.Size]byte, sourc
 	return true, nil
 }
 
-// applyStream applies a JSON Lines rules file as it is read: the store
-// decodes it into a new base and changes in place what differs
-// (decision.Store.ReplaceFrom), and the hash is taken on the way, so the
-// file is never held whole. The checks are those of applyData. The caller
-// holds s.mu.
-func (s *RuleStore) applyStream(start time.Time) (bool, error) {
+// applyFile applies the rules file as it is read: the store changes in
+// place what differs (decision.Store.ReplaceFrom, which streams a JSON
+// Lines file into a new base and reads other formats whole), and the hash
+// is taken on the way, so this side never holds the file. The checks are
+// those of applyData. The caller holds s.mu.
+func (s *RuleStore) applyFile(start time.Time) (bool, error) {
 	f, err := os.Open(s.Path)
 	if err == nil {
 		defer f.Close()
@@ -188,6 +176,9 @@ func (s *RuleStore) applyStream(start time.Time) (bool, error) {
 	h := sha256.New()
 	var content nonBlank
 	c, err := s.Engine.Store().ReplaceFrom(s.Path, io.TeeReader(f, io.MultiWriter(h, &content)), info.Size())
+	if re := (*decision.RulesError)(nil); err != nil && !errors.As(err, &re) {
+		err = fmt.Errorf("read rules %s: %w", s.Path, err)
+	}
 	if err == nil && !bool(content) {
 		c.Abort()
 		err = emptyFile(s.Path)

@@ -481,9 +481,11 @@ func TestFirstLoadStreamsJSONL(t *testing.T) {
 		t.Errorf("reload of the same file: applied %v, error %v", applied, err)
 	}
 
-	blank := writeRules(t, t.TempDir(), "rules.jsonl", " \n\n")
-	err := newTestStore(t, blank, time.Now).Load()
-	if err == nil || !strings.Contains(err.Error(), "is empty") {
-		t.Errorf("blank file: %v, want an error saying it is empty", err)
+	for _, name := range []string{"rules.jsonl", "rules.yaml", "rules.json"} {
+		blank := writeRules(t, t.TempDir(), name, " \n\n")
+		err := newTestStore(t, blank, time.Now).Load()
+		if err == nil || !strings.Contains(err.Error(), "is empty") {
+			t.Errorf("blank %s: %v, want an error saying it is empty", name, err)
+		}
 	}
 }
