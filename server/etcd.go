@@ -64,6 +64,7 @@ const (
 //
 //	<prefix>current                    the serving generation's name
 //	<prefix>gen/<generation>/rules/<id> one rule: {"seq": n, "rule": {...}}
+//	<prefix>gen/<generation>/pages      the page index of a large generation (readGeneration)
 //
 // A rule is the JSON of redirect.v1.Rule with the rules file's field
 // names (protojson); seq, set only for rules written by ApplyRules, is the
@@ -882,10 +883,11 @@ func (e *EtcdStore) seqOf(ctx context.Context, gen, id string) (seq *int64, crea
 		return nil, 0, nil
 	}
 	created = resp.Kvs[0].CreateRevision
-	if _, seq, err = decodeRule(resp.Kvs[0].Key, resp.Kvs[0].Value); err != nil {
-		return nil, created, nil // replaced by the put anyway
+	// Only the seq is wanted: the rule object is not decoded.
+	if _, n, ok, err := splitValue(resp.Kvs[0].Key, resp.Kvs[0].Value); err == nil && ok {
+		return &n, created, nil
 	}
-	return seq, created, nil
+	return nil, created, nil // no seq, or a value the put replaces anyway
 }
 
 // applyWhole writes rules as a new generation, in batches under etcd's

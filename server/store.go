@@ -23,7 +23,8 @@ import (
 var (
 	// ErrRuleNotFound: no rule has the id.
 	ErrRuleNotFound = decision.ErrRuleNotFound
-	// ErrVersionMismatch: expected_version is not the serving version.
+	// ErrVersionMismatch: the set is not the one the precondition
+	// (expected_version, expected_hash) names.
 	ErrVersionMismatch = errors.New("rule set changed since the expected version")
 	// ErrNotPersistable: the change cannot be made durable, so it is not made.
 	ErrNotPersistable = errors.New("rules cannot be persisted")
