@@ -312,9 +312,9 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if pbs, version, err = a.listRules(ctx, rs, maxPageSize); err != nil {
 				return err
 			}
-			rules, err := redirectv1.RulesFromProto(pbs)
+			rules, err := serverRules(pbs)
 			if err != nil {
-				return fmt.Errorf("the server sent a rule this redirectctl cannot read (a newer server?): %w", err)
+				return err
 			}
 			ended, total = map[string]time.Time{}, len(rules)
 			at := clock()
@@ -392,11 +392,20 @@ func readRulesArg(arg string) ([]*redirectv1.Rule, error) {
 	return redirectv1.RulesToProto(rules), nil
 }
 
-// printRules writes rules as a rules file.
-func printRules(w io.Writer, pbs []*redirectv1.Rule) error {
+// serverRules converts the rules a server sent.
+func serverRules(pbs []*redirectv1.Rule) ([]decision.Rule, error) {
 	rules, err := redirectv1.RulesFromProto(pbs)
 	if err != nil {
-		return fmt.Errorf("server answered a rule this redirectctl cannot read (a newer server?): %w", err)
+		return nil, fmt.Errorf("server answered a rule this redirectctl cannot read (a newer server?): %w", err)
+	}
+	return rules, nil
+}
+
+// printRules writes rules as a rules file.
+func printRules(w io.Writer, pbs []*redirectv1.Rule) error {
+	rules, err := serverRules(pbs)
+	if err != nil {
+		return err
 	}
 	_, err = w.Write(decision.MarshalRules(rules))
 	return err

@@ -19,7 +19,6 @@ import (
 	"github.com/redirectd/redirectd/client/accesslog"
 	"github.com/redirectd/redirectd/decision"
 	"github.com/redirectd/redirectd/decision/rulegen"
-	redirectv1 "github.com/redirectd/redirectd/proto/redirect/v1"
 )
 
 // diff replays a request stream or an access log against two rule sets
@@ -471,8 +470,8 @@ func (o *engineOptions) fileIndex(file string, stderr io.Writer) (*decision.Inde
 
 // serverIndex builds the serving rule set of the redirectd whose admin API
 // a connects to, read through ListRules, with this redirectctl's options
-// (the daemon's --permanent-max-age and --flatten-chains are not in the
-// API: give the same ones here).
+// (the daemon's --permanent-max-age, --max-cache-age and --flatten-chains
+// are not in the API: give the same ones here).
 func (o *engineOptions) serverIndex(ctx context.Context, a *adminConn) (*decision.Index, string, error) {
 	rs, ctx, done, err := a.dial(ctx)
 	if err != nil {
@@ -483,16 +482,15 @@ func (o *engineOptions) serverIndex(ctx context.Context, a *adminConn) (*decisio
 	if err != nil {
 		return nil, "", err
 	}
-	rules, err := redirectv1.RulesFromProto(pbs)
+	rules, err := serverRules(pbs)
 	if err != nil {
-		return nil, "", fmt.Errorf("server answered a rule this redirectctl cannot read (a newer server?): %w", err)
+		return nil, "", err
 	}
-	c, err := o.store().Replace(rules)
+	ix, _, err := decision.Build(rules, o.options())
 	if err != nil {
 		return nil, "", fmt.Errorf("the serving rules of %s: %w", a.conn.addr, err)
 	}
-	name := fmt.Sprintf("redirectd at %s (version %d)", a.conn.addr, version.GetNumber())
-	return c.Commit(decision.Info{Version: version.GetNumber(), Source: name}), name, nil
+	return ix, fmt.Sprintf("redirectd at %s (version %d)", a.conn.addr, version.GetNumber()), nil
 }
 
 // logHead is how much of the log Detect sees: its first lines.

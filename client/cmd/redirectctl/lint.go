@@ -65,7 +65,7 @@ func lintFile(file string, opts decision.Options, now time.Time) lintReport {
 		r.add(decision.Problem{File: file, Message: err.Error()})
 		return r
 	}
-	c, err := decision.NewStore(opts).ReplaceFile(file, data)
+	ix, warnings, err := decision.LoadRules(file, data, opts)
 	if err != nil {
 		// A set rejected after it parsed still has rules to count.
 		if rules, perr := decision.ParseRules(file, data); perr == nil {
@@ -73,13 +73,13 @@ func lintFile(file string, opts decision.Options, now time.Time) lintReport {
 		}
 		r.addErr(file, err)
 	} else {
-		ix := c.Commit(decision.Info{Source: file})
 		r.rules = ix.Len()
-		for _, w := range append(c.Warnings(), decision.EndedWarnings(ix.All(), now)...) {
+		for _, w := range append(warnings, decision.EndedWarnings(ix.All(), now)...) {
 			r.add(w)
 		}
 	}
-	// Build knows rules, not files: name the file for a person to open.
+	// EndedWarnings knows rules, not files: name the file for a person to
+	// open.
 	for i := range r.problems {
 		if r.problems[i].File == "" {
 			r.problems[i].File = file
@@ -100,8 +100,7 @@ func (r *lintReport) addErr(file string, err error) {
 	}
 }
 
-// add counts p once: Build may report a warning both in its warnings and
-// in the RulesError that rejects the set.
+// add counts p once, however many of the checks report it.
 func (r *lintReport) add(p decision.Problem) {
 	if r.seen[p] {
 		return

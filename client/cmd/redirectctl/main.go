@@ -317,12 +317,9 @@ func (o *engineOptions) register(fs *flag.FlagSet, when string) {
 // clock is --now, or the current time.
 func (o *engineOptions) clock() (func() time.Time, error) { return parseNow(o.now) }
 
-func (o *engineOptions) store() *decision.Store {
-	return decision.NewStore(decision.Options{
-		PermanentMaxAge: o.permanentMaxAge,
-		MaxCacheAge:     o.maxCacheAge,
-		FlattenChains:   o.flattenChains,
-	})
+// options are the daemon's options these flags stand for.
+func (o *engineOptions) options() decision.Options {
+	return decision.Options{PermanentMaxAge: o.permanentMaxAge, MaxCacheAge: o.maxCacheAge, FlattenChains: o.flattenChains}
 }
 
 // loadFile parses and builds a rules file into the index the daemon would
@@ -333,11 +330,7 @@ func (o *engineOptions) loadFile(file string) (*decision.Index, []decision.Probl
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := o.store().ReplaceFile(file, data)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c.Commit(decision.Info{Version: 1, Source: file}), c.Warnings(), nil
+	return decision.LoadRules(file, data, o.options())
 }
 
 // offlineRules are the flags of a command that can answer from a rules file
