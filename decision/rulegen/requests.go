@@ -194,20 +194,6 @@ func AppendRequest(b []byte, q *decision.Request) []byte {
 	return buf.Bytes()
 }
 
-// WriteRequests writes reqs in the request stream format (see the package
-// comment): method, scheme, host, path, protocol and headers.
-func WriteRequests(w io.Writer, reqs []decision.Request) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var line []byte
-	for i := range reqs {
-		line = AppendRequest(line[:0], &reqs[i])
-		if _, err := bw.Write(line); err != nil {
-			return fmt.Errorf("write request %d: %w", i+1, err)
-		}
-	}
-	return bw.Flush()
-}
-
 // ParseRequest reads one non-blank line of a request stream (see the
 // package comment). Readers that stream a file line by line, such as
 // redirectctl diff, use it; ReadRequests reads a whole file with it.

@@ -27,9 +27,9 @@
 //
 // # Request stream file format
 //
-// WriteRequests writes, and ReadRequests reads, one JSON object per line
+// AppendRequest writes, and ReadRequests reads, one JSON object per line
 // whose field names are DecideRequest's JSON names (the format the load tool
-// reads; redirectctl gen --requests-out writes it):
+// reads; redirectctl gen --requests-out writes it by default):
 //
 //	{"method":"GET","scheme":"https","host":"www.example.com","path":"/blog/2019/03/quiet-river-notes-k3x9?utm_source=mail"}
 //

@@ -27,7 +27,7 @@ func runGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	formatFlag := fs.String("format", "", formatUsage)
 	nreq := fs.Int("requests", 0, "also generate this many requests (needs --requests-out)")
 	hit := fs.Float64("hit", 0.9, "fraction of requests that match a rule (0..1)")
-	reqOut := fs.String("requests-out", "", "write the requests to this `file`, one JSON object per line (method, scheme, host, path)")
+	reqOut := fs.String("requests-out", "", "write the requests to this `file`, in --requests-format")
 	reqFormatFlag := fs.String("requests-format", "jsonl", "format of --requests-out: "+accesslog.Names()+" (jsonl is what bench reads; the others are access logs for diff)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
