@@ -333,13 +333,21 @@ func tooMany(n int) error {
 // overlay); otherwise, or when the first set is loaded, a new base is
 // built from rules.
 func (s *Store) Replace(rules []Rule) (*Change, error) {
-	return s.replace(rules, false)
+	if len(rules) > MaxRules {
+		return nil, tooMany(len(rules))
+	}
+	errs, warns := checkRules(rules)
+	if len(errs) > 0 {
+		return nil, &RulesError{Problems: errs}
+	}
+	return s.replace(rules, warns)
 }
 
-// ReplaceFile prepares serving the rules of a rules file's content, as
-// Replace does: ParseRules, then Replace, each rule checked once. Problems
-// and warnings name file and line, warnings the line of the field they
-// are about; the warnings include the parser's.
+// ReplaceFile prepares serving the rules of a rules file's content.
+// JSON and JSON Lines decode straight into a new base (replaceBase); YAML
+// is parsed into Rules and replaces as Replace does, each rule checked
+// once. Problems and warnings name file and line, warnings the line of the
+// field they are about; the warnings include the parser's.
 func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
 	switch FormatOf(file) {
 	case FormatJSONL:
@@ -354,13 +362,12 @@ func (s *Store) ReplaceFile(file string, data []byte) (*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.replace(rules, true)
+	c, err := s.replace(rules, locateProblems(warns, file))
 	if err != nil {
 		return nil, locate(err, file)
 	}
 	if c.Rebuilt {
-		// The warnings of the parse are the set's too.
-		c.ix.warnings = append(locateProblems(warns, file), locateProblems(c.ix.warnings, file)...)
+		c.ix.warnings = locateProblems(c.ix.warnings, file)
 		c.warns = c.ix.warnings
 	} else {
 		c.warns = locateProblems(c.warns, file)
@@ -383,21 +390,10 @@ func (s *Store) ReplaceFrom(file string, r io.Reader, size int64) (*Change, erro
 	return s.ReplaceFile(file, data)
 }
 
-// replace is Replace; checked says parseRules has checked every rule and
-// the ids already.
-func (s *Store) replace(rules []Rule, checked bool) (*Change, error) {
-	if len(rules) > MaxRules {
-		return nil, tooMany(len(rules))
-	}
-	// The warnings of checkRule (a parsed file's come with the parse).
-	var warns []Problem
-	if !checked {
-		errs, ws := checkRules(rules)
-		if len(errs) > 0 {
-			return nil, &RulesError{Problems: errs}
-		}
-		warns = ws
-	}
+// replace is Replace of rules already checked (by checkRules or the
+// parse), with the warnings that found: a change in place keeps those of
+// the rules it writes, a rebuild all of them, as replaceBase does.
+func (s *Store) replace(rules []Rule, warns []Problem) (*Change, error) {
 	s.mu.Lock()
 	if cur := s.cur.Load(); cur != nil {
 		if c, ok, err := s.replaceInPlace(cur, len(rules), func(i int, r *Rule) { *r = rules[i] }); ok || err != nil {

@@ -345,7 +345,7 @@ func BenchmarkReloadInPlace(b *testing.B) {
 			Intent: IntentPermanent, CacheMaxAge: new(time.Hour)}
 	}
 	s := NewStore(Options{})
-	commit(b)(s.replace(slices.Clone(rules), true))
+	commit(b)(s.replace(slices.Clone(rules), nil))
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -354,7 +354,7 @@ func BenchmarkReloadInPlace(b *testing.B) {
 			next[j*99_991].To = fmt.Sprintf("/changed/%d/%d", i, j)
 		}
 		b.StartTimer()
-		c, err := s.replace(next, true)
+		c, err := s.replace(next, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -585,5 +585,42 @@ func TestReplaceJSONLInPlace(t *testing.T) {
 	}
 	if s.Index() != after {
 		t.Error("a refused file changed the serving set")
+	}
+}
+
+// TestInPlaceReloadWarnsInEveryFormat: a reload that changes a rule in
+// place warns about that rule whatever the file's format (YAML went
+// through Replace, which dropped the parse's warnings in place).
+func TestInPlaceReloadWarnsInEveryFormat(t *testing.T) {
+	files := map[string]func(age string) string{
+		"r.yaml": func(age string) string {
+			return "rules:\n  - id: a\n    path: /a\n    to: /b\n    cache_max_age: " + age + "\n  - id: c\n    path: /c\n    to: /d\n"
+		},
+		"r.json": func(age string) string {
+			return `{"rules":[{"id":"a","path":"/a","to":"/b","cache_max_age":"` + age + `"},{"id":"c","path":"/c","to":"/d"}]}`
+		},
+		"r.jsonl": func(age string) string {
+			return `{"id":"a","path":"/a","to":"/b","cache_max_age":"` + age + `"}` + "\n" + `{"id":"c","path":"/c","to":"/d"}` + "\n"
+		},
+	}
+	for name, content := range files {
+		s := NewStore(Options{})
+		c, err := s.ReplaceFile(name, []byte(content("1h")))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c.Commit(Info{Version: 1})
+		c, err = s.ReplaceFile(name, []byte(content("800d")))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.Rebuilt {
+			t.Errorf("%s: one rule changed and the set was rebuilt", name)
+		}
+		ws := c.Warnings()
+		if len(ws) != 1 || ws[0].RuleID != "a" || ws[0].File != name || !strings.Contains(ws[0].Message, "more than a year") {
+			t.Errorf("%s: warnings %v; want the year warning of rule a, in %s", name, ws, name)
+		}
+		c.Abort()
 	}
 }
