@@ -20,8 +20,9 @@ import (
 type base struct {
 	arena []byte
 	rules []crule // file order: see baseOrder
-	// exts[0] is nil; rules with methods, header conditions, patterns,
-	// regexes, query_strip, since or a lifecycle point to theirs.
+	// exts[0] is nil; rules that need a routeExtra (methods, conditions
+	// or languages, patterns, regexes, variables in To, query_strip,
+	// since, a lifecycle) point to theirs.
 	exts   []*routeExtra
 	scopes []string
 	caches []*cacheStrings

@@ -34,10 +34,8 @@ type cond struct {
 // conditionKinds maps the rules-file words to condKind.
 var conditionKinds = map[string]condKind{ConditionHeader: condHeader, ConditionCookie: condCookie, ConditionQuery: condQuery}
 
-// compileConditions turns a rule's headers, has and missing into conds,
-// and names the request headers they consult, canonical and sorted, for
-// Vary: each header condition's name, Cookie for cookies, none for query
-// parameters, which are part of the URL (RFC 9110 section 12.5.5).
+// compileConditions turns a rule's headers, has and missing into conds
+// (consultedHeaders names the request headers they consult, for Vary).
 // headers is shorthand for has conditions of type header; its empty glob
 // ("absent or empty") is a missing condition whose value is "?*".
 func compileConditions(r *Rule) []cond {

@@ -122,7 +122,9 @@ func negotiate(header string, available []string) (string, bool) {
 		}
 		for {
 			for _, t := range available {
-				if lt := strings.ToLower(t); lt == rng && acceptable(lt) {
+				// rng is lower case: t equal to it but for case is covered
+				// by the same ranges, without lower-casing t per request.
+				if strings.EqualFold(t, rng) && acceptable(rng) {
 					return t, true
 				}
 			}
