@@ -381,7 +381,7 @@ func (bb *baseBuilder) add(r *Rule, rt *route) {
 		c.flags |= fRawHost
 		put(sHost, r.Host)
 	}
-	c.cache, _ = bb.caches.get(r.CacheMaxAge)
+	c.cache, _ = bb.caches.get(maxAgeKey(r.CacheMaxAge))
 	if rt.ext != nil {
 		c.ext = uint32(len(b.exts))
 		b.exts = append(b.exts, rt.ext)

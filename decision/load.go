@@ -335,7 +335,7 @@ func (bb *baseBuilder) join(parts []*baseBuilder) {
 		}
 		cacheIDs := make([]uint32, len(p.caches.list))
 		for i, cc := range p.caches.list {
-			cacheIDs[i], _ = bb.caches.get(cc.ruleMaxAge())
+			cacheIDs[i], _ = bb.caches.get(cc.rule)
 		}
 		start := len(bb.b.rules)
 		bb.b.rules = append(bb.b.rules, pb.rules...)

@@ -137,10 +137,9 @@ func newCacheTable(opts Options) *cacheTable {
 	return &cacheTable{permMaxAge: opts.PermanentMaxAge, maxAge: opts.MaxCacheAge, index: map[time.Duration]uint32{}}
 }
 
-// get returns the strings for a rule's cache_max_age (nil = not set), and
+// get returns the strings for a rule's cache_max_age (maxAgeKey), and
 // their number in the table.
-func (t *cacheTable) get(ruleMaxAge *time.Duration) (uint32, *cacheStrings) {
-	key := maxAgeKey(ruleMaxAge)
+func (t *cacheTable) get(key time.Duration) (uint32, *cacheStrings) {
 	if i, ok := t.index[key]; ok {
 		return i, t.list[i]
 	}
@@ -317,7 +316,7 @@ func compile(r *Rule, caches *cacheTable) (route, *Problem) {
 		*e = ext
 		rt.ext = e
 	}
-	_, rt.cc = caches.get(r.CacheMaxAge)
+	_, rt.cc = caches.get(maxAgeKey(r.CacheMaxAge))
 	return rt, nil
 }
 
