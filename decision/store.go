@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -336,7 +335,7 @@ func (s *Store) Replace(rules []Rule) (*Change, error) {
 	if len(rules) > MaxRules {
 		return nil, tooMany(len(rules))
 	}
-	errs, warns := checkRules(rules)
+	errs, warns := checkRules(rules, s.loadWorkers())
 	if len(errs) > 0 {
 		return nil, &RulesError{Problems: errs}
 	}
@@ -462,11 +461,12 @@ func textBytes(rules []Rule) int {
 	return n
 }
 
-// checkRules runs checkRule on every rule (on every core) and finds
-// duplicate ids: the errors and the warnings, each in file order.
-func checkRules(rules []Rule) (errs, warns []Problem) {
+// checkRules runs checkRule on every rule (on workers goroutines, see
+// loadWorkers) and finds duplicate ids: the errors and the warnings, each
+// in file order.
+func checkRules(rules []Rule, workers int) (errs, warns []Problem) {
 	found, warned := newChunkProblems(len(rules)), newChunkProblems(len(rules))
-	inChunks(len(rules), runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+	inChunks(len(rules), workers, func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for _, p := range checkRule(&rules[i]) {
 				if p.Severity == SeverityError {
