@@ -305,7 +305,11 @@ func checkGlob(glob string) string {
 	return ""
 }
 
-const conditionFieldAccepted = "accepted: {type: header|cookie|query, key: a name, value: an optional glob with * and ?}"
+const (
+	conditionShape         = "{type: header|cookie|query, key: a name, value: an optional glob with * and ?}"
+	conditionFieldAccepted = "accepted: " + conditionShape
+	conditionAccepted      = "accepted: a list of " + conditionShape
+)
 
 // checkConditions checks a has or missing list.
 func checkConditions(rp *ruleProblems, field string, list []Condition) {

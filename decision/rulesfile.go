@@ -448,8 +448,6 @@ func (d *nodeDecoder) strMap(field string, v *yaml.Node) map[string]string {
 	return out
 }
 
-const conditionAccepted = "accepted: a list of {type: header|cookie|query, key: name, value: glob} with value optional"
-
 // conditions reads a has or missing list (README "Conditions"): mappings
 // of type, key and an optional value. A null value is no value, as in
 // JSON; other scalars are taken as their text (value: 1 is "1").

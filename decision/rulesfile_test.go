@@ -48,7 +48,7 @@ func TestParseRulesRejects(t *testing.T) {
 		}},
 		{"bad_condition_field.yaml", []string{
 			`bad_condition_field.yaml:6: rule "beta": has: unknown condition field "valu"; accepted: type, key, value`,
-			`bad_condition_field.yaml:7: rule "beta": missing: must be a list, found a mapping; accepted: a list of {type: header|cookie|query, key: name, value: glob} with value optional`,
+			`bad_condition_field.yaml:7: rule "beta": missing: must be a list, found a mapping; accepted: a list of {type: header|cookie|query, key: a name, value: an optional glob with * and ?}`,
 		}},
 		{"bad_json_conditions.json", []string{
 			`bad_json_conditions.json:3: rule "beta": has: [0]: value must be a text value in quotes, found 1`,
