@@ -195,7 +195,7 @@ func (a *adminConn) listRules(ctx context.Context, rs redirectv1.RuleServiceClie
 		}
 		// Pages read from different versions would mix two rule sets.
 		if version != nil && resp.GetVersion().GetNumber() != version.GetNumber() {
-			return nil, nil, fmt.Errorf("the rules changed while listing (version %d, then %d); run the command again", version.GetNumber(), resp.GetVersion().GetNumber())
+			return nil, nil, changedWhileListing(version, resp.GetVersion())
 		}
 		version = resp.GetVersion()
 		rules = append(rules, resp.GetRules()...)
@@ -331,6 +331,10 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err != nil {
 				return a.describe(err)
 			}
+			if expired && resp.GetVersion().GetNumber() != version.GetNumber() {
+				// Which rules had ended was read from the other set.
+				return changedWhileListing(version, resp.GetVersion())
+			}
 			stats, version = resp.GetStats(), resp.GetVersion()
 		}
 		if !expired {
@@ -390,6 +394,11 @@ func readRulesArg(arg string) ([]*redirectv1.Rule, error) {
 		return nil, err
 	}
 	return redirectv1.RulesToProto(rules), nil
+}
+
+// changedWhileListing is the error of a listing that read two versions.
+func changedWhileListing(first, then *redirectv1.Version) error {
+	return fmt.Errorf("the rules changed while listing (version %d, then %d); run the command again", first.GetNumber(), then.GetNumber())
 }
 
 // serverRules converts the rules a server sent.
