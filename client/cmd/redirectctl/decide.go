@@ -52,14 +52,7 @@ func (b *backend) open(stderr io.Writer) (decider, error) {
 	if b.conn.set("server") {
 		return nil, usagef("--server and --rules exclude each other: ask a server or a rules file")
 	}
-	off, warnings, err := b.offline.load()
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range warnings {
-		fmt.Fprintln(stderr, w.String())
-	}
-	return off, nil
+	return b.offline.load(stderr)
 }
 
 // describe turns a failed call into words for a person.

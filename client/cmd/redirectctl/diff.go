@@ -456,18 +456,6 @@ func toJSONAnswer(d *decision.Decision) jsonAnswer {
 	return a
 }
 
-// fileIndex builds a rules file, printing its warnings.
-func (o *engineOptions) fileIndex(file string, stderr io.Writer) (*decision.Index, error) {
-	ix, warnings, err := o.loadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range warnings {
-		fmt.Fprintln(stderr, w.String())
-	}
-	return ix, nil
-}
-
 // serverIndex builds the serving rule set of the redirectd whose admin API
 // a connects to, read through ListRules, with this redirectctl's options
 // (the daemon's --permanent-max-age, --max-cache-age and --flatten-chains

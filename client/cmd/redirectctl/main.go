@@ -322,15 +322,22 @@ func (o *engineOptions) options() decision.Options {
 	return decision.Options{PermanentMaxAge: o.permanentMaxAge, MaxCacheAge: o.maxCacheAge, FlattenChains: o.flattenChains}
 }
 
-// loadFile parses and builds a rules file into the index the daemon would
-// serve from it; warnings are returned, errors (every problem, with
-// file:line) reject it.
-func (o *engineOptions) loadFile(file string) (*decision.Index, []decision.Problem, error) {
+// fileIndex builds a rules file into the index the daemon would serve
+// from it, printing its warnings; errors (every problem, with file:line)
+// reject it.
+func (o *engineOptions) fileIndex(file string, stderr io.Writer) (*decision.Index, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return decision.LoadRules(file, data, o.options())
+	ix, warnings, err := decision.LoadRules(file, data, o.options())
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, w.String())
+	}
+	return ix, nil
 }
 
 // offlineRules are the flags of a command that can answer from a rules file
@@ -358,16 +365,15 @@ func parseNow(flagValue string) (func() time.Time, error) {
 	return func() time.Time { return t }, nil
 }
 
-// load parses and builds the rules file; warnings are returned, errors
-// (every problem, with file:line) reject it.
-func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
+// load builds the rules file (fileIndex) and answers from it.
+func (o *offlineRules) load(stderr io.Writer) (*client.Client, error) {
 	clock, err := o.clock()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ix, warnings, err := o.loadFile(o.file)
+	ix, err := o.fileIndex(o.file, stderr)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// The daemon's DecisionService translation over the decision library
 	// the daemon serves, in this process: --rules answers exactly as a
@@ -376,5 +382,5 @@ func (o *offlineRules) load() (*client.Client, []decision.Problem, error) {
 	svc := redirectv1.NewDecisionService(func(req *decision.Request) (decision.Decision, error) {
 		return ix.Decide(req, clock())
 	})
-	return client.Local(svc), warnings, nil
+	return client.Local(svc), nil
 }
