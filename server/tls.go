@@ -85,6 +85,19 @@ func (k *keyPair) get() (*tls.Certificate, error) {
 	return k.cert, nil
 }
 
+// streamWindow and connWindow are the public listener's HTTP/2 flow-control
+// windows (RFC 9113, section 5.2), fixed. A stream's window is what its
+// client may send before the handler reads: gRPC's default grows it with
+// its bandwidth estimate up to 16 MiB, so calls waiting for or refused by
+// --max-inflight-bytes took in whole batches beside those being served,
+// outside the budget (a peak RSS of 450 of 512 MiB in
+// TestMemoryBoundUnderLargeBatches) and in the served calls' bandwidth
+// (under the race detector, no batch answered in 8 s). Fixed, a
+// connection's unread bytes stay under --max-concurrent-streams × 256 KiB
+// (32 MiB with the defaults). The connection's window only paces the
+// sender: gRPC gives it back as data arrives, read or not.
+const streamWindow, connWindow = 256 << 10, 4 << 20
+
 // publicListenerOptions are the public gRPC listener's limits on what one
 // connection and one request may hold (README, "Memory bounds") and its
 // TLS/mTLS option, if any.
@@ -92,6 +105,8 @@ func publicListenerOptions(cfg Config) ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBytes)),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
 	}
 	files := TLSFiles{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}
 	if !files.Enabled() {
