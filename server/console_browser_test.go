@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +72,16 @@ func TestConsoleInBrowser(t *testing.T) {
 			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, "console-"+name+".png"), png, 0o644)
 		}
 	}
+	// arrived waits until the page at the URL whose query contains q has
+	// replaced the one a form was submitted from: an element the old page
+	// also has would otherwise be found there, and its node be gone by the
+	// time it is read ("No node with given id found").
+	arrived := func(q string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Poll[bool](fmt.Sprintf("location.search.includes(%q)", q))(ctx, tg)
+			return chromedp.Void{}, err
+		}
+	}
 	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {
@@ -113,7 +124,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Search by path, then open the rule.
 	run("search", chromedp.Navigate(base+"/rules"), chromedp.WaitVisible("#q"),
 		chromedp.SendKeys("#q", "/docs"), chromedp.SetValue("#field", "path"),
-		chromedp.Submit("#q"), chromedp.WaitVisible("#results"), shot("search"))
+		chromedp.Submit("#q"), arrived("field=path"), chromedp.WaitVisible("#results"), shot("search"))
 	text("search", "#results", "docs-moved")
 	run("open rule", chromedp.Click(`#results a[href="/rules/docs-moved"]`),
 		chromedp.WaitVisible("#chain-out"), shot("rule"))
