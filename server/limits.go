@@ -38,6 +38,7 @@ const healthCalls = 4
 // nothing.
 type requestBudget struct {
 	limit, perCall int64
+	wait           time.Duration // budgetWait, but in tests
 	used           atomic.Int64
 	waiting        atomic.Int32 // calls in reserveWaiting
 	mu             sync.Mutex
@@ -52,7 +53,7 @@ type requestBudget struct {
 const budgetWait = 50 * time.Millisecond
 
 func newRequestBudget(limit, perCall int64) *requestBudget {
-	return &requestBudget{limit: limit, perCall: perCall}
+	return &requestBudget{limit: limit, perCall: perCall, wait: budgetWait}
 }
 
 var errOverBudget = status.Error(codes.ResourceExhausted,
@@ -72,15 +73,15 @@ func (b *requestBudget) reserve(n int64) bool {
 	}
 }
 
-// reserveWaiting is reserve, waiting for releases up to budgetWait or
-// until ctx ends.
+// reserveWaiting is reserve, waiting for releases up to b.wait or until
+// ctx ends.
 func (b *requestBudget) reserveWaiting(ctx context.Context, n int64) bool {
 	if b.reserve(n) {
 		return true
 	}
 	b.waiting.Add(1)
 	defer b.waiting.Add(-1)
-	timer := time.NewTimer(budgetWait)
+	timer := time.NewTimer(b.wait)
 	defer timer.Stop()
 	for {
 		// The channel is taken before trying again, so a release between
