@@ -1,12 +1,16 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,84 +122,60 @@ func newEtcdStore(t testing.TB, ec *etcdtest.Etcd) *EtcdStore {
 // BenchmarkDecideDuringEtcdWrites measures Engine.Decide throughput on a
 // replica serving 100k rules from etcd, steady and while another replica
 // puts 100 rules a second, each applied in place here through the watch.
-// The two alternate in rounds, so the machine's drift (the cores are
+// The writing replica runs in a process of its own (TestEtcdWriterProcess),
+// as it would in a fleet: what the writes cost this replica is receiving
+// and applying them, not serving another replica's admin API. The two
+// phases alternate in rounds, so the machine's drift (the cores are
 // shared) falls on both alike: ratio is the median of the rounds' ratios
 // of decisions/s with writes to decisions/s steady.
 //
-//	go test -run '^$' -bench DecideDuringEtcdWrites -benchtime 1x ./server/
+//	go test -run '^$' -bench DecideDuringEtcdWrites -benchtime 1x -cpu 1,2 ./server/
+//
+// With -cpu 1 the replica decides on one core and etcd and the writer
+// have the other, as when etcd and the other replicas run on machines of
+// their own; with -cpu 2 the deciders take both cores, and etcd's and the
+// writer's work comes out of their share.
 func BenchmarkDecideDuringEtcdWrites(b *testing.B) {
 	const rounds, phase = 5, 2 * time.Second
-	rules := rulegen.Rules(rulegen.Config{N: 100_000, Hosts: 20, Seed: 1})
+	rules := duringWritesRules()
 	reqs := rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
 	ec := etcdtest.Start(b)
-	deciding, writing := startEtcdReplica(b, ec), startEtcdReplica(b, ec)
+	deciding := startEtcdReplica(b, ec)
 	ctx := context.Background()
-	snap, _, err := writing.store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
+	snap, _, err := deciding.store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	if _, err := deciding.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
 		b.Fatal(err)
 	}
+	writer := startEtcdWriter(b, ec.Endpoint())
 	engine := deciding.store.rules.Engine
 	var steady, during, ratios []float64
-	writes, etcdCPU, etcdOK := 0, time.Duration(0), true
+	writes, etcdCPU, writerCPU, cpuOK := 0, time.Duration(0), time.Duration(0), true
 	b.ResetTimer()
 	for round := range rounds {
 		s := decisionsPerSecond(b, engine, reqs, phase)
 		etcdBefore, ok1 := ec.CPU()
-		// Open loop: a write is due every 10 ms whatever the last one is
-		// doing, up to 64 in flight.
-		stop, inflight := make(chan struct{}), make(chan struct{}, 64)
-		var acked atomic.Int64
-		go func() {
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			start, sent := time.Now(), 0
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				// The deciders hold both cores, so ticks come late and
-				// the ticker drops some (only 55 writes a second were
-				// sent): send every write due by now.
-				for due := int(time.Since(start) / (10 * time.Millisecond)); sent < due; sent++ {
-					select {
-					case inflight <- struct{}{}:
-					default:
-						continue
-					}
-					r := rules[(round<<20+sent)%len(rules)]
-					r.To = fmt.Sprintf("/moved/%d/%d", round, sent)
-					go func() {
-						defer func() { <-inflight }()
-						_, err := writing.admin.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: redirectv1.RuleToProto(r)})
-						select {
-						case <-stop: // acknowledged after the phase
-						default:
-							if err == nil {
-								acked.Add(1)
-							}
-						}
-					}()
-				}
-			}
-		}()
+		writerBefore, ok2 := etcdtest.ProcessCPU(writer.cmd.Process.Pid)
+		writer.command(b, fmt.Sprintf("write %d", round))
 		w := decisionsPerSecond(b, engine, reqs, phase)
-		close(stop)
-		for range cap(inflight) {
-			inflight <- struct{}{} // every write has returned
+		var acked int
+		var version int64
+		writer.command(b, "stop")
+		if _, err := fmt.Sscanf(writer.reply(b), "acked %d version %d", &acked, &version); err != nil {
+			b.Fatalf("writer: %v", err)
 		}
 		// The next steady phase starts once this replica serves every write.
-		if _, err := deciding.store.awaitApplied(ctx, int64(writing.version())); err != nil {
+		if _, err := deciding.store.awaitApplied(ctx, version); err != nil {
 			b.Fatal(err)
 		}
-		etcdAfter, ok2 := ec.CPU()
-		etcdCPU, etcdOK = etcdCPU+etcdAfter-etcdBefore, etcdOK && ok1 && ok2
-		writes += int(acked.Load())
-		b.Logf("round %d: %.0f decisions/s steady, %.0f with %d writes acknowledged: %.2f", round+1, s, w, acked.Load(), w/s)
+		etcdAfter, ok3 := ec.CPU()
+		writerAfter, ok4 := etcdtest.ProcessCPU(writer.cmd.Process.Pid)
+		etcdCPU, writerCPU = etcdCPU+etcdAfter-etcdBefore, writerCPU+writerAfter-writerBefore
+		cpuOK = cpuOK && ok1 && ok2 && ok3 && ok4
+		writes += acked
+		b.Logf("round %d: %.0f decisions/s steady, %.0f with %d writes acknowledged: %.2f", round+1, s, w, acked, w/s)
 		steady, during, ratios = append(steady, s), append(during, w), append(ratios, w/s)
 	}
 	b.StopTimer()
@@ -203,8 +183,165 @@ func BenchmarkDecideDuringEtcdWrites(b *testing.B) {
 	b.ReportMetric(median(during), "writing_decisions/s")
 	b.ReportMetric(median(ratios), "ratio")
 	b.ReportMetric(float64(writes)/(rounds*phase).Seconds(), "writes/s")
-	if etcdOK && writes > 0 {
+	if cpuOK && writes > 0 {
 		b.ReportMetric(float64(etcdCPU.Microseconds())/1000/float64(writes), "etcd_cpu_ms/write")
+		b.ReportMetric(float64(writerCPU.Microseconds())/1000/float64(writes), "writer_cpu_ms/write")
+	}
+}
+
+// duringWritesRules is the set BenchmarkDecideDuringEtcdWrites serves and
+// its writer changes.
+func duringWritesRules() []decision.Rule {
+	return rulegen.Rules(rulegen.Config{N: 100_000, Hosts: 20, Seed: 1})
+}
+
+// writerEnv names etcd's endpoint to TestEtcdWriterProcess, and tells it
+// that it runs as the benchmark's writer (not REDIRECTD_*: TestMain
+// clears those).
+const writerEnv = "BENCH_ETCD_WRITER"
+
+// etcdWriter is the writing replica's process, driven by a line protocol
+// on its standard input and output (TestEtcdWriterProcess).
+type etcdWriter struct {
+	cmd *exec.Cmd
+	in  io.Writer
+	out *bufio.Scanner
+}
+
+// startEtcdWriter runs this test binary again as TestEtcdWriterProcess and
+// waits until its replica has loaded.
+func startEtcdWriter(b *testing.B, endpoint string) *etcdWriter {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEtcdWriterProcess$", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), writerEnv+"="+endpoint)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		in.Close() // the writer's end of input: it returns
+		cmd.Wait()
+	})
+	w := &etcdWriter{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if got := w.reply(b); got != "ready" {
+		b.Fatalf("writer: %s, want ready", got)
+	}
+	return w
+}
+
+func (w *etcdWriter) command(b *testing.B, line string) {
+	if _, err := io.WriteString(w.in, line+"\n"); err != nil {
+		b.Fatalf("writer: %v", err)
+	}
+}
+
+// reply is the writer's next line of the protocol; it fails the benchmark
+// with what the writer printed instead (a failed test's output) if the
+// writer ends first.
+func (w *etcdWriter) reply(b *testing.B) string {
+	var other []string
+	for w.out.Scan() {
+		line, ok := strings.CutPrefix(w.out.Text(), "writer: ")
+		if ok {
+			return line
+		}
+		other = append(other, w.out.Text())
+	}
+	b.Fatalf("writer ended: %s", strings.Join(other, "\n"))
+	return ""
+}
+
+// TestEtcdWriterProcess is BenchmarkDecideDuringEtcdWrites's writing
+// replica, run by it as a process of its own. On "write R" it puts rules
+// through its admin API at 100 a second, open loop, until "stop"; then it
+// prints how many were acknowledged before the stop and the highest
+// version a write answered, which the deciding replica waits for.
+func TestEtcdWriterProcess(t *testing.T) {
+	endpoint := os.Getenv(writerEnv)
+	if endpoint == "" {
+		t.Skip("the writing replica of BenchmarkDecideDuringEtcdWrites: it runs only as that benchmark's child process")
+	}
+	writing := startEtcdReplicaAt(t, endpoint)
+	rules := duringWritesRules()
+	fmt.Println("writer: ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var round int
+		if _, err := fmt.Sscanf(in.Text(), "write %d", &round); err != nil {
+			t.Fatalf("%q: %v", in.Text(), err)
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		var acked, version atomic.Int64
+		go func() {
+			defer close(done)
+			putEvery10ms(writing.admin, rules, round, stop, &acked, &version)
+		}()
+		if !in.Scan() || in.Text() != "stop" {
+			t.Fatalf("%q, want stop", in.Text())
+		}
+		close(stop)
+		<-done
+		fmt.Printf("writer: acked %d version %d\n", acked.Load(), version.Load())
+	}
+}
+
+// putEvery10ms puts a rule of rules with a new target every 10 ms, whatever
+// the last put is doing (up to 64 in flight), until stop; it counts the
+// puts acknowledged before stop and raises version to the highest version
+// answered. It returns once every put has.
+func putEvery10ms(admin redirectv1.RuleServiceClient, rules []decision.Rule, round int, stop chan struct{}, acked, version *atomic.Int64) {
+	inflight := make(chan struct{}, 64)
+	defer func() {
+		for range cap(inflight) {
+			inflight <- struct{}{}
+		}
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	start, sent := time.Now(), 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		// Ticks come late when the cores are busy, and the ticker drops
+		// some (only 55 writes a second were sent): send every write due
+		// by now.
+		for due := int(time.Since(start) / (10 * time.Millisecond)); sent < due; sent++ {
+			select {
+			case inflight <- struct{}{}:
+			default:
+				continue
+			}
+			r := rules[(round<<20+sent)%len(rules)]
+			r.To = fmt.Sprintf("/moved/%d/%d", round, sent)
+			go func() {
+				defer func() { <-inflight }()
+				resp, err := admin.PutRule(context.Background(), &redirectv1.PutRuleRequest{Rule: redirectv1.RuleToProto(r)})
+				if err != nil {
+					return
+				}
+				for v := int64(resp.GetVersion().GetNumber()); ; {
+					old := version.Load()
+					if old >= v || version.CompareAndSwap(old, v) {
+						break
+					}
+				}
+				select {
+				case <-stop: // acknowledged after the phase
+				default:
+					acked.Add(1)
+				}
+			}()
+		}
 	}
 }
 

@@ -33,9 +33,16 @@ const testPrefix = "/test/"
 
 func startEtcdReplica(t testing.TB, ec *etcdtest.Etcd) *etcdReplica {
 	t.Helper()
+	return startEtcdReplicaAt(t, ec.Endpoint())
+}
+
+// startEtcdReplicaAt is startEtcdReplica on the etcd at endpoint, which
+// another process started.
+func startEtcdReplicaAt(t testing.TB, endpoint string) *etcdReplica {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.ConsoleAddr = "" // tests start several daemons
-	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", ec.Endpoint(), testPrefix
+	cfg.Store, cfg.EtcdEndpoints, cfg.EtcdPrefix = "etcd", endpoint, testPrefix
 	st := &RuleStore{Engine: NewEngine(decision.NewStore(decision.Options{}), time.Now), Log: testLogger(), Metrics: NewMetrics(), Hits: NewHits(), Now: time.Now}
 	es, err := NewEtcdStore(cfg, st)
 	if err != nil {

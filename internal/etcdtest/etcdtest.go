@@ -63,16 +63,22 @@ func Start(t testing.TB) *Etcd {
 // Endpoint is the client URL.
 func (e *Etcd) Endpoint() string { return e.clientURL }
 
-// CPU is the processor time etcd has used so far, user and system, read
-// from /proc (Linux); false where it cannot be read. Benchmarks report
-// etcd's share of an operation with it, as etcd runs on the same cores.
+// CPU is the processor time etcd has used so far, user and system; false
+// where it cannot be read. Benchmarks report etcd's share of an operation
+// with it, as etcd runs on the same cores.
 func (e *Etcd) CPU() (time.Duration, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cmd == nil {
 		return 0, false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", e.cmd.Process.Pid))
+	return ProcessCPU(e.cmd.Process.Pid)
+}
+
+// ProcessCPU is the processor time process pid has used so far, user and
+// system, read from /proc (Linux); false where it cannot be read.
+func ProcessCPU(pid int) (time.Duration, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, false
 	}
