@@ -437,7 +437,7 @@ func covers(e, l *route) bool {
 	if e.kind != l.kind {
 		return false
 	}
-	if e.ext != nil && (e.ext.conds != nil || e.ext.vars&varSubdomain != 0 || e.ext.shadow || !e.ext.activeFrom.IsZero() || !e.ext.activeUntil.IsZero()) || e.mayBeOwnTarget() {
+	if e.ext.mayPass() || e.mayBeOwnTarget() {
 		return false
 	}
 	if em := e.methods(); len(em) > 0 {

@@ -518,6 +518,15 @@ func (ix *Index) apply(rt *route, r *request, hdr map[string]string, m *match, r
 	return loc, false, why
 }
 
+// mayPass reports whether a rule can pass over a request its path and
+// methods match, by one of the filters apply runs: a time window (active),
+// shadow mode, conditions or languages, or a :subdomain that must be DNS
+// labels (admit). A filter added to those belongs here too, or the load
+// check would call a later rule shadowed by this one (shadowed).
+func (e *routeExtra) mayPass() bool {
+	return e != nil && (e.conds != nil || e.vars&varSubdomain != 0 || e.shadow || !e.activeFrom.IsZero() || !e.activeUntil.IsZero())
+}
+
 // reexplain replaces the reason of rule id's candidate that a shadow
 // rule's "would have redirected" gave.
 func reexplain(ex *Explanation, id, why string) {
@@ -539,7 +548,7 @@ func reexplain(ex *Explanation, id, why string) {
 //
 // This is the place for further per-rule filters: each is a field of
 // routeExtra set by compile and tested here, before the path's Location
-// is built.
+// is built, and named in mayPass.
 func (ix *Index) admit(rt *route, r *request, hdr map[string]string, m *match) (bool, string) {
 	e := rt.ext
 	if e == nil {
