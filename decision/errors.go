@@ -2,6 +2,7 @@ package decision
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -61,9 +62,34 @@ func (p Problem) String() string {
 }
 
 // RulesError rejects a whole rule set. It lists every error found, so a
-// person can fix a file in one pass.
+// person can fix a file in one pass, and apart from them the warnings
+// found on the way (redirectctl lint shows both, README "lint"). A load
+// stops at the first of its stages that errs (reading, each rule, ids,
+// the graph), so warnings of later stages are not known.
 type RulesError struct {
 	Problems []Problem
+	Warnings []Problem
+}
+
+// withWarnings is err with warns before its own warnings, if err is a
+// *RulesError; warns were found at an earlier stage of the load, and
+// those err has too (an in-place change reports the serving set's) are
+// not repeated.
+func withWarnings(err error, warns []Problem) error {
+	re, ok := err.(*RulesError)
+	if !ok || len(warns) == 0 {
+		return err
+	}
+	all, seen := slices.Clip(warns), make(map[Problem]bool, len(warns))
+	for _, w := range warns {
+		seen[w] = true
+	}
+	for _, w := range re.Warnings {
+		if !seen[w] {
+			all = append(all, w)
+		}
+	}
+	return &RulesError{Problems: re.Problems, Warnings: all}
 }
 
 func (e *RulesError) Error() string {

@@ -397,7 +397,7 @@ func LoadRules(file string, data []byte, opts Options) (*Index, []Problem, error
 // but no file (Build sees rules, not files).
 func locate(err error, file string) error {
 	if re, ok := err.(*RulesError); ok {
-		return &RulesError{Problems: locateProblems(re.Problems, file)}
+		return &RulesError{Problems: locateProblems(re.Problems, file), Warnings: locateProblems(re.Warnings, file)}
 	}
 	return err
 }

@@ -49,14 +49,14 @@ func (s *Store) replaceJSON(file string, data []byte) (*Change, error) {
 func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Change, error) {
 	b, err := finishTables(bb, nil)
 	if err != nil {
-		return nil, locate(err, file)
+		return nil, withWarnings(locate(err, file), warns)
 	}
 	s.mu.Lock()
 	cur := s.cur.Load()
 	if cur != nil {
 		c, ok, err := s.replaceInPlace(cur, len(b.rules), func(i int, r *Rule) { *r = b.rule(uint32(i)) })
 		if err != nil {
-			return nil, locate(err, file) // replaceInPlace released mu
+			return nil, withWarnings(locate(err, file), warns) // replaceInPlace released mu
 		}
 		if ok {
 			c.addWarnings(warns)
@@ -67,7 +67,7 @@ func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Cha
 	c, err := s.serveBase(b, bb.caches)
 	if err != nil {
 		s.mu.Unlock()
-		return nil, locate(err, file)
+		return nil, withWarnings(locate(err, file), warns)
 	}
 	c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
 	c.warns = c.ix.warnings
@@ -132,7 +132,7 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 		lines += before[len(pieces)]
 	}
 	if len(errs) > 0 {
-		return nil, nil, &RulesError{Problems: errs}
+		return nil, nil, &RulesError{Problems: errs, Warnings: warns}
 	}
 	return out, warns, nil
 }
@@ -180,7 +180,7 @@ func (s *Store) decodeInPieces(file string, n, pieces, textBytes int, decode fun
 	})
 	errs, warns := splitProblems(file, slices.Concat(found...), nil, nil)
 	if len(errs) > 0 {
-		return nil, nil, &RulesError{Problems: errs}
+		return nil, nil, &RulesError{Problems: errs, Warnings: warns}
 	}
 	out := newBaseBuilder(newCacheTable(s.opts), 0, 0)
 	out.reserve(parts, 0, 0)

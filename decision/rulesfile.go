@@ -81,7 +81,7 @@ func parseRules(file string, data []byte, maxBytes, maxRules int) (rules []Rule,
 	}
 	if len(problems) > 0 {
 		slices.SortStableFunc(problems, func(a, b Problem) int { return a.Line - b.Line })
-		return nil, nil, &RulesError{Problems: problems}
+		return nil, nil, &RulesError{Problems: problems, Warnings: warns}
 	}
 	return p.rules, warns, nil
 }

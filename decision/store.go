@@ -236,9 +236,6 @@ func (c *Change) delete(id string) bool {
 // new ones.
 func (c *Change) check() error {
 	errs, warns := c.ix.checkChanged(c.changed, c.freed)
-	if len(errs) > 0 {
-		return &RulesError{Problems: errs}
-	}
 	for _, w := range c.ix.warnings {
 		if !c.touched[w.RuleID] {
 			c.warns = append(c.warns, w)
@@ -257,6 +254,11 @@ func (c *Change) check() error {
 		}
 	}
 	c.warns = append(c.warns, fresh...)
+	if len(errs) > 0 {
+		// Refused; the set's warnings are still the ones a person
+		// fixing the file wants beside the errors.
+		return &RulesError{Problems: errs, Warnings: c.warns}
+	}
 	c.ix.warnings = c.warns
 	c.warns = fresh
 	return nil
@@ -337,7 +339,7 @@ func (s *Store) Replace(rules []Rule) (*Change, error) {
 	}
 	errs, warns := checkRules(rules, s.loadWorkers())
 	if len(errs) > 0 {
-		return nil, &RulesError{Problems: errs}
+		return nil, &RulesError{Problems: errs, Warnings: warns}
 	}
 	return s.replace(rules, warns)
 }
@@ -399,7 +401,7 @@ func (s *Store) replace(rules []Rule, warns []Problem) (*Change, error) {
 			if c != nil {
 				c.addWarnings(warns)
 			}
-			return c, err
+			return c, withWarnings(err, warns)
 		}
 	}
 	c, err := s.rebuild(func(add func(*Rule) *Problem) []Problem {
@@ -413,7 +415,7 @@ func (s *Store) replace(rules []Rule, warns []Problem) (*Change, error) {
 	}, len(rules), textBytes(rules))
 	if err != nil {
 		s.mu.Unlock()
-		return nil, err
+		return nil, withWarnings(err, warns)
 	}
 	if len(warns) > 0 {
 		c.ix.warnings = append(warns, c.ix.warnings...)
@@ -537,7 +539,7 @@ func (s *Store) serveBase(b *base, caches *cacheTable) (*Change, error) {
 	ix := newIndex(b, db, s.opts, s.keys)
 	errs, warns := ix.checkGraph(s.loadWorkers())
 	if len(errs) > 0 {
-		return nil, &RulesError{Problems: errs}
+		return nil, &RulesError{Problems: errs, Warnings: warns}
 	}
 	ix.warnings = warns
 	// The new base's cache strings become the overlay's too.

@@ -624,3 +624,54 @@ func TestInPlaceReloadWarnsInEveryFormat(t *testing.T) {
 		c.Abort()
 	}
 }
+
+// TestRejectedSetKeepsItsWarnings: a set refused for an error still tells
+// the warnings found beside it (RulesError.Warnings), from the rule checks
+// and from the graph check that found the error, in every format, on a
+// first load and in place.
+func TestRejectedSetKeepsItsWarnings(t *testing.T) {
+	files := map[string]func(loopTo string) string{
+		"r.yaml": func(loopTo string) string {
+			return "rules:\n  - {id: a-to-b, path: /a, to: /b}\n  - {id: b-to-c, path: /b, to: /c}\n" +
+				"  - {id: loop, path: /loop, to: " + loopTo + "}\n  - {id: forever, path: /old, to: /new, cache_max_age: 800d}\n"
+		},
+		"r.json": func(loopTo string) string {
+			return `{"rules":[{"id":"a-to-b","path":"/a","to":"/b"},` + "\n" + `{"id":"b-to-c","path":"/b","to":"/c"},` + "\n" +
+				`{"id":"loop","path":"/loop","to":"` + loopTo + `"},` + "\n" + `{"id":"forever","path":"/old","to":"/new","cache_max_age":"800d"}]}`
+		},
+		"r.jsonl": func(loopTo string) string {
+			return `{"id":"a-to-b","path":"/a","to":"/b"}` + "\n" + `{"id":"b-to-c","path":"/b","to":"/c"}` + "\n" +
+				`{"id":"loop","path":"/loop","to":"` + loopTo + `"}` + "\n" + `{"id":"forever","path":"/old","to":"/new","cache_max_age":"800d"}` + "\n"
+		},
+	}
+	for name, content := range files {
+		for _, inPlace := range []bool{false, true} {
+			s := NewStore(Options{})
+			if inPlace {
+				c, err := s.ReplaceFile(name, []byte(content("/elsewhere")))
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				c.Commit(Info{Version: 1})
+			}
+			_, err := s.ReplaceFile(name, []byte(content("/loop")))
+			var re *RulesError
+			if !errors.As(err, &re) {
+				t.Fatalf("%s (in place %v): %v, want a *RulesError", name, inPlace, err)
+			}
+			if len(re.Problems) != 1 || re.Problems[0].RuleID != "loop" {
+				t.Errorf("%s (in place %v): errors %v, want the loop's", name, inPlace, re.Problems)
+			}
+			warned := map[string]bool{}
+			for _, w := range re.Warnings {
+				if w.File != name || w.Line == 0 || w.Severity != SeverityWarning {
+					t.Errorf("%s (in place %v): warning %v: want a warning with file %s and line", name, inPlace, w, name)
+				}
+				warned[w.RuleID] = true
+			}
+			if len(re.Warnings) != 2 || !warned["a-to-b"] || !warned["forever"] {
+				t.Errorf("%s (in place %v): warnings %v, want the chain's (a-to-b) and the cache lifetime's (forever), once each", name, inPlace, re.Warnings)
+			}
+		}
+	}
+}

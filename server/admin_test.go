@@ -269,6 +269,21 @@ func TestValidateRulesNeverApplies(t *testing.T) {
 			t.Errorf("%s: problems %v, want one starting %q", tc.name, ps, tc.want)
 		}
 	}
+	// A refused file lists the warnings found beside its errors, after
+	// them (README "lint": every error and warning).
+	resp, err := c.ValidateRules(context.Background(), &redirectv1.ValidateRulesRequest{FileName: "x.yaml",
+		File: []byte("rules:\n  - {id: a, path: /a, to: /b}\n  - {id: b, path: /b, to: /c}\n  - {id: l, path: /l, to: /l}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range resp.GetProblems() {
+		got = append(got, redirectv1.ProblemFromProto(p).String())
+	}
+	if len(got) != 2 || resp.GetValid() || !strings.HasPrefix(got[0], `x.yaml:4: rule "l": to: redirects to itself`) ||
+		!strings.HasPrefix(got[1], `x.yaml:2: warning: rule "a": to: redirect chain`) {
+		t.Errorf("valid %v, problems:\n%s\nwant the self-redirect's error, then the chain's warning", resp.GetValid(), strings.Join(got, "\n"))
+	}
 	if v := st.Engine.Current().Version.Number; v != 1 {
 		t.Errorf("version after ValidateRules = %d, want 1 (never applied)", v)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -113,7 +114,7 @@ func (c *Console) previewApply(w http.ResponseWriter, r *http.Request) {
 	var rerr *decision.RulesError
 	switch {
 	case errors.As(err, &rerr):
-		p.Problems = rerr.Problems
+		p.Problems = slices.Concat(rerr.Problems, rerr.Warnings)
 	case err != nil:
 		p.Error = err.Error()
 	default:

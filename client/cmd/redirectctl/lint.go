@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -95,7 +96,7 @@ func (r *lintReport) addErr(file string, err error) {
 		r.add(decision.Problem{File: file, Message: err.Error()})
 		return
 	}
-	for _, p := range rerr.Problems {
+	for _, p := range slices.Concat(rerr.Problems, rerr.Warnings) {
 		r.add(p)
 	}
 }

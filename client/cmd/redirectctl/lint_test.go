@@ -59,6 +59,18 @@ func TestLint(t *testing.T) {
 			wantNot: []string{": warning:"},
 		},
 		{
+			name: "errors come with the warnings found beside them", args: []string{"testdata/mixed-rules.yaml", "testdata/mixed-rules.jsonl"}, wantCode: 1,
+			wantLines: []string{
+				`testdata/mixed-rules.yaml:4: warning: rule "a-to-b": to: redirect chain`,
+				`testdata/mixed-rules.yaml:10: rule "loop": to: redirects to itself`,
+				`testdata/mixed-rules.yaml:16: warning: rule "forever": cache_max_age: `,
+				"testdata/mixed-rules.yaml: rejected: 4 rules, 1 error, 2 warnings",
+				`testdata/mixed-rules.jsonl:2: rule "not-a-redirect": status: 404`,
+				`testdata/mixed-rules.jsonl:3: warning: rule "forever": cache_max_age: `,
+				"testdata/mixed-rules.jsonl: rejected: 0 rules, 1 error, 1 warning",
+			},
+		},
+		{
 			name: "ended rules and long cache lifetimes warn", args: []string{"--now", "2026-12-10T00:00:00Z", "testdata/lifecycle-rules.yaml"}, wantCode: 0,
 			wantLines: []string{
 				`testdata/lifecycle-rules.yaml:7: warning: rule "summer-sale": active_until: ended at 2026-09-01T00:00:00Z and no longer matches; remove it (redirectctl stats --expired lists such rules)`,
