@@ -103,6 +103,9 @@ type EtcdStore struct {
 	// applied is closed, and replaced, whenever rev moves: writers wait
 	// on it for their change to serve here.
 	applied chan struct{}
+	// writing is held by the put or delete this replica is making
+	// (Update).
+	writing chan struct{}
 }
 
 // NewEtcdStore returns the etcd store of cfg publishing through rules. It
@@ -145,6 +148,7 @@ func NewEtcdStore(cfg Config, rules *RuleStore) (*EtcdStore, error) {
 		prefix:    cfg.EtcdPrefix,
 		endpoints: strings.Join(endpoints, ","),
 		applied:   make(chan struct{}),
+		writing:   make(chan struct{}, 1),
 		pageSize:  etcdPageSize,
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "redirectd_store_connected",
@@ -715,27 +719,70 @@ func (e *EtcdStore) Writable() error { return nil }
 // never reach etcd, then writes it in etcd and answers once this replica
 // serves it. pre is compared with the set in etcd in the write's own
 // transaction.
+//
+// A put or delete lands only on the set it was checked against (change):
+// two writes through two replicas, each valid alone, could otherwise close
+// a redirect cycle together, which every replica would refuse to apply
+// and no replica started afterwards could load. When etcd has moved on,
+// this replica catches up and checks the edit again. Its own writes go one
+// at a time, so they never make each other catch up.
 func (e *EtcdStore) Update(ctx context.Context, pre Precondition, edit Edit) (*Snapshot, []decision.Problem, error) {
 	if e.rules.Engine.Current() == nil {
 		return nil, nil, ErrNotReady
 	}
+	if edit.Whole {
+		// A whole set is checked alone, whatever it replaces.
+		warnings, err := e.checkEdit(edit)
+		if err != nil {
+			return nil, nil, err
+		}
+		rev, err := e.applyWhole(ctx, pre, edit.Puts)
+		if err != nil {
+			return nil, nil, err
+		}
+		snap, err := e.awaitApplied(ctx, rev)
+		return snap, warnings, err
+	}
+	select {
+	case e.writing <- struct{}{}:
+		defer func() { <-e.writing }()
+	case <-ctx.Done():
+		return nil, nil, e.unavailable("write", ctx.Err())
+	}
+	for try := 0; ; try++ {
+		e.mu.Lock()
+		gen, applied := e.gen, e.rev
+		e.mu.Unlock()
+		warnings, err := e.checkEdit(edit)
+		if err != nil {
+			return nil, nil, err
+		}
+		rev, retryAt, err := e.change(ctx, pre, gen, applied, edit.Puts, edit.Deletes)
+		if err != nil {
+			return nil, nil, err
+		}
+		if retryAt == 0 {
+			snap, err := e.awaitApplied(ctx, rev)
+			return snap, warnings, err
+		}
+		if try+1 == etcdWriteTries {
+			return nil, nil, e.unavailable("write", fmt.Errorf("the set moved on under the write %d times", etcdWriteTries))
+		}
+		if _, err := e.awaitApplied(ctx, retryAt); err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// checkEdit checks edit against the set this replica serves and returns
+// the warnings it would draw.
+func (e *EtcdStore) checkEdit(edit Edit) ([]decision.Problem, error) {
 	c, err := edit.prepare(e.rules.Engine.Store(), e.rules.Now())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	warnings := c.Warnings()
-	c.Abort()
-	var rev int64
-	if edit.Whole {
-		rev, err = e.applyWhole(ctx, pre, edit.Puts)
-	} else {
-		rev, err = e.change(ctx, pre, edit.Puts, edit.Deletes)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	snap, err := e.awaitApplied(ctx, rev)
-	return snap, warnings, err
+	defer c.Abort()
+	return c.Warnings(), nil
 }
 
 // awaitApplied waits until this replica has applied revision rev, as
@@ -784,84 +831,79 @@ func newGeneration(rev int64) string {
 	return fmt.Sprintf("%016x-%08x", rev, rand.Uint32())
 }
 
-// change writes puts and deletes in one transaction that also puts the
-// pointer. With a precondition, it holds only if the set is still at the
-// version the precondition was checked against; without, only if the
-// generation is still the one written to, so writers of different rules
-// never make each other retry (a version compare would let one of n
-// concurrent writers through at a time).
+// change writes puts and deletes, checked against the set of generation
+// gen this replica serves having applied revision applied, in one
+// transaction that also puts the pointer. The transaction holds only if
+// the pointer has not moved since applied: every write through redirectd
+// moves it, so then the set in etcd is the one the edit was checked
+// against. With a precondition, the set must also be at the version it
+// names.
 //
-// The first try is made against the set this replica serves, which is
-// nearly always the one in etcd, without reading etcd first: the
-// transaction's compares refuse it if etcd has moved on. The pointer is
-// read, and decides, when that try fails (the set moved on, or a rule to
-// delete is gone), when this replica serves no generation yet, or when
-// the precondition does not name the served set (it may name etcd's
-// newer one).
-func (e *EtcdStore) change(ctx context.Context, pre Precondition, puts []decision.Rule, deletes []string) (int64, error) {
-	e.mu.Lock()
-	gen := e.gen
-	e.mu.Unlock()
-	version := int64(e.servedVersion())
-	served := gen != "" && e.check(pre, gen, version) == nil
-	for try := 0; try < etcdWriteTries; try++ {
-		var rev int64
-		if try > 0 || !served {
-			tried := gen
-			var err error
-			if gen, version, rev, err = e.pointer(ctx); err != nil {
-				return 0, err
-			}
-			if err := e.check(pre, gen, version); err != nil {
-				return 0, err
-			}
-			// The set did not move on, so a rule to delete is gone.
-			if try > 0 && gen == tried && len(deletes) > 0 {
-				return 0, fmt.Errorf("rule %q: %w", deletes[0], ErrRuleNotFound)
-			}
+// When etcd has moved on, nothing is written and retryAt is the revision
+// the pointer is at: the caller waits until this replica serves it and
+// checks the edit again. retryAt is applied itself when the pointer did
+// not move but a rule's compare failed (a seq read from a lagging etcd
+// member).
+func (e *EtcdStore) change(ctx context.Context, pre Precondition, gen string, applied int64, puts []decision.Rule, deletes []string) (rev, retryAt int64, err error) {
+	if err := e.check(pre, gen, int64(e.servedVersion())); err != nil {
+		// The precondition may name etcd's newer set, which this replica
+		// has not applied yet.
+		pgen, pversion, _, perr := e.pointer(ctx)
+		if perr != nil {
+			return 0, 0, perr
 		}
-		var cmps []clientv3.Cmp
-		switch {
-		case gen == "":
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.pointerKey()), "=", 0))
-			gen = newGeneration(rev) // the first write ever
-		case pre.set():
-			// The generation too: this replica's generation and version
-			// are read apart, and a flip may land between the two.
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.pointerKey()), "=", version),
-				clientv3.Compare(clientv3.Value(e.pointerKey()), "=", gen))
-		default:
-			cmps = append(cmps, clientv3.Compare(clientv3.Value(e.pointerKey()), "=", gen))
+		if pversion > applied && e.check(pre, pgen, pversion) == nil {
+			return 0, pversion, nil
 		}
-		ops := []clientv3.Op{clientv3.OpPut(e.pointerKey(), gen)}
-		for _, id := range deletes {
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.ruleKey(gen, id)), ">", 0))
-			ops = append(ops, clientv3.OpDelete(e.ruleKey(gen, id)))
-		}
-		for _, r := range puts {
-			// A rule ApplyRules wrote keeps its place in the file.
-			seq, created, err := e.seqOf(ctx, gen, r.ID)
-			if err != nil {
-				return 0, err
-			}
-			v, err := encodeRule(r, seq)
-			if err != nil {
-				return 0, err
-			}
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.ruleKey(gen, r.ID)), "=", created))
-			ops = append(ops, clientv3.OpPut(e.ruleKey(gen, r.ID), string(v)))
-		}
-		cctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
-		resp, err := e.client.Txn(cctx).If(cmps...).Then(ops...).Commit()
-		cancel()
-		if err != nil {
-			return 0, e.unavailable("write", err)
-		}
-		if resp.Succeeded {
-			return resp.Header.Revision, nil
-		}
+		return 0, 0, err
 	}
-	return 0, e.unavailable("write", fmt.Errorf("lost the race with other writers %d times", etcdWriteTries))
+	var cmps []clientv3.Cmp
+	if gen == "" {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.pointerKey()), "=", 0))
+		gen = newGeneration(applied) // the first write ever
+	} else {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.pointerKey()), "<", applied+1),
+			clientv3.Compare(clientv3.Value(e.pointerKey()), "=", gen))
+	}
+	ops := []clientv3.Op{clientv3.OpPut(e.pointerKey(), gen)}
+	for _, id := range deletes {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.ruleKey(gen, id)), ">", 0))
+		ops = append(ops, clientv3.OpDelete(e.ruleKey(gen, id)))
+	}
+	for _, r := range puts {
+		// A rule ApplyRules wrote keeps its place in the file.
+		seq, created, err := e.seqOf(ctx, gen, r.ID)
+		if err != nil {
+			return 0, 0, err
+		}
+		v, err := encodeRule(r, seq)
+		if err != nil {
+			return 0, 0, err
+		}
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(e.ruleKey(gen, r.ID)), "=", created))
+		ops = append(ops, clientv3.OpPut(e.ruleKey(gen, r.ID), string(v)))
+	}
+	cctx, cancel := context.WithTimeout(ctx, etcdCallTimeout)
+	resp, err := e.client.Txn(cctx).If(cmps...).Then(ops...).Commit()
+	cancel()
+	if err != nil {
+		return 0, 0, e.unavailable("write", err)
+	}
+	if resp.Succeeded {
+		return resp.Header.Revision, 0, nil
+	}
+	pgen, pversion, _, err := e.pointer(ctx)
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case pversion > applied || pgen != gen && pgen != "":
+		return 0, max(pversion, applied), nil
+	case len(deletes) > 0:
+		// The set did not move on, so a rule to delete is gone (deleted
+		// around redirectd).
+		return 0, 0, fmt.Errorf("rule %q: %w", deletes[0], ErrRuleNotFound)
+	}
+	return 0, applied, nil
 }
 
 // seqOf is the seq of the rule id of gen, nil when it has none (or does

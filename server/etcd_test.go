@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/redirectd/redirectd/decision"
 	"github.com/redirectd/redirectd/internal/etcdtest"
@@ -227,11 +228,13 @@ func TestEtcdReplicasServeOneSet(t *testing.T) {
 
 // TestEtcdWriteFromStaleReplica: a replica writes against the set it
 // serves without reading etcd first. While its watch is stopped another
-// replica moves the set on; the stale replica's writes then do what a
-// write that read etcd first does: a precondition is checked against
-// etcd's set (one naming that set lands, one naming the served set is
-// refused), a rule deleted meanwhile is not found, and a write after a
-// flip lands in the new generation, keeping its rule's place.
+// replica moves the set on; the stale replica's writes then write nothing
+// and name the revision to catch up to (a precondition naming the set it
+// serves, etcd's newer set, a delete, a write after a flip alike). Caught
+// up, it checks them again: the precondition naming its old set is
+// refused, the one naming etcd's lands, a rule deleted meanwhile is not
+// found, and a write after a flip lands in the new generation, keeping its
+// rule's place.
 func TestEtcdWriteFromStaleReplica(t *testing.T) {
 	ec := etcdtest.Start(t)
 	a, b := startEtcdReplica(t, ec), startEtcdReplica(t, ec)
@@ -240,9 +243,9 @@ func TestEtcdWriteFromStaleReplica(t *testing.T) {
 	rule := func(id, to string) decision.Rule { return decision.Rule{ID: id, Path: "/" + id, To: to} }
 
 	// The first write ever, from a replica serving no generation, makes one.
-	first, err := b.store.change(ctx, Precondition{}, []decision.Rule{rule("first", "/1")}, nil)
-	if err != nil {
-		t.Fatal(err)
+	first, retryAt, err := b.change(ctx, Precondition{}, []decision.Rule{rule("first", "/1")}, nil)
+	if err != nil || retryAt != 0 {
+		t.Fatalf("first write: %v, retry at %d", err, retryAt)
 	}
 	a.waitVersion(t, uint64(first))
 	applied, err := a.admin.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: []*redirectv1.Rule{
@@ -259,35 +262,55 @@ func TestEtcdWriteFromStaleReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := a.store.rules.Engine.Current().Version
-	for _, pre := range []Precondition{{Version: stale.Number}, {Hash: stale.Hash}} {
-		_, err := b.store.change(ctx, pre, []decision.Rule{rule("zz", "/refused")}, nil)
-		if !errors.Is(err, ErrVersionMismatch) || !strings.Contains(err.Error(), "the etcd set's") {
-			t.Errorf("write expecting %+v, the set the stale replica serves: %v, want a mismatch with the etcd set's", pre, err)
+	for name, w := range map[string]struct {
+		pre     Precondition
+		deletes []string
+	}{
+		"expecting the served version": {pre: Precondition{Version: stale.Number}},
+		"expecting the served hash":    {pre: Precondition{Hash: stale.Hash}},
+		"expecting etcd's version":     {pre: Precondition{Version: now.Number}},
+		"deleting the deleted rule":    {deletes: []string{"aa"}},
+	} {
+		var puts []decision.Rule
+		if w.deletes == nil {
+			puts = []decision.Rule{rule("zz", "/stale")}
+		}
+		if rev, retryAt, err := b.change(ctx, w.pre, puts, w.deletes); err != nil || rev != 0 || retryAt != int64(now.Number) {
+			t.Errorf("stale write %s: revision %d, retry at %d, %v; want nothing written and a retry at %d", name, rev, retryAt, err, now.Number)
 		}
 	}
-	if _, err := b.store.change(ctx, Precondition{}, nil, []string{"aa"}); !errors.Is(err, ErrRuleNotFound) {
+	b.follow(t)
+	b.waitVersion(t, now.Number)
+	for _, pre := range []Precondition{{Version: stale.Number}, {Hash: stale.Hash}} {
+		_, _, err := b.store.Update(ctx, pre, Edit{Puts: []decision.Rule{rule("zz", "/refused")}})
+		if !errors.Is(err, ErrVersionMismatch) || !strings.Contains(err.Error(), "the etcd set's") {
+			t.Errorf("write expecting %+v, the set the replica served before: %v, want a mismatch with the etcd set's", pre, err)
+		}
+	}
+	if _, _, err := b.store.Update(ctx, Precondition{}, Edit{Deletes: []string{"aa"}}); !errors.Is(err, ErrRuleNotFound) {
 		t.Errorf("delete of a rule deleted meanwhile: %v, want ErrRuleNotFound", err)
 	}
-	rev, err := b.store.change(ctx, Precondition{Version: now.Number}, []decision.Rule{rule("zz", "/by-version")}, nil)
-	if err != nil {
-		t.Fatalf("write expecting etcd's version, which the stale replica does not serve: %v", err)
-	}
-	a.waitVersion(t, uint64(rev))
-	if _, err := b.store.change(ctx, Precondition{Hash: a.store.rules.Engine.Current().Version.Hash}, []decision.Rule{rule("zz", "/by-hash")}, nil); err != nil {
-		t.Fatalf("write expecting etcd's hash, which the stale replica does not serve: %v", err)
+	if _, _, err := b.store.Update(ctx, Precondition{Version: now.Number}, Edit{Puts: []decision.Rule{rule("zz", "/by-version")}}); err != nil {
+		t.Fatalf("write expecting etcd's version: %v", err)
 	}
 
-	// A flips to a new generation; the stale replica's write lands in it.
-	if _, err := a.admin.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: []*redirectv1.Rule{testRule("zz", "/x/:p"), testRule("mm", "/m/:p")}}); err != nil {
-		t.Fatal(err)
-	}
-	last, err := b.store.change(ctx, Precondition{}, []decision.Rule{rule("zz", "/after-flip")}, nil)
+	// A flips to a new generation; the stale replica's write waits for it
+	// and lands in it.
+	b.stop()
+	flipped, err := a.admin.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: []*redirectv1.Rule{testRule("zz", "/x/:p"), testRule("mm", "/m/:p")}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, retryAt, err := b.change(ctx, Precondition{}, []decision.Rule{rule("zz", "/after-flip")}, nil); err != nil || retryAt != int64(flipped.GetVersion().GetNumber()) {
+		t.Errorf("write after a flip it has not seen: retry at %d, %v; want a retry at the flip, %d", retryAt, err, flipped.GetVersion().GetNumber())
+	}
 	b.follow(t)
+	snap, _, err := b.store.Update(ctx, Precondition{}, Edit{Puts: []decision.Rule{rule("zz", "/after-flip")}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, r := range map[string]*etcdReplica{"A": a, "B": b} {
-		r.waitVersion(t, uint64(last))
+		r.waitVersion(t, snap.Version.Number)
 		if got := r.fileOrder(); !slices.Equal(got, []string{"zz", "mm"}) {
 			t.Errorf("%s serves %v in file order, want [zz mm]", name, got)
 		}
@@ -295,6 +318,14 @@ func TestEtcdWriteFromStaleReplica(t *testing.T) {
 			t.Errorf("%s serves zz to %q, want /after-flip", name, zz.To)
 		}
 	}
+}
+
+// change is the replica's store's change, against the set it serves.
+func (r *etcdReplica) change(ctx context.Context, pre Precondition, puts []decision.Rule, deletes []string) (rev, retryAt int64, err error) {
+	r.store.mu.Lock()
+	gen, applied := r.store.gen, r.store.rev
+	r.store.mu.Unlock()
+	return r.store.change(ctx, pre, gen, applied, puts, deletes)
 }
 
 // TestEtcdAwayAndBack: etcd stopped, the replicas keep serving and say
@@ -398,5 +429,51 @@ func TestEtcdFirstLoadWaitsForEtcd(t *testing.T) {
 	}
 	if !st.Engine.Ready() {
 		t.Fatal("not ready after the first load")
+	}
+}
+
+// TestEtcdWritesCheckedAgainstTheSetTheyLandOn: two writes, each valid
+// alone, that close a redirect cycle together, made through two replicas
+// at once (one has not seen the other's). The set in etcd must never hold
+// both: every replica would refuse the second, and a replica started
+// afterwards could not load the set at all.
+func TestEtcdWritesCheckedAgainstTheSetTheyLandOn(t *testing.T) {
+	ec := etcdtest.Start(t)
+	a, b := startEtcdReplica(t, ec), startEtcdReplica(t, ec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	applied, err := a.admin.ApplyRules(ctx, &redirectv1.ApplyRulesRequest{Rules: []*redirectv1.Rule{{Id: "base", Path: "/base", To: "/elsewhere"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitVersion(t, applied.GetVersion().GetNumber())
+	b.stop() // b does not see a's next write
+	if _, err := a.admin.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: &redirectv1.Rule{Id: "x", Path: "/x", To: "/y"}}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	_, err = b.admin.PutRule(short, &redirectv1.PutRuleRequest{Rule: &redirectv1.Rule{Id: "y", Path: "/y", To: "/x"}})
+	cancelShort()
+	t.Logf("the write closing the cycle, through the replica that had not seen the other: %v", err)
+	if err == nil {
+		t.Error("a write that closes a redirect cycle was acknowledged")
+	}
+	b.follow(t)
+	// Caught up, the replica checks the write against the set it would
+	// land on, and refuses it.
+	_, err = b.admin.PutRule(ctx, &redirectv1.PutRuleRequest{Rule: &redirectv1.Rule{Id: "y", Path: "/y", To: "/x"}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "redirect cycle") {
+		t.Errorf("the same write once the replica has caught up: %v, want INVALID_ARGUMENT naming the cycle", err)
+	}
+
+	fresh := newEtcdStore(t, ec)
+	load, cancelLoad := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelLoad()
+	if err := fresh.reload(load); err != nil {
+		t.Fatalf("a replica started afterwards cannot load the set in etcd: %v", err)
+	}
+	ix := fresh.rules.Engine.Store().Index()
+	if _, ok := ix.Rule("x"); !ok || ix.Has("y") {
+		t.Errorf("etcd's set holds x %v and y %v; want x, the first write, alone", ix.Has("x"), ix.Has("y"))
 	}
 }
