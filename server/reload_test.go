@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/redirectd/redirectd/decision"
 	"os"
@@ -487,5 +488,67 @@ func TestFirstLoadStreamsJSONL(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "is empty") {
 			t.Errorf("blank %s: %v, want an error saying it is empty", name, err)
 		}
+	}
+}
+
+// TestAdminWriteKeepsHandEdits: a put or delete writes the whole rules
+// file, so it must not overwrite an edit made to the file by hand that is
+// not serving: one not reloaded yet is ABORTED (read again and retry), one
+// the reload refused fails until the file is fixed. ApplyRules, which
+// replaces the whole set, still does.
+func TestAdminWriteKeepsHandEdits(t *testing.T) {
+	path := writeRules(t, t.TempDir(), "rules.yaml", versionRules("v1"))
+	st := newTestStore(t, path, time.Now)
+	if err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(id string) error {
+		_, _, err := st.Update(ctx, Precondition{}, Edit{Puts: []decision.Rule{{ID: id, Path: "/" + id, To: "/to-" + id}}})
+		return err
+	}
+	if err := put("first"); err != nil {
+		t.Fatalf("a put on the file as loaded: %v", err)
+	}
+	edit := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(want string) {
+		t.Helper()
+		if got, _ := os.ReadFile(path); string(got) != want {
+			t.Errorf("the rules file holds:\n%s\nwant the hand edit:\n%s", got, want)
+		}
+	}
+
+	byHand := versionRules("by-hand")
+	edit(byHand)
+	if err := put("second"); !errors.Is(err, ErrVersionMismatch) || !strings.Contains(err.Error(), "not loaded yet") {
+		t.Errorf("a put before the hand edit is reloaded: %v, want a version mismatch saying the change is not loaded yet", err)
+	}
+	holds(byHand)
+	if _, err := st.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("second"); err != nil {
+		t.Fatalf("a put once the hand edit serves: %v", err)
+	}
+	if ix := st.Engine.Current().Index; !ix.Has("second") || ix.Len() != 2 {
+		t.Errorf("serving %d rules after the put, want the hand edit's moved and second", ix.Len())
+	}
+
+	refused := "rules:\n  - id: moved\n    path: /old\n    to: /new\n    status: 404\n"
+	edit(refused)
+	if _, err := st.Reload(); err == nil {
+		t.Fatal("a status 404 was loaded")
+	}
+	if err := put("third"); !errors.Is(err, ErrNotPersistable) || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("a put over a refused hand edit: %v, want a refusal naming the refused edit", err)
+	}
+	holds(refused)
+	if _, _, err := st.Update(ctx, Precondition{}, Edit{Puts: []decision.Rule{{ID: "all", Path: "/all", To: "/new"}}, Whole: true}); err != nil {
+		t.Errorf("ApplyRules over a refused hand edit: %v, want it to replace the set and the file", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,11 @@ func (s *RuleStore) Update(_ context.Context, pre Precondition, e Edit) (*Snapsh
 	if err != nil {
 		return nil, nil, err
 	}
+	if !e.Whole {
+		if err := s.fileServes(cur); err != nil {
+			return nil, nil, err
+		}
+	}
 	start := s.Now()
 	c, err := e.prepare(s.Engine.Store(), start)
 	if err != nil {
@@ -71,6 +77,33 @@ func (s *RuleStore) Update(_ context.Context, pre Precondition, e Edit) (*Snapsh
 	// the content it has seen and does not apply it twice.
 	s.seenSum, s.seenFile = sum, nil
 	return snapshotOf(s.apply(c, sum, s.Path, start)), c.Warnings(), nil
+}
+
+// fileServes checks that the rules file still holds the serving set cur,
+// so that a put or delete, which writes the whole file, does not overwrite
+// an edit made to it by hand that is not serving: one the watcher has not
+// reloaded yet (ABORTED: read again and retry) or one it refused
+// (FAILED_PRECONDITION until the file is fixed). ApplyRules replaces the
+// whole set and file, as asked. A file that stat shows unchanged since it
+// was read is not hashed again (seenFile); a missing one holds nothing to
+// lose. The caller holds s.mu.
+func (s *RuleStore) fileServes(cur *Snapshot) error {
+	if info, err := os.Stat(s.Path); err == nil && unchangedFile(s.seenFile, info) && hex.EncodeToString(s.seenSum[:]) == cur.Version.Hash {
+		return nil
+	}
+	sum, err := fileSum(s.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: read %s to check that it holds the serving set: %v", ErrNotPersistable, s.Path, err)
+	case hex.EncodeToString(sum[:]) == cur.Version.Hash:
+		return nil
+	case sum == s.seenSum:
+		return fmt.Errorf("%w: the rules file %s holds an edit that was refused and is not serving (the log and redirectctl status say why); "+
+			"a put or delete would overwrite it: fix the file, or replace the whole set with ApplyRules", ErrNotPersistable, s.Path)
+	}
+	return fmt.Errorf("%w: the rules file %s changed on disk and the change is not loaded yet; a write now would overwrite it", ErrVersionMismatch, s.Path)
 }
 
 // Writable is nil when admin writes can be persisted to the rules file.
