@@ -54,7 +54,10 @@ type RuleStore struct {
 	// granularity without its mtime moving, so its content is always
 	// compared (git's "racy" rule).
 	seenFile os.FileInfo
-	folding  atomic.Bool
+	// wroteFile is what stat said of the rules file just after an admin
+	// write replaced it (fileServes); nil once anything else read it.
+	wroteFile os.FileInfo
+	folding   atomic.Bool
 }
 
 // stableAge is how long a rules file must have been left alone for its
@@ -121,7 +124,7 @@ func (s *RuleStore) applyData(source string, data []byte, start time.Time) (appl
 	if s.Engine.Ready() && sum == s.seenSum {
 		return false, nil
 	}
-	s.seenSum = sum
+	s.seenSum, s.wroteFile = sum, nil
 	if len(bytes.TrimSpace(data)) == 0 {
 		err := emptyFile(source)
 		s.reject(source, err)
@@ -194,7 +197,7 @@ func (s *RuleStore) applyFile(start time.Time) (bool, error) {
 		c.Abort() // changed back while it was read
 		return false, nil
 	}
-	s.seenSum = sum
+	s.seenSum, s.wroteFile = sum, nil
 	if err != nil {
 		s.reject(s.Path, err)
 		return false, err

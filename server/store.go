@@ -75,7 +75,10 @@ func (s *RuleStore) Update(_ context.Context, pre Precondition, e Edit) (*Snapsh
 	}
 	// The file now holds this set: the watcher's echo of this write finds
 	// the content it has seen and does not apply it twice.
-	s.seenSum, s.seenFile = sum, nil
+	s.seenSum, s.seenFile, s.wroteFile = sum, nil, nil
+	if info, err := os.Stat(s.Path); err == nil {
+		s.wroteFile = info
+	}
 	return snapshotOf(s.apply(c, sum, s.Path, start)), c.Warnings(), nil
 }
 
@@ -84,11 +87,17 @@ func (s *RuleStore) Update(_ context.Context, pre Precondition, e Edit) (*Snapsh
 // an edit made to it by hand that is not serving: one the watcher has not
 // reloaded yet (ABORTED: read again and retry) or one it refused
 // (FAILED_PRECONDITION until the file is fixed). ApplyRules replaces the
-// whole set and file, as asked. A file that stat shows unchanged since it
-// was read is not hashed again (seenFile); a missing one holds nothing to
-// lose. The caller holds s.mu.
+// whole set and file, as asked. A missing file holds nothing to lose.
+//
+// A file that stat shows unchanged since it was read (seenFile) or since
+// this store wrote it (wroteFile) is not hashed again: at a million rules
+// that is 100 MB read and hashed per write. After its own write this
+// trusts stat even within stableAge: a hand edit that kept the file, its
+// size and its mtime, written in place within the clock tick of the
+// write, would go unseen; any other edit is found.
 func (s *RuleStore) fileServes(cur *Snapshot) error {
-	if info, err := os.Stat(s.Path); err == nil && unchangedFile(s.seenFile, info) && hex.EncodeToString(s.seenSum[:]) == cur.Version.Hash {
+	if info, err := os.Stat(s.Path); err == nil && (unchangedFile(s.seenFile, info) || unchangedFile(s.wroteFile, info)) &&
+		hex.EncodeToString(s.seenSum[:]) == cur.Version.Hash {
 		return nil
 	}
 	sum, err := fileSum(s.Path)
