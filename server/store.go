@@ -109,7 +109,7 @@ func (s *RuleStore) fileServes(cur *Snapshot) error {
 	case hex.EncodeToString(sum[:]) == cur.Version.Hash:
 		return nil
 	case sum == s.seenSum:
-		return fmt.Errorf("%w: the rules file %s holds an edit that was refused and is not serving (the log and redirectctl status say why); "+
+		return fmt.Errorf("%w: the rules file %s holds an edit that was refused and is not serving (the log and the console's status page say why); "+
 			"a put or delete would overwrite it: fix the file, or replace the whole set with ApplyRules", ErrNotPersistable, s.Path)
 	}
 	return fmt.Errorf("%w: the rules file %s changed on disk and the change is not loaded yet; a write now would overwrite it", ErrVersionMismatch, s.Path)
