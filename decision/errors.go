@@ -92,6 +92,9 @@ func withWarnings(err error, warns []Problem) error {
 	return &RulesError{Problems: re.Problems, Warnings: all}
 }
 
+// All is every problem of the refused set: the errors, then the warnings.
+func (e *RulesError) All() []Problem { return slices.Concat(e.Problems, e.Warnings) }
+
 func (e *RulesError) Error() string {
 	const most = 10
 	var b strings.Builder

@@ -47,16 +47,17 @@ func (s *Store) replaceJSON(file string, data []byte) (*Change, error) {
 // a million Rules too. On success the Change holds mu until Commit or
 // Abort.
 func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Change, error) {
+	refused := func(err error) error { return withWarnings(locate(err, file), warns) }
 	b, err := finishTables(bb, nil)
 	if err != nil {
-		return nil, withWarnings(locate(err, file), warns)
+		return nil, refused(err)
 	}
 	s.mu.Lock()
 	cur := s.cur.Load()
 	if cur != nil {
 		c, ok, err := s.replaceInPlace(cur, len(b.rules), func(i int, r *Rule) { *r = b.rule(uint32(i)) })
 		if err != nil {
-			return nil, withWarnings(locate(err, file), warns) // replaceInPlace released mu
+			return nil, refused(err) // replaceInPlace released mu
 		}
 		if ok {
 			c.addWarnings(warns)
@@ -67,7 +68,7 @@ func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Cha
 	c, err := s.serveBase(b, bb.caches)
 	if err != nil {
 		s.mu.Unlock()
-		return nil, withWarnings(locate(err, file), warns)
+		return nil, refused(err)
 	}
 	c.ix.warnings = append(warns, locateProblems(c.ix.warnings, file)...)
 	c.warns = c.ix.warnings

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -193,7 +192,7 @@ func (s *RuleService) ValidateRules(_ context.Context, req *redirectv1.ValidateR
 	if !errors.As(err, &rerr) {
 		return nil, s.status(err)
 	}
-	return &redirectv1.ValidateRulesResponse{Valid: false, Problems: redirectv1.ProblemsToProto(slices.Concat(rerr.Problems, rerr.Warnings))}, nil
+	return &redirectv1.ValidateRulesResponse{Valid: false, Problems: redirectv1.ProblemsToProto(rerr.All())}, nil
 }
 
 // GetRuleStats returns hit counts and last hit times in id order.

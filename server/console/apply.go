@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -114,7 +113,7 @@ func (c *Console) previewApply(w http.ResponseWriter, r *http.Request) {
 	var rerr *decision.RulesError
 	switch {
 	case errors.As(err, &rerr):
-		p.Problems = slices.Concat(rerr.Problems, rerr.Warnings)
+		p.Problems = rerr.All()
 	case err != nil:
 		p.Error = err.Error()
 	default:

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"time"
 
@@ -96,7 +95,7 @@ func (r *lintReport) addErr(file string, err error) {
 		r.add(decision.Problem{File: file, Message: err.Error()})
 		return
 	}
-	for _, p := range slices.Concat(rerr.Problems, rerr.Warnings) {
+	for _, p := range rerr.All() {
 		r.add(p)
 	}
 }
