@@ -493,14 +493,6 @@ func (rt *route) problem(sev Severity, field, msg string) Problem {
 	return Problem{Severity: sev, Line: int(rt.line), RuleID: rt.id, Field: field, Message: msg}
 }
 
-func chainText(b *base, positions []uint32) string {
-	ids := make([]string, len(positions))
-	for i, p := range positions {
-		ids[i] = strconv.Quote(b.str(&b.rules[p], sID))
-	}
-	return strings.Join(ids, " → ")
-}
-
 func hopText(hops []route) string {
 	ids := make([]string, len(hops))
 	for i := range hops {

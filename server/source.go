@@ -59,9 +59,6 @@ func (pre Precondition) check(v Version, of string) error {
 	return nil
 }
 
-// set reports whether pre names a set at all.
-func (pre Precondition) set() bool { return pre.Version != 0 || pre.Hash != "" }
-
 // Edit is one admin change of the rule set: Puts (rules created or
 // replaced) and Deletes (ids), or, when Whole, Puts is the whole new set.
 type Edit struct {

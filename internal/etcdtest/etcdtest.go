@@ -98,9 +98,6 @@ func ProcessCPU(pid int) (time.Duration, bool) {
 	return time.Duration(user+sys) * 10 * time.Millisecond, true
 }
 
-// Logs is what etcd wrote so far.
-func (e *Etcd) Logs() string { return e.logs.String() }
-
 func (e *Etcd) start() {
 	e.t.Helper()
 	e.mu.Lock()
