@@ -48,7 +48,7 @@ func (s *Store) replaceJSON(file string, data []byte) (*Change, error) {
 // Abort.
 func (s *Store) replaceBase(file string, bb *baseBuilder, warns []Problem) (*Change, error) {
 	refused := func(err error) error { return withWarnings(locate(err, file), warns) }
-	b, err := finishTables(bb, nil)
+	b, err := finishTables(bb, nil, s.loadWorkers())
 	if err != nil {
 		return nil, refused(err)
 	}

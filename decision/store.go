@@ -133,7 +133,7 @@ func (s *Store) begin() *Change {
 	cur := s.cur.Load()
 	if cur == nil {
 		// Nothing loaded yet: start from an empty base.
-		b, _ := newBaseBuilder(s.caches, 0, 0).finish()
+		b, _ := newBaseBuilder(s.caches, 0, 0).finish(1)
 		s.db = mustDB()
 		cur = newIndex(b, s.db, s.opts, s.keys)
 		s.nextOrder = 0
@@ -508,17 +508,18 @@ func (s *Store) rebuild(fill func(add func(*Rule) *Problem) []Problem, n, textBy
 // whole graph, and prepares serving it. ps are the problems found while
 // filling bb.
 func (s *Store) finishBase(bb *baseBuilder, ps []Problem) (*Change, error) {
-	b, err := finishTables(bb, ps)
+	b, err := finishTables(bb, ps, s.loadWorkers())
 	if err != nil {
 		return nil, err
 	}
 	return s.serveBase(b, bb.caches)
 }
 
-// finishTables builds the lookup tables of bb's base and checks its ids;
-// ps are the problems found while filling bb.
-func finishTables(bb *baseBuilder, ps []Problem) (*base, error) {
-	b, dups := bb.finish()
+// finishTables builds the lookup tables of bb's base, with up to workers
+// goroutines, and checks its ids; ps are the problems found while filling
+// bb.
+func finishTables(bb *baseBuilder, ps []Problem, workers int) (*base, error) {
+	b, dups := bb.finish(workers)
 	for _, pos := range dups {
 		id := b.str(&b.rules[pos], sID)
 		first, _ := b.position(id)
