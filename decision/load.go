@@ -90,14 +90,23 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 	if size > 0 && size < bufSize {
 		bufSize = size + 1 // the whole file, and room to see its end
 	}
-	chunks := lineChunks{r: r, buf: make([]byte, bufSize), file: file}
+	chunks := &lineChunks{r: r, bufs: [2][]byte{make([]byte, bufSize), make([]byte, bufSize)}, file: file}
+	next, stop := chunks.next, func() {}
+	if workers > 1 {
+		// With the cores to itself (a first load), the file is read and
+		// hashed while the last chunk is decoded; beside traffic the
+		// one worker reads too.
+		next, stop = chunks.readAhead()
+	}
+	defer stop()
 	var errs, warns []Problem
 	lines := 0
 	// A builder per core, used for every chunk: join copies out what
 	// they hold.
 	parts := make([]*baseBuilder, workers)
 	for {
-		chunk, err := chunks.next()
+		got := next()
+		chunk, err := got.data, got.err
 		if err == io.EOF {
 			break
 		}
@@ -128,7 +137,7 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 			}
 		})
 		errs, warns = splitProblems(file, slices.Concat(found...), errs, warns)
-		out.reserve(parts[:len(pieces)], chunks.read-int64(chunks.end-chunks.rest), size)
+		out.reserve(parts[:len(pieces)], got.through, size)
 		out.join(parts[:len(pieces)])
 		lines += before[len(pieces)]
 	}
@@ -230,47 +239,90 @@ func (s *Store) loadWorkers() int {
 }
 
 // lineChunks cuts a stream into chunks that end at a line end (the last
-// may not), each at most the buffer's size unless one line is longer.
-// A chunk is valid until the next call.
+// may not), each at most the buffer's size unless one line is longer. It
+// fills two buffers in turn, so a chunk stays valid until the call after
+// the next: the next chunk can be read while the last is decoded
+// (readAhead).
 type lineChunks struct {
 	r         io.Reader
-	buf       []byte
+	bufs      [2][]byte
+	cur       int // bufs[cur] holds the last chunk
 	file      string
-	rest, end int   // buf[rest:end] is the start of a line the last chunk cut
+	rest, end int   // bufs[cur][rest:end] is the start of a line the last chunk cut
 	read      int64 // bytes read so far, for MaxRulesFileBytes
 	eof       bool
 }
 
-func (c *lineChunks) next() ([]byte, error) {
-	keep := copy(c.buf, c.buf[c.rest:c.end])
+// chunk is what lineChunks.next returns: data, which ends through bytes
+// into the stream, or err (io.EOF after the last).
+type chunk struct {
+	data    []byte
+	through int64
+	err     error
+}
+
+func (c *lineChunks) next() chunk {
+	prev := c.bufs[c.cur]
+	c.cur ^= 1
+	if len(c.bufs[c.cur]) < len(prev) {
+		c.bufs[c.cur] = make([]byte, len(prev)) // prev grew for a long line
+	}
+	buf := c.bufs[c.cur]
+	keep := copy(buf, prev[c.rest:c.end])
 	c.rest, c.end = 0, keep
 	for !c.eof {
-		if c.end == len(c.buf) {
+		if c.end == len(buf) {
 			// One line fills the buffer: make room for the rest of it.
-			c.buf = slices.Grow(c.buf, len(c.buf))[:2*len(c.buf)]
+			buf = slices.Grow(buf, len(buf))[:2*len(buf)]
+			c.bufs[c.cur] = buf
 		}
-		n, err := io.ReadFull(c.r, c.buf[c.end:])
+		n, err := io.ReadFull(c.r, buf[c.end:])
 		c.end += n
 		c.read += int64(n)
 		switch {
 		case c.read > MaxRulesFileBytes:
-			return nil, &RulesError{Problems: []Problem{tooBig(c.file, c.read, MaxRulesFileBytes)}}
+			return chunk{err: &RulesError{Problems: []Problem{tooBig(c.file, c.read, MaxRulesFileBytes)}}}
 		case err == io.EOF || err == io.ErrUnexpectedEOF:
 			c.eof = true
 		case err != nil:
-			return nil, fmt.Errorf("read %s: %w", c.file, err)
+			return chunk{err: fmt.Errorf("read %s: %w", c.file, err)}
 		}
-		if nl := bytes.LastIndexByte(c.buf[keep:c.end], '\n'); nl >= 0 && !c.eof {
+		if nl := bytes.LastIndexByte(buf[keep:c.end], '\n'); nl >= 0 && !c.eof {
 			c.rest = keep + nl + 1
-			return c.buf[:c.rest], nil
+			return chunk{data: buf[:c.rest], through: c.read - int64(c.end-c.rest)}
 		}
 		keep = c.end
 	}
 	if c.end == 0 {
-		return nil, io.EOF
+		return chunk{err: io.EOF}
 	}
 	c.rest = c.end
-	return c.buf[:c.end], nil
+	return chunk{data: buf[:c.end], through: c.read}
+}
+
+// readAhead calls next on a goroutine of its own, a chunk ahead of the
+// caller: the stream is read (and hashed, by whatever tee the caller's
+// reader is) while the last chunk is decoded. Its chunk is handed over
+// only when the caller asks for it, so the caller is done with the one
+// before, whose buffer the goroutine then fills. stop ends the goroutine
+// and waits for it: after stop, nothing reads the stream.
+func (c *lineChunks) readAhead() (next func() chunk, stop func()) {
+	out, quit, done := make(chan chunk), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			ch := c.next()
+			select {
+			case out <- ch:
+			case <-quit:
+				return
+			}
+			if ch.err != nil {
+				return
+			}
+		}
+	}()
+	return func() chunk { return <-out }, func() { close(quit); <-done }
 }
 
 // reserve makes room in bb, before parts are joined to it, for what the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/google/go-cmp/cmp"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -463,6 +464,25 @@ func TestReplaceFileJSONL(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want one containing %q", err, want)
 		}
+	}
+}
+
+// TestJSONLRefusedEarlyStopsReading: a JSON Lines stream refused before
+// its end (more lines than MaxRules) is handed back to the caller, who
+// reads the rest of it for the file's hash, as the daemon does: by then
+// the chunk being read ahead of the decoding (readAhead) has stopped
+// reading it (under -race, a read beside the caller's would be reported).
+func TestJSONLRefusedEarlyStopsReading(t *testing.T) {
+	blank := strings.NewReader(strings.Repeat("\n", 3*MaxRules))
+	_, err := NewStore(Options{}).ReplaceFrom("r.jsonl", blank, blank.Size())
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("accepted: at most %d", MaxRules)) {
+		t.Fatalf("error %v, want one refusing more than %d rules", err, MaxRules)
+	}
+	if blank.Len() == 0 {
+		t.Fatal("the whole stream was read before the refusal")
+	}
+	if n, err := io.Copy(io.Discard, blank); err != nil || n == 0 {
+		t.Fatalf("the rest of the stream: %d bytes, %v", n, err)
 	}
 }
 
