@@ -50,8 +50,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	r := start(t, cfg)
 	base := "http://" + r.ConsoleAddr()
 
+	// Chromium leaves a directory with its singleton socket in TMPDIR on
+	// every run: it gets one of its own, removed once it has exited.
+	tmp, err := os.MkdirTemp("", "redirectd-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1000, 900))...)
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.WindowSize(1000, 900), chromedp.Env("TMPDIR="+tmp))...)
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()
