@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/redirectd/redirectd/decision"
 	"github.com/redirectd/redirectd/decision/rulegen"
 	"github.com/redirectd/redirectd/internal/etcdtest"
@@ -136,30 +139,19 @@ func newEtcdStore(t testing.TB, ec *etcdtest.Etcd) *EtcdStore {
 // their own; with -cpu 2 the deciders take both cores, and etcd's and the
 // writer's work comes out of their share.
 func BenchmarkDecideDuringEtcdWrites(b *testing.B) {
-	const rounds, phase = 5, 2 * time.Second
-	rules := duringWritesRules()
-	reqs := rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
-	ec := etcdtest.Start(b)
-	deciding := startEtcdReplica(b, ec)
+	ec, deciding, _, reqs := startDecidingReplica(b)
 	ctx := context.Background()
-	snap, _, err := deciding.store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := deciding.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
-		b.Fatal(err)
-	}
 	writer := startEtcdWriter(b, ec.Endpoint())
 	engine := deciding.store.rules.Engine
-	var steady, during, ratios []float64
-	writes, etcdCPU, writerCPU, cpuOK := 0, time.Duration(0), time.Duration(0), true
+	var rates phaseRates
+	etcdCPU, writerCPU, cpuOK := time.Duration(0), time.Duration(0), true
 	b.ResetTimer()
-	for round := range rounds {
-		s := decisionsPerSecond(b, engine, reqs, phase)
+	for round := range writeRounds {
+		s := decisionsPerSecond(b, engine, reqs, writePhase)
 		etcdBefore, ok1 := ec.CPU()
 		writerBefore, ok2 := etcdtest.ProcessCPU(writer.cmd.Process.Pid)
 		writer.command(b, fmt.Sprintf("write %d", round))
-		w := decisionsPerSecond(b, engine, reqs, phase)
+		w := decisionsPerSecond(b, engine, reqs, writePhase)
 		var acked int
 		var version int64
 		writer.command(b, "stop")
@@ -174,18 +166,158 @@ func BenchmarkDecideDuringEtcdWrites(b *testing.B) {
 		writerAfter, ok4 := etcdtest.ProcessCPU(writer.cmd.Process.Pid)
 		etcdCPU, writerCPU = etcdCPU+etcdAfter-etcdBefore, writerCPU+writerAfter-writerBefore
 		cpuOK = cpuOK && ok1 && ok2 && ok3 && ok4
-		writes += acked
-		b.Logf("round %d: %.0f decisions/s steady, %.0f with %d writes acknowledged: %.2f", round+1, s, w, acked, w/s)
-		steady, during, ratios = append(steady, s), append(during, w), append(ratios, w/s)
+		rates.add(b, s, w, acked, "acknowledged")
 	}
 	b.StopTimer()
-	b.ReportMetric(median(steady), "steady_decisions/s")
-	b.ReportMetric(median(during), "writing_decisions/s")
-	b.ReportMetric(median(ratios), "ratio")
-	b.ReportMetric(float64(writes)/(rounds*phase).Seconds(), "writes/s")
-	if cpuOK && writes > 0 {
-		b.ReportMetric(float64(etcdCPU.Microseconds())/1000/float64(writes), "etcd_cpu_ms/write")
-		b.ReportMetric(float64(writerCPU.Microseconds())/1000/float64(writes), "writer_cpu_ms/write")
+	rates.report(b)
+	if cpuOK && rates.writes > 0 {
+		b.ReportMetric(float64(etcdCPU.Microseconds())/1000/float64(rates.writes), "etcd_cpu_ms/write")
+		b.ReportMetric(float64(writerCPU.Microseconds())/1000/float64(rates.writes), "writer_cpu_ms/write")
+	}
+}
+
+// BenchmarkDecideFollowingWrites is BenchmarkDecideDuringEtcdWrites with
+// etcd and the writing replica off this machine's cores, as in a fleet
+// where they run on machines of their own: the same puts, 100 a second,
+// reach the deciding replica's watch handler (applyEvents) as etcd's
+// watch delivers them, one revision each, the pointer beside the rule.
+// What it measures is the replica's own cost of following the writes:
+// reading each event, applying it in place and publishing the new set.
+// The values are encoded before each round, as the writer would have.
+//
+//	go test -run '^$' -bench DecideFollowingWrites -benchtime 1x -cpu 1,2 ./server/
+func BenchmarkDecideFollowingWrites(b *testing.B) {
+	_, deciding, rules, reqs := startDecidingReplica(b)
+	es := deciding.store
+	// From here on etcd is idle: the revisions handed to the replica
+	// follow the last it applied, as a writer's would.
+	es.mu.Lock()
+	gen, rev := es.gen, es.rev
+	es.mu.Unlock()
+	engine := es.rules.Engine
+	var rates phaseRates
+	b.ResetTimer()
+	for round := range writeRounds {
+		b.StopTimer()
+		revisions := make([][]*clientv3.Event, 3*writePhase/(10*time.Millisecond))
+		for i := range revisions {
+			r := rules[(round<<20+i)%len(rules)]
+			r.To = fmt.Sprintf("/moved/%d/%d", round, i)
+			v, err := encodeRule(r, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rev++
+			revisions[i] = []*clientv3.Event{
+				{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: []byte(es.pointerKey()), Value: []byte(gen), ModRevision: rev}},
+				{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: []byte(es.ruleKey(gen, r.ID)), Value: v, ModRevision: rev}},
+			}
+		}
+		b.StartTimer()
+		s := decisionsPerSecond(b, engine, reqs, writePhase)
+		stop, done := make(chan struct{}), make(chan int)
+		go func() { done <- followEvery10ms(b, es, revisions, stop) }()
+		w := decisionsPerSecond(b, engine, reqs, writePhase)
+		close(stop)
+		n := <-done
+		// applyRevision refuses a bad event by logging it: check that the
+		// last one serves.
+		if n > 0 {
+			last := rules[(round<<20+n-1)%len(rules)]
+			if got, _ := es.rules.Engine.Store().Index().Rule(last.ID); got.To != fmt.Sprintf("/moved/%d/%d", round, n-1) {
+				b.Fatalf("rule %s serves To %q after the round's writes", last.ID, got.To)
+			}
+		}
+		rates.add(b, s, w, n, "followed")
+	}
+	b.StopTimer()
+	rates.report(b)
+}
+
+// writeRounds and writePhase: the write benchmarks alternate a steady
+// phase and a writing phase of writePhase each, writeRounds times, so the
+// machine's drift (the cores are shared) falls on both alike.
+const writeRounds, writePhase = 5, 2 * time.Second
+
+// startDecidingReplica starts etcd and the deciding replica of the write
+// benchmarks, serving duringWritesRules; reqs are requests for them.
+func startDecidingReplica(b *testing.B) (ec *etcdtest.Etcd, deciding *etcdReplica, rules []decision.Rule, reqs []decision.Request) {
+	rules = duringWritesRules()
+	reqs = rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
+	ec = etcdtest.Start(b)
+	deciding = startEtcdReplica(b, ec)
+	ctx := context.Background()
+	snap, _, err := deciding.store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := deciding.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
+		b.Fatal(err)
+	}
+	return ec, deciding, rules, reqs
+}
+
+// phaseRates gathers the write benchmarks' rounds: decisions/s steady and
+// while writes came in, and the writes.
+type phaseRates struct {
+	steady, during, ratios []float64
+	writes                 int
+}
+
+// add records a round; how says what became of its writes.
+func (p *phaseRates) add(b *testing.B, steady, during float64, writes int, how string) {
+	b.Logf("round %d: %.0f decisions/s steady, %.0f with %d writes %s: %.2f", len(p.ratios)+1, steady, during, writes, how, during/steady)
+	p.steady, p.during, p.ratios = append(p.steady, steady), append(p.during, during), append(p.ratios, during/steady)
+	p.writes += writes
+}
+
+// report reports the medians of the rounds: ratio is the median of the
+// rounds' ratios of decisions/s while writing to decisions/s steady.
+func (p *phaseRates) report(b *testing.B) {
+	b.ReportMetric(median(p.steady), "steady_decisions/s")
+	b.ReportMetric(median(p.during), "writing_decisions/s")
+	b.ReportMetric(median(p.ratios), "ratio")
+	b.ReportMetric(float64(p.writes)/(writeRounds*writePhase).Seconds(), "writes/s")
+}
+
+// followEvery10ms hands es the next of revisions every 10 ms (every10ms)
+// until stop or the last, and returns how many it applied.
+func followEvery10ms(b *testing.B, es *EtcdStore, revisions [][]*clientv3.Event, stop chan struct{}) int {
+	applied := 0
+	every10ms(stop, func(i int) bool {
+		if i == len(revisions) {
+			return false
+		}
+		if err := es.applyEvents(context.Background(), revisions[i]); err != nil {
+			b.Error(err)
+			return false
+		}
+		applied++
+		return true
+	})
+	return applied
+}
+
+// every10ms calls write(i) for the i-th of a stream of writes due every
+// 10 ms from now, open loop, until stop or until write returns false.
+// Ticks come late when the cores are busy, and the ticker drops some
+// (only 55 writes a second were sent): each tick makes every write due by
+// then.
+func every10ms(stop chan struct{}, write func(i int) bool) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	start, sent := time.Now(), 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		for due := int(time.Since(start) / (10 * time.Millisecond)); sent < due; sent++ {
+			if !write(sent) {
+				return
+			}
+		}
 	}
 }
 
@@ -303,46 +435,34 @@ func putEvery10ms(admin redirectv1.RuleServiceClient, rules []decision.Rule, rou
 			inflight <- struct{}{}
 		}
 	}()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	start, sent := time.Now(), 0
-	for {
+	every10ms(stop, func(sent int) bool {
 		select {
-		case <-stop:
-			return
-		case <-tick.C:
+		case inflight <- struct{}{}:
+		default:
+			return true // 64 in flight: this write is skipped
 		}
-		// Ticks come late when the cores are busy, and the ticker drops
-		// some (only 55 writes a second were sent): send every write due
-		// by now.
-		for due := int(time.Since(start) / (10 * time.Millisecond)); sent < due; sent++ {
-			select {
-			case inflight <- struct{}{}:
-			default:
-				continue
+		r := rules[(round<<20+sent)%len(rules)]
+		r.To = fmt.Sprintf("/moved/%d/%d", round, sent)
+		go func() {
+			defer func() { <-inflight }()
+			resp, err := admin.PutRule(context.Background(), &redirectv1.PutRuleRequest{Rule: redirectv1.RuleToProto(r)})
+			if err != nil {
+				return
 			}
-			r := rules[(round<<20+sent)%len(rules)]
-			r.To = fmt.Sprintf("/moved/%d/%d", round, sent)
-			go func() {
-				defer func() { <-inflight }()
-				resp, err := admin.PutRule(context.Background(), &redirectv1.PutRuleRequest{Rule: redirectv1.RuleToProto(r)})
-				if err != nil {
-					return
+			for v := int64(resp.GetVersion().GetNumber()); ; {
+				old := version.Load()
+				if old >= v || version.CompareAndSwap(old, v) {
+					break
 				}
-				for v := int64(resp.GetVersion().GetNumber()); ; {
-					old := version.Load()
-					if old >= v || version.CompareAndSwap(old, v) {
-						break
-					}
-				}
-				select {
-				case <-stop: // acknowledged after the phase
-				default:
-					acked.Add(1)
-				}
-			}()
-		}
-	}
+			}
+			select {
+			case <-stop: // acknowledged after the phase
+			default:
+				acked.Add(1)
+			}
+		}()
+		return true
+	})
 }
 
 // decisionsPerSecond is the rate at which e decides reqs on every core
