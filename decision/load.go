@@ -94,8 +94,9 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 	next, stop := chunks.next, func() {}
 	if workers > 1 {
 		// With the cores to itself (a first load), the file is read and
-		// hashed while the last chunk is decoded; beside traffic the
-		// one worker reads too.
+		// hashed while the last chunk is decoded. A reload beside
+		// traffic has one worker, which reads in turn, and leaves the
+		// other core to the decisions.
 		next, stop = chunks.readAhead()
 	}
 	defer stop()
@@ -301,8 +302,8 @@ func (c *lineChunks) next() chunk {
 }
 
 // readAhead calls next on a goroutine of its own, a chunk ahead of the
-// caller: the stream is read (and hashed, by whatever tee the caller's
-// reader is) while the last chunk is decoded. Its chunk is handed over
+// caller: the stream is read (and hashed, when the caller's reader tees
+// it into a hash, as the daemon's does) while the last chunk is decoded. Its chunk is handed over
 // only when the caller asks for it, so the caller is done with the one
 // before, whose buffer the goroutine then fills. stop ends the goroutine
 // and waits for it: after stop, nothing reads the stream.

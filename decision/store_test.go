@@ -3,7 +3,6 @@ package decision
 import (
 	"errors"
 	"fmt"
-	"github.com/google/go-cmp/cmp"
 	"io"
 	"math/rand/v2"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // storeRules is a small set whose rules compete: exact rules that differ
