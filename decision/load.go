@@ -92,11 +92,11 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 	}
 	chunks := &lineChunks{r: r, bufs: [2][]byte{make([]byte, bufSize), make([]byte, bufSize)}, file: file}
 	next, stop := chunks.next, func() {}
-	if workers > 1 {
-		// With the cores to itself (a first load), the file is read and
-		// hashed while the last chunk is decoded. A reload beside
-		// traffic has one worker, which reads in turn, and leaves the
-		// other core to the decisions.
+	if workers > 1 && s.cur.Load() == nil {
+		// A first load has the cores to itself: the file is read and
+		// hashed while the last chunk is decoded. A reload reads in
+		// turn, to keep to loadWorkers' count and leave the decisions
+		// their core.
 		next, stop = chunks.readAhead()
 	}
 	defer stop()
