@@ -90,7 +90,7 @@ func (s *Store) decodeJSONL(file string, r io.Reader, size int64) (*baseBuilder,
 	if size > 0 && size < bufSize {
 		bufSize = size + 1 // the whole file, and room to see its end
 	}
-	chunks := &lineChunks{r: r, bufs: [2][]byte{make([]byte, bufSize), make([]byte, bufSize)}, file: file}
+	chunks := &lineChunks{r: r, bufs: [2][]byte{make([]byte, bufSize)}, file: file}
 	next, stop := chunks.next, func() {}
 	if workers > 1 && s.cur.Load() == nil {
 		// A first load has the cores to itself: the file is read and
@@ -240,14 +240,15 @@ func (s *Store) loadWorkers() int {
 }
 
 // lineChunks cuts a stream into chunks that end at a line end (the last
-// may not), each at most the buffer's size unless one line is longer. It
-// fills two buffers in turn, so a chunk stays valid until the call after
-// the next: the next chunk can be read while the last is decoded
-// (readAhead).
+// may not), each at most the buffer's size unless one line is longer. A
+// chunk is valid until the next call; read ahead, it fills two buffers in
+// turn, so a chunk stays valid until the call after the next, while the
+// next one is read.
 type lineChunks struct {
 	r         io.Reader
-	bufs      [2][]byte
-	cur       int // bufs[cur] holds the last chunk
+	bufs      [2][]byte // bufs[1] only when read ahead
+	cur       int       // bufs[cur] holds the last chunk
+	ahead     bool      // readAhead: alternate between the buffers
 	file      string
 	rest, end int   // bufs[cur][rest:end] is the start of a line the last chunk cut
 	read      int64 // bytes read so far, for MaxRulesFileBytes
@@ -264,9 +265,12 @@ type chunk struct {
 
 func (c *lineChunks) next() chunk {
 	prev := c.bufs[c.cur]
-	c.cur ^= 1
+	if c.ahead {
+		c.cur ^= 1
+	}
 	if len(c.bufs[c.cur]) < len(prev) {
-		c.bufs[c.cur] = make([]byte, len(prev)) // prev grew for a long line
+		// The other buffer's first use, or prev grew for a long line.
+		c.bufs[c.cur] = make([]byte, len(prev))
 	}
 	buf := c.bufs[c.cur]
 	keep := copy(buf, prev[c.rest:c.end])
@@ -303,11 +307,13 @@ func (c *lineChunks) next() chunk {
 
 // readAhead calls next on a goroutine of its own, a chunk ahead of the
 // caller: the stream is read (and hashed, when the caller's reader tees
-// it into a hash, as the daemon's does) while the last chunk is decoded. Its chunk is handed over
-// only when the caller asks for it, so the caller is done with the one
-// before, whose buffer the goroutine then fills. stop ends the goroutine
-// and waits for it: after stop, nothing reads the stream.
+// it into a hash, as the daemon's does) while the last chunk is decoded.
+// Its chunk is handed over only when the caller asks for it, so the
+// caller is done with the one before, whose buffer the goroutine then
+// fills. stop ends the goroutine and waits for it: after stop, nothing
+// reads the stream.
 func (c *lineChunks) readAhead() (next func() chunk, stop func()) {
+	c.ahead = true
 	out, quit, done := make(chan chunk), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
