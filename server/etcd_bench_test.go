@@ -38,15 +38,7 @@ func BenchmarkEtcdWriteToEveryReplica(b *testing.B) {
 	fleet := []*etcdReplica{startEtcdReplica(b, ec), startEtcdReplica(b, ec), startEtcdReplica(b, ec)}
 	ctx := context.Background()
 	if rules := etcdBenchRules(b, 0); len(rules) > 0 {
-		snap, _, err := fleet[0].store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, r := range fleet {
-			if _, err := r.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
-				b.Fatal(err)
-			}
-		}
+		applyToAll(b, rules, fleet...)
 	}
 	acked := make([]time.Duration, 0, b.N)
 	took := make([]time.Duration, 0, b.N)
@@ -273,15 +265,23 @@ func startDecidingReplica(b *testing.B) (ec *etcdtest.Etcd, deciding *etcdReplic
 	reqs = rulegen.Requests(rules, rulegen.RequestConfig{N: 1 << 16, Hit: 0.8, Seed: 2})
 	ec = etcdtest.Start(b)
 	deciding = startEtcdReplica(b, ec)
+	applyToAll(b, rules, deciding)
+	return ec, deciding, rules, reqs
+}
+
+// applyToAll applies rules as the whole set through the first of fleet
+// and waits until every replica of fleet serves them.
+func applyToAll(b *testing.B, rules []decision.Rule, fleet ...*etcdReplica) {
 	ctx := context.Background()
-	snap, _, err := deciding.store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
+	snap, _, err := fleet[0].store.Update(ctx, Precondition{}, Edit{Puts: rules, Whole: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := deciding.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
-		b.Fatal(err)
+	for _, r := range fleet {
+		if _, err := r.store.awaitApplied(ctx, int64(snap.Version.Number)); err != nil {
+			b.Fatal(err)
+		}
 	}
-	return ec, deciding, rules, reqs
 }
 
 // phaseRates gathers the write benchmarks' rounds: decisions/s steady and
